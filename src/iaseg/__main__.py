@@ -1,0 +1,3 @@
+from iaseg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Checkpoints: plain dicts of tensors and containers, written atomically, loadable with
+`torch.load(weights_only=True)`.
+
+Keys every checkpoint has (what inference needs):
+    model          state_dict (float32, or float16 for shipped weights)
+    model_name     'erfpspnet' | 'bierfpspnet'
+    model_options  dict of build_model options (bins, init, final_relu, ...)
+    description    dataset description dict (classes, palette, ignore_index, groups, ...)
+    input_size     [H, W] the model was trained at (context size for BiERF-PSPNet)
+    spatial_size   [H1, W1] for BiERF-PSPNet, else None
+Training checkpoints add: optimizer, scheduler, scaler, epoch, rng, config, classes, groups,
+best_metric, metrics.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from iaseg.data.description import DatasetDescription
+from iaseg.models import build_model
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt or not an iaseg checkpoint; the message names it."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one:
+    temp file in the same folder, fsync, rename, fsync the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Serialise `state` in memory, then write it atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle with objects, ...
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_name" not in ckpt:
+        raise CheckpointError(f"{path} is not an iaseg checkpoint (no 'model'/'model_name' keys)")
+    return ckpt
+
+
+def checkpoint_description(ckpt: dict[str, Any]) -> DatasetDescription:
+    return DatasetDescription.from_dict(ckpt["description"], source="checkpoint")
+
+
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path,
+                          device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network of a checkpoint (eval mode, float32) and return it with its metadata:
+    {'model_name', 'model_options', 'description' (DatasetDescription), 'input_size',
+    'spatial_size', 'checkpoint' (the dict)}."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt, map_location="cpu")
+    desc = checkpoint_description(ckpt)
+    options = dict(ckpt.get("model_options") or {})
+    model = build_model(ckpt["model_name"], desc.num_classes, **options)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
+    model.load_state_dict(state)
+    model.to(device).eval()
+    meta = {
+        "model_name": ckpt["model_name"],
+        "model_options": options,
+        "description": desc,
+        "input_size": tuple(ckpt["input_size"]) if ckpt.get("input_size") else desc.native_size,
+        "spatial_size": tuple(ckpt["spatial_size"]) if ckpt.get("spatial_size") else None,
+        "checkpoint": ckpt,
+    }
+    return model, meta
+
+
+def inference_checkpoint(model: nn.Module, model_name: str, model_options: dict[str, Any],
+                         description: DatasetDescription, input_size: tuple[int, int],
+                         spatial_size: tuple[int, int] | None = None,
+                         half: bool = False, **extra: Any) -> dict[str, Any]:
+    """A minimal checkpoint for inference (what `iaseg evaluate/predict/export` need)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    return {
+        "model": state,
+        "model_name": model_name,
+        "model_options": dict(model_options),
+        "description": description.to_dict(),
+        "classes": list(description.classes),
+        "groups": {k: list(v) for k, v in description.groups.items()},
+        "input_size": list(input_size),
+        "spatial_size": list(spatial_size) if spatial_size else None,
+        **extra,
+    }

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from iaseg.checkpoint import (CheckpointError, inference_checkpoint, load_checkpoint,
+                              model_from_checkpoint, save_checkpoint)
+from iaseg.data import load_description
+from iaseg.models import build_model
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_inference_checkpoint_round_trip(tmp_path, half):
+    desc = load_description("camvid")
+    model = build_model("erfpspnet", desc.num_classes, bins=(1, 2, 4, 8)).eval()
+    path = tmp_path / "w.pt"
+    save_checkpoint(inference_checkpoint(model, "erfpspnet", {"bins": (1, 2, 4, 8)}, desc, (64, 64), half=half), path)
+    torch.load(path, weights_only=True)  # plain containers only
+    restored, meta = model_from_checkpoint(path)
+    assert meta["description"] == desc and meta["input_size"] == (64, 64)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), model(x), atol=5e-2 if half else 0, rtol=0)
+
+
+def test_corrupt_and_foreign_checkpoints_are_named(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(CheckpointError, match="not an iaseg checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_save_keeps_old_file_when_serialisation_fails(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {}, "model_name": "erfpspnet", "v": 1}, path)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint({"model": {}, "model_name": "erfpspnet", "v": Boom()}, path)
+    assert load_checkpoint(path)["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -1,0 +1,254 @@
+"""Experiment configs: one YAML file per experiment, loaded into typed dataclasses.
+
+Validation is strict: an unknown key is an error that names the key and the file, so a typo never
+silently falls back to a default. Overrides use dotted keys: `--set optim.lr=1e-4`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key and the file."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "erfpspnet"
+    options: dict[str, Any] = field(default_factory=dict)   # build_model options
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"           # camvid | cityscapes | folder | synthetic
+    root: str | None = None
+    description: str | None = None       # dataset description YAML (folder datasets, overrides)
+    train_split: str = "train"
+    val_split: str | None = "val"
+    size: list[int] | None = None        # [H, W]; None = native
+    spatial_size: list[int] | None = None  # BiERF-PSPNet spatial input [H1, W1]
+    augment: bool = False
+    num_workers: int | None = None       # None: a sensible default for this machine
+    options: dict[str, Any] = field(default_factory=dict)   # extra dataset options
+
+
+@dataclass
+class LossConfig:
+    name: str = "weighted_ce"            # ce | weighted_ce | focal | ial
+    class_weights: Any = "enet"          # enet | median | none | explicit list
+    a: float = 1.02                      # ENet weight 1 / ln(a + f)
+    include_void: bool = True            # void pixels in the frequency denominator (authors)
+    preset: str = "paper"                # IAL: paper | authors_code
+    alpha: float | None = None
+    lam: float = 0.5
+    detach_dynamic_weights: bool = False
+    gamma: float = 2.0                   # focal
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 2e-4           # coupled L2 (Adam weight_decay) on conv kernels only
+    decay_scope: str = "conv_kernels"    # conv_kernels | authors (skips the downsamplers they skipped)
+    milestones: list[int] = field(default_factory=lambda: [100, 200])
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    batch_size: int = 8
+    val_batch_size: int | None = None
+    val_every: int = 1
+    amp: str = "off"                     # off | bf16 | fp16
+    channels_last: bool = False
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    best_metric: str = "mean.iou"        # dotted path into the validation report
+    log_images: int = 4                  # prediction images written to TensorBoard per validation
+    tensorboard: bool = True
+    threads: int | None = None           # torch intra-op threads (None: torch default)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_CHOICES = {
+    ("loss", "name"): ("ce", "weighted_ce", "focal", "ial"),
+    ("loss", "preset"): ("paper", "authors_code"),
+    ("optim", "name"): ("adam",),
+    ("optim", "decay_scope"): ("conv_kernels", "authors"),
+    ("train", "amp"): ("off", "bf16", "fp16"),
+}
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path, or the name of a shipped config (`camvid_erfpspnet_ial`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"config {str(name_or_path)!r} not found (shipped configs: {', '.join(names)})")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    path = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    cfg = config_from_dict(raw, source=str(path))
+    for item in overrides or []:
+        apply_override(cfg, item)
+    validate(cfg, str(path))
+    return cfg
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of sections")
+    cfg = Config()
+    for section, values in raw.items():
+        if section not in _sections():
+            raise ConfigError(f"{source}: unknown section {section!r} (sections: {', '.join(_sections())})")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping")
+        for key, value in values.items():
+            _set(cfg, section, key, value, source)
+    validate(cfg, source)
+    return cfg
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Apply 'section.key=value' (value parsed as YAML: 1e-4, true, [360, 480], null)."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. optim.lr=1e-4")
+    dotted, text = item.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if "." in key:  # e.g. model.options.bins=[1,2,4,8]
+        head, sub = key.split(".", 1)
+        current = getattr(_section(cfg, section, "--set"), head, None)
+        if not isinstance(current, dict):
+            raise ConfigError(f"--set {item!r}: {section}.{head} is not a mapping")
+        current[sub] = value
+        return
+    _set(cfg, section, key, value, "--set")
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def _section(cfg: Config, section: str, source: str) -> Any:
+    if section not in _sections():
+        raise ConfigError(f"{source}: unknown section {section!r} (sections: {', '.join(_sections())})")
+    return getattr(cfg, section)
+
+
+def _set(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    obj = _section(cfg, section, source)
+    hints = get_type_hints(type(obj))
+    if key not in hints:
+        raise ConfigError(f"{source}: unknown key {section}.{key} (allowed: {', '.join(hints)})")
+    setattr(obj, key, _coerce(value, hints[key], f"{source}: {section}.{key}"))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Union or str(origin) == "types.UnionType":
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], where) for v in value] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def validate(cfg: Config, source: str) -> None:
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            raise ConfigError(f"{source}: {section}.{key} must be one of {list(allowed)}, got {value!r}")
+    for section, key in (("data", "size"), ("data", "spatial_size")):
+        value = getattr(cfg.data, key)
+        if value is not None and (len(value) != 2 or any(v <= 0 or v % 8 for v in value)):
+            raise ConfigError(f"{source}: {section}.{key} must be [H, W], positive multiples of 8, got {value}")
+    t = cfg.train
+    for key in ("epochs", "batch_size", "val_every"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{source}: train.{key} must be >= 1, got {getattr(t, key)}")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"{source}: optim.lr must be > 0, got {cfg.optim.lr}")
+    cw = cfg.loss.class_weights
+    if not (isinstance(cw, list) or cw in ("enet", "median", "none")):
+        raise ConfigError(f"{source}: loss.class_weights must be enet, median, none or a list, got {cw!r}")
+    if cfg.model.name == "bierfpspnet" and cfg.data.spatial_size is None:
+        raise ConfigError(f"{source}: model bierfpspnet needs data.spatial_size (e.g. [1024, 2048])")

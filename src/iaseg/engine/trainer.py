@@ -1,0 +1,545 @@
+"""The training loop: one process or many (torchrun + DDP), exact resume, AMP, logging.
+
+A run folder holds: config.yaml (the resolved config), metrics.jsonl (one line per epoch),
+last.pt (every epoch, and on Ctrl-C/SIGTERM), best.pt (best validation score), class_stats.json
+(cached class frequencies), tb/ (TensorBoard events).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from iaseg.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from iaseg.engine.config import Config
+from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
+                                      resolve_device)
+from iaseg.models import TWO_INPUT_MODELS, build_model
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged loss, unusable resume state); the message says why."""
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C/SIGTERM once last.pt is saved."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+# ---------------------------------------------------------------------------------------------
+# small pieces, kept as functions so evaluate/demo/benchmark can reuse them
+
+def model_inputs(batch: dict[str, Any], model_name: str, device: torch.device,
+                 channels_last: bool = False) -> tuple[torch.Tensor, ...]:
+    """The network inputs of a collated batch: (image,) or (image, spatial) for BiERF-PSPNet."""
+    keys = ("image", "spatial") if model_name in TWO_INPUT_MODELS else ("image",)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return tuple(batch[k].to(device, non_blocking=True).contiguous(memory_format=fmt) for k in keys)
+
+
+def autocast_context(device: torch.device, amp: str):
+    if amp == "off":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def decay_parameter_groups(model: nn.Module, model_name: str, weight_decay: float,
+                           scope: str = "conv_kernels") -> list[dict[str, Any]]:
+    """Coupled L2 on conv kernels only (no biases, no BN), as the authors' l2_regularizer.
+
+    scope='authors' also skips the downsampler convs the authors left undecayed (d8 in
+    ERF-PSPNet; d1, d2 and d8 in BiERF-PSPNet)."""
+    skipped: set[int] = set()
+    if scope == "authors":
+        layers = model.encoder.layers
+        skip_idx = (0, 1, 7) if model_name in TWO_INPUT_MODELS else (7,)
+        skipped = {id(layers[i].conv.weight) for i in skip_idx}
+    decay, no_decay = [], []
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if isinstance(m, nn.Conv2d) and name == "weight" and id(p) not in skipped:
+                decay.append(p)
+            else:
+                no_decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class SkipSampler(Sampler[int]):
+    """Wraps a sampler and drops its first `skip` indices (resuming in the middle of an epoch
+    without loading the skipped samples)."""
+
+    def __init__(self, sampler: Sampler[int], skip: int) -> None:
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
+
+
+def lookup(report: dict[str, Any], dotted: str) -> float:
+    """'mean.iou' / 'groups.G3.recall' -> value from a report dict (NaN if missing)."""
+    node: Any = report
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return float("nan")
+        node = node[part]
+    return float("nan") if node is None else float(node)
+
+
+@contextmanager
+def stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C / SIGTERM set flag['stop'] instead of killing the process mid-write; a second
+    Ctrl-C aborts at once."""
+    def handler(signum: int, frame: Any) -> None:
+        if flag.get("stop"):
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        print(f"\n{signal.Signals(signum).name} received: finishing the current step and saving last.pt "
+              "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread: leave signals alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Trainer:
+    """Builds data, model, loss and optimiser from a Config and trains with `fit()`.
+
+    hooks: optional callables `after_step(trainer, epoch, step)` used by tests and the demo.
+    """
+
+    def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
+                 after_step: Callable[["Trainer", int, int], None] | None = None) -> None:
+        from iaseg.data import build_dataset
+
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.progress, self.after_step = progress, after_step
+        self.dist: DistInfo = init_distributed(cfg.train.device)
+        self.device = resolve_device(cfg.train.device, self.dist)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if resume and not (self.out / "last.pt").is_file():
+            raise TrainingError(f"--resume: no checkpoint {self.out / 'last.pt'} to resume from")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        barrier()
+
+        torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+
+        d = cfg.data
+        opts = dict(d.options)
+        if d.description:
+            opts["description"] = d.description
+        size = tuple(d.size) if d.size else None
+        spatial = {"spatial_size": tuple(d.spatial_size)} if d.spatial_size else {}
+        self.train_set = build_dataset(d.dataset, d.root, d.train_split, size=size,
+                                       augment=d.augment, **spatial, **opts)
+        self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial, **opts)
+                        if d.val_split else None)
+        self.description = self.train_set.description
+        self.num_classes = self.description.num_classes
+        self.ignore_index = self.description.ignore_index
+        self.input_size = list(size) if size else list(self.train_set[0]["image"].shape[-2:])
+
+        self.model_name = cfg.model.name
+        self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.class_weights = self._class_weights()
+        self.criterion = self._build_loss()
+
+        o = cfg.optim
+        groups = decay_parameter_groups(self.model, self.model_name, o.weight_decay, o.decay_scope)
+        self.optimizer = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, o.milestones, o.gamma)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
+
+        self.epoch, self.step_in_epoch = 0, 0
+        self.best = -math.inf
+        self.stop_flag = {"stop": False}  # set by Ctrl-C/SIGTERM or request_stop()
+        if resume:
+            self._load_state(load_checkpoint(self.out / "last.pt", map_location=self.device))
+
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.writer = self._tensorboard()
+
+    # -- construction helpers ----------------------------------------------------------------
+    def _class_weights(self) -> torch.Tensor | None:
+        from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
+
+        lc = self.cfg.loss
+        if lc.name == "ce" or lc.class_weights == "none":
+            return None
+        if isinstance(lc.class_weights, list):
+            if len(lc.class_weights) != self.num_classes:
+                raise TrainingError(f"loss.class_weights has {len(lc.class_weights)} values for "
+                                    f"{self.num_classes} classes")
+            return torch.tensor(lc.class_weights, dtype=torch.float32)
+        d = self.cfg.data
+        key = {"dataset": d.dataset, "root": str(d.root), "split": d.train_split, "size": d.size,
+               "options": {k: v for k, v in d.options.items()}, "num_classes": self.num_classes,
+               "ignore_index": self.ignore_index}
+        cache = self.out / "class_stats.json"
+        stats = None
+        if self.dist.is_main:
+            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
+                                        progress=self.progress, cache_key=key)
+        barrier()
+        if stats is None:
+            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
+                                        progress=False, cache_key=key)
+        return compute_class_weights(stats, method=lc.class_weights, a=lc.a,
+                                     include_void=lc.include_void).float()
+
+    def _build_loss(self) -> nn.Module:
+        from iaseg.losses import build_loss
+
+        lc = self.cfg.loss
+        kw: dict[str, Any] = {"ignore_index": self.ignore_index}
+        if lc.name != "ce":
+            kw["class_weights"] = self.class_weights
+        if lc.name == "focal":
+            kw["gamma"] = lc.gamma
+        if lc.name == "ial":
+            kw.update(groups=self.description.group_indices(), preset=lc.preset, alpha=lc.alpha,
+                      lam=lc.lam, detach_dynamic_weights=lc.detach_dynamic_weights)
+        return build_loss(lc.name, **kw).to(self.device)
+
+    def _tensorboard(self) -> Any:
+        if not (self.cfg.train.tensorboard and self.dist.is_main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("tensorboard is not installed: no event files (pip install tensorboard)", file=sys.stderr)
+            return None
+        return SummaryWriter(str(self.out / "tb"))
+
+    def _loader(self, dataset: Any, train: bool, epoch: int, skip: int = 0) -> DataLoader:
+        from iaseg.data import build_loader
+
+        batch = self.cfg.train.batch_size if train else (self.cfg.train.val_batch_size or self.cfg.train.batch_size)
+        # DistributedSampler also serves a single process: its order depends only on (seed, epoch),
+        # which is what makes mid-epoch resume exact.
+        sampler: Sampler[int] = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                                   shuffle=train, seed=self.cfg.train.seed, drop_last=False)
+        sampler.set_epoch(epoch)
+        if skip:
+            sampler = SkipSampler(sampler, skip * batch)
+        return build_loader(dataset, batch_size=batch, shuffle=False, sampler=sampler,
+                            num_workers=self.cfg.data.num_workers, seed=self.cfg.train.seed * 1000 + epoch,
+                            drop_last=False)
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "rng": rng_state(),
+            "best_metric": self.best,
+            "config": self.cfg.to_dict(),
+            "model_name": self.model_name,
+            "model_options": dict(self.cfg.model.options),
+            "description": self.description.to_dict(),
+            "classes": list(self.description.classes),
+            "groups": {k: list(v) for k, v in self.description.groups.items()},
+            "class_weights": self.class_weights,
+            "input_size": list(self.input_size),
+            "spatial_size": list(self.cfg.data.spatial_size) if self.cfg.data.spatial_size else None,
+        }
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        if ckpt.get("config", {}).get("model") != self.cfg.to_dict()["model"]:
+            raise TrainingError(f"--resume: {self.out / 'last.pt'} was trained with model "
+                                f"{ckpt.get('config', {}).get('model')}, the config asks for {self.cfg.to_dict()['model']}")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0))
+        self.best = float(ckpt.get("best_metric", -math.inf))
+        set_rng_state(ckpt["rng"])
+
+    def request_stop(self) -> None:
+        """Stop after the current step and save last.pt (what Ctrl-C does)."""
+        self.stop_flag["stop"] = True
+
+    def save(self, name: str) -> Path:
+        path = self.out / name
+        if self.dist.is_main:
+            save_checkpoint(self.state_dict(), path)
+        return path
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train until cfg.train.epochs; returns the last validation report (or {})."""
+        cfg = self.cfg.train
+        last_report: dict[str, Any] = {}
+        if self.dist.is_main:
+            atomic_write_bytes(self.out / "config.yaml", self.cfg.to_yaml().encode())
+            self._log(f"training {self.model_name} on {self.cfg.data.dataset} ({len(self.train_set)} images) "
+                      f"with {self.cfg.loss.name} for {cfg.epochs} epochs on {self.device}"
+                      + (f" x{self.dist.world_size} processes" if self.dist.enabled else ""))
+        flag = self.stop_flag
+        try:
+            with stop_on_signals(flag):
+                while self.epoch < cfg.epochs:
+                    t0 = time.perf_counter()
+                    stats = self._train_epoch(flag)
+                    if stats is None:  # interrupted
+                        path = self.save("last.pt")
+                        raise TrainingInterrupted(path)
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    self.scheduler.step()
+                    record: dict[str, Any] = {"epoch": self.epoch, **stats, "lr": stats["lr"]}
+                    if self.val_set is not None and (self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs):
+                        report = self.validate()
+                        last_report = report
+                        record["val"] = _compact(report)
+                        score = lookup(report, cfg.best_metric)
+                        if not math.isnan(score) and score > self.best:
+                            self.best = score
+                            self.save("best.pt")
+                    record["time_s"] = round(time.perf_counter() - t0, 3)
+                    self.save("last.pt")
+                    self._write_record(record)
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+        return last_report
+
+    def _train_epoch(self, flag: dict[str, bool]) -> dict[str, Any] | None:
+        cfg = self.cfg.train
+        self.net.train()
+        skip = self.step_in_epoch
+        loader = self._loader(self.train_set, True, self.epoch, skip=skip)
+        total = len(loader) + skip
+        bar = _progress(total, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress and self.dist.is_main, skip)
+        loss_sum, n_images, t0 = 0.0, 0, time.perf_counter()
+        for batch in loader:
+            inputs = model_inputs(batch, self.model_name, self.device, cfg.channels_last)
+            target = batch["label"].to(self.device, non_blocking=True)
+            with autocast_context(self.device, cfg.amp):
+                logits = self.net(*inputs)
+            loss = self.criterion(logits.float(), target)
+            # one all-reduce carries "any rank diverged" and "any rank was asked to stop"
+            flags = all_reduce_sum_(torch.tensor([float(not torch.isfinite(loss)), float(flag["stop"])],
+                                                 device=self.device))
+            if flags[0] > 0:
+                raise TrainingError(
+                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: "
+                    f"training stopped; the last good checkpoint is {self.out / 'last.pt'} "
+                    "(try a lower optim.lr, or train.amp=off)")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.step_in_epoch += 1
+            loss_sum += loss.item() * target.shape[0]
+            n_images += target.shape[0]
+            if bar is not None:
+                rate = n_images / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}", refresh=False)
+                bar.update(1)
+            if self.after_step is not None:
+                self.after_step(self, self.epoch, self.step_in_epoch)
+            if flags[1] > 0 or flag["stop"]:
+                flag["stop"] = True
+                if bar is not None:
+                    bar.close()
+                return None
+        if bar is not None:
+            bar.close()
+        sums = all_reduce_sum_(torch.tensor([loss_sum, float(n_images)], dtype=torch.float64, device=self.device))
+        elapsed = time.perf_counter() - t0
+        out = {"train_loss": float(sums[0] / max(sums[1], 1)), "lr": self.optimizer.param_groups[0]["lr"],
+               "images_per_s": round(float(sums[1]) / max(elapsed, 1e-9), 2)}
+        weights = getattr(self.criterion, "last_dynamic_weights", None)
+        if weights is not None:
+            out["dynamic_weights"] = [round(float(w), 5) for w in torch.as_tensor(weights).flatten()]
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        from iaseg.evaluate import evaluate_loader
+        from iaseg.metrics import build_report
+
+        assert self.val_set is not None
+        loader = self._loader(self.val_set, False, 0)
+        images: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        cm = evaluate_loader(self.net, loader, self.model_name, self.num_classes, self.ignore_index,
+                             self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
+                             progress=False, keep_images=images if self.writer is not None else None,
+                             max_images=self.cfg.train.log_images)
+        report = build_report(cm.matrix.cpu(), list(self.description.classes),
+                              {k: list(v) for k, v in self.description.groups.items()},
+                              meta={"epoch": self.epoch, "split": self.cfg.data.val_split})
+        if self.writer is not None:
+            self._tensorboard_images(images)
+        return report
+
+    # -- logging ------------------------------------------------------------------------------
+    def _write_record(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(_finite(record), allow_nan=False, default=_json_default) + "\n")
+        record = _finite(record)
+        line = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record['train_loss']:.4f}  " \
+               f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
+        val = record.get("val")
+        if val:
+            m = val["mean"]
+            top = list(val["groups"])[-1]
+            g = val["groups"][top]
+            line += (f"  | val mIoU {_pct(m['iou'])}  mean P/R {_pct(m['precision'])}/{_pct(m['recall'])}"
+                     f"  {top} recall {_pct(g['recall'])}")
+        self._log(line)
+        if self.writer is not None:
+            step = record["epoch"]
+            self.writer.add_scalar("train/loss", record["train_loss"], step)
+            self.writer.add_scalar("train/lr", record["lr"], step)
+            self.writer.add_scalar("train/images_per_s", record["images_per_s"], step)
+            for i, w in enumerate(record.get("dynamic_weights", [])):
+                self.writer.add_scalar(f"train/dynamic_weight_F{i + 1}", w, step)
+            if val:
+                for metric, v in val["mean"].items():
+                    self.writer.add_scalar(f"val/mean/{metric}", _nan(v), step)
+                for group, values in val["groups"].items():
+                    for metric, v in values.items():
+                        self.writer.add_scalar(f"val/{group}/{metric}", _nan(v), step)
+                for cls, values in val["per_class"].items():
+                    for metric, v in values.items():
+                        self.writer.add_scalar(f"val_class_{metric}/{cls}", _nan(v), step)
+
+    def _tensorboard_images(self, images: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
+        from iaseg.visualize import colorize
+
+        for i, (img, label, pred) in enumerate(images):
+            panel = torch.cat([img.float().cpu(),
+                               torch.from_numpy(colorize(label.numpy(), self.description)).permute(2, 0, 1) / 255.0,
+                               torch.from_numpy(colorize(pred.numpy(), self.description)).permute(2, 0, 1) / 255.0],
+                              dim=2)
+            self.writer.add_image(f"val_prediction/{i}", panel.clamp(0, 1), self.epoch)
+
+    def _log(self, text: str) -> None:
+        if self.dist.is_main:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        cleanup()
+
+
+def _finite(obj: Any) -> Any:
+    """NaN/inf -> None so metrics.jsonl stays strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _compact(report: dict[str, Any]) -> dict[str, Any]:
+    return {"mean": report["mean"], "groups": report["groups"],
+            "per_class": report["per_class"]}
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                file=sys.stderr)
+
+
+def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train and return the final validation report."""
+    trainer = Trainer(cfg, out_dir, resume=resume, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

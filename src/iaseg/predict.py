@@ -1,0 +1,209 @@
+"""`iaseg predict`: segment an image, a folder of images or a video.
+
+Writes, per input image (or video frame) `<stem>`:
+    DIR/masks/<stem>.png      colour mask in the dataset palette
+    DIR/overlays/<stem>.png   mask blended over the image   (--overlay)
+    DIR/labels/<stem>.png     single-channel class ids      (--save-labels)
+Video frames are named `<stem>_<frame index:06d>`. Masks have the input image's size.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from iaseg.models import TWO_INPUT_MODELS
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def iter_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, H x W x 3 uint8 RGB) for an image, each image of a folder, or each video frame."""
+    from iaseg.cli import CLIError
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise CLIError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTS))}) in this folder")
+        for f in files:
+            yield f.stem, _read_image(f)
+    elif path.suffix.lower() in VIDEO_EXTS:
+        yield from _iter_video(path)
+    elif path.is_file():
+        yield path.stem, _read_image(path)
+    else:
+        raise CLIError(f"{path}: no such file or folder")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from iaseg.cli import CLIError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{path}: cannot read image ({e})") from None
+
+
+def _iter_video(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    from iaseg.cli import CLIError
+
+    try:
+        import av
+    except ImportError:
+        raise CLIError("reading video needs PyAV: pip install av") from None
+    try:
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                yield f"{path.stem}_{i:06d}", frame.to_ndarray(format="rgb24")
+    except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+        raise CLIError(f"{path}: cannot read video ({e})") from None
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    """Encode in memory, then write atomically: a crash never leaves half a PNG."""
+    from iaseg.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class Predictor:
+    """Callable: list of H x W x 3 uint8 images -> list of H x W int64 label maps (input sizes)."""
+
+    def __init__(self, net: Callable[..., torch.Tensor], model_name: str, input_size: tuple[int, int],
+                 spatial_size: tuple[int, int] | None, device: torch.device, amp: str = "off",
+                 decide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.net, self.model_name, self.device, self.amp = net, model_name, device, amp
+        self.input_size, self.spatial_size = tuple(input_size), spatial_size
+        self.decide = decide or (lambda logits: logits.argmax(1))
+
+    @torch.no_grad()
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        from iaseg.engine.trainer import autocast_context
+
+        x = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255) for im in images]
+        batch = torch.stack([F.interpolate(t[None], size=self.input_size, mode="bilinear",
+                                           align_corners=False)[0] for t in x]).to(self.device)
+        inputs = [batch]
+        if self.model_name in TWO_INPUT_MODELS:
+            assert self.spatial_size is not None
+            inputs.append(torch.stack([F.interpolate(t[None], size=self.spatial_size, mode="bilinear",
+                                                     align_corners=False)[0] for t in x]).to(self.device))
+        with autocast_context(self.device, self.amp):
+            logits = self.net(*inputs)
+        out = []
+        for i, im in enumerate(images):
+            li = F.interpolate(logits[i:i + 1].float(), size=im.shape[:2], mode="bilinear", align_corners=False)
+            out.append(self.decide(li)[0].cpu().numpy())
+        return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from iaseg.models.info import parse_size
+
+    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt) or exported .onnx model")
+    p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--save-labels", action="store_true", help="also write class-id PNGs to OUT/labels/")
+    p.add_argument("--overlay", action="store_true", help="also write masks blended over the images")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off")
+    p.add_argument("--backend", default="eager", help="eager (default) | onnxruntime | torchscript | compile")
+    p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate`")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _load(args: argparse.Namespace, device: torch.device) -> tuple[Callable[..., torch.Tensor], dict[str, Any]]:
+    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
+    from iaseg.cli import CLIError
+
+    if args.backend != "eager" or str(args.checkpoint).endswith((".onnx", ".ts")):
+        try:
+            from iaseg.runtime import load_runner
+        except ImportError:
+            raise CLIError(f"backend {args.backend!r} is not available in this installation") from None
+        runner = load_runner(args.checkpoint, backend=args.backend, device=str(device))
+        return runner, {"model_name": runner.model_name, "description": runner.description,
+                        "input_size": getattr(runner, "input_size", None),
+                        "spatial_size": getattr(runner, "spatial_size", None)}
+    try:
+        model, meta = model_from_checkpoint(args.checkpoint, device=device)
+    except (CheckpointError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    return model, meta
+
+
+def run(args: argparse.Namespace) -> int:
+    from iaseg.cli import CLIError
+    from iaseg.engine.distributed import DistInfo, resolve_device
+    from iaseg.visualize import colorize, overlay
+
+    if args.batch_size < 1:
+        raise CLIError("--batch-size must be >= 1")
+    try:
+        device = resolve_device(args.device, DistInfo())
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    net, meta = _load(args, device)
+    desc = meta["description"]
+    input_size = tuple(args.size) if args.size else meta["input_size"]
+    if input_size is None:
+        raise CLIError("the model records no input size: give --size HxW")
+    spatial = meta.get("spatial_size")
+    if meta["model_name"] in TWO_INPUT_MODELS and spatial is None:
+        from iaseg.models import default_spatial_size
+
+        spatial = default_spatial_size(input_size)
+    decide = None
+    if args.decision_rule:
+        from iaseg.decision import load_rule
+
+        decide = load_rule(args.decision_rule, desc).decide
+    predictor = Predictor(net, meta["model_name"], input_size, spatial, device, args.amp, decide)
+    out = Path(args.out)
+    src = Path(args.input)
+    bar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="predicting", unit="img", file=sys.stderr, leave=False)
+    count = 0
+
+    def flush(names: list[str], images: list[np.ndarray]) -> None:
+        for name, image, label in zip(names, images, predictor(images)):
+            save_png(colorize(label, desc), out / "masks" / f"{name}.png")
+            if args.overlay:
+                save_png(overlay(image, label, desc), out / "overlays" / f"{name}.png")
+            if args.save_labels:
+                save_png(label.astype(np.uint8), out / "labels" / f"{name}.png")
+        if bar is not None:
+            bar.update(len(names))
+
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    for name, image in iter_frames(src):
+        names.append(name)
+        images.append(image)
+        if len(names) == args.batch_size:
+            flush(names, images)
+            count += len(names)
+            names, images = [], []
+    if names:
+        flush(names, images)
+        count += len(names)
+    if bar is not None:
+        bar.close()
+    print(f"segmented {count} image(s) from {src} into {out}")
+    return 0

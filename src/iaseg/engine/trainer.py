@@ -120,6 +120,19 @@ class SkipSampler(Sampler[int]):
         return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
 
 
+class ShardSampler(Sampler[int]):
+    """Indices rank, rank + world, ...: each sample on exactly one rank, no padding."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = range(rank, n, world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def lookup(report: dict[str, Any], dotted: str) -> float:
     """'mean.iou' / 'groups.G3.recall' -> value from a report dict (NaN if missing)."""
     node: Any = report
@@ -279,13 +292,18 @@ class Trainer:
         from iaseg.data import build_loader
 
         batch = self.cfg.train.batch_size if train else (self.cfg.train.val_batch_size or self.cfg.train.batch_size)
-        # DistributedSampler also serves a single process: its order depends only on (seed, epoch),
-        # which is what makes mid-epoch resume exact.
-        sampler: Sampler[int] = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                                   shuffle=train, seed=self.cfg.train.seed, drop_last=False)
-        sampler.set_epoch(epoch)
-        if skip:
-            sampler = SkipSampler(sampler, skip * batch)
+        sampler: Sampler[int]
+        if train:
+            # DistributedSampler also serves a single process: its order depends only on
+            # (seed, epoch), which is what makes mid-epoch resume exact.
+            sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                         shuffle=True, seed=self.cfg.train.seed, drop_last=False)
+            sampler.set_epoch(epoch)
+            if skip:
+                sampler = SkipSampler(sampler, skip * batch)
+        else:
+            # every validation image exactly once across ranks (DistributedSampler would pad)
+            sampler = ShardSampler(len(dataset), self.dist.rank, self.dist.world_size)
         return build_loader(dataset, batch_size=batch, shuffle=False, sampler=sampler,
                             num_workers=self.cfg.data.num_workers, seed=self.cfg.train.seed * 1000 + epoch,
                             drop_last=False)

@@ -169,6 +169,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
         result["files"]["json"] = out / "comparison.json"
         atomic_write_bytes(result["files"]["json"], report_to_json(comparison).encode())
         write_comparison_md(result, out)
+        result["files"] = {k: result["files"][k] for k in ("md", "json", "png")}
     return result
 
 

@@ -1,0 +1,350 @@
+"""Reports in the paper's format: per-class precision / recall / IoU, importance-group means
+(Table V: the mean of the per-class values in the group) and overall means over classes.
+
+report.json schema (fractions in [0, 1]; NaN written as null):
+    {"per_class": {class: {"precision", "recall", "iou"}},   # class id order
+     "groups": {group: {"precision", "recall", "iou"}},      # least -> most important
+     "mean": {"precision", "recall", "iou"},                 # over all classes, NaN-aware
+     "confusion_matrix": [[int]],                            # rows = ground truth, cols = prediction
+     "meta": {"classes": [...], "groups": {group: [class, ...]}, "pixels": int, ...}}
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .confusion import METRICS, class_metrics
+
+LABELS = {"precision": "Precision", "recall": "Recall", "iou": "IoU"}
+
+
+class ReportError(ValueError):
+    """A report file is missing or malformed; the message names it."""
+
+
+class UndefinedMetricWarning(UserWarning):
+    """Some per-class values are undefined (0/0) and were left out of the means."""
+
+
+# -- numbers ------------------------------------------------------------------------------------
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def summarize(per_class: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]],
+              warn: bool = True, _stacklevel: int = 2) -> dict[str, Any]:
+    """Group means and overall means from per-class values, as in the paper's Table V.
+
+    A group's value is the mean of its classes' values; "mean" is over all classes of
+    `per_class` (not the mean of the group means). Undefined values (NaN or None) are left out
+    of every mean, with an `UndefinedMetricWarning` naming them. Works on fractions or percent.
+    Returns {"groups": {group: {metric: value}}, "mean": {metric: value}}.
+    """
+    unknown = sorted({c for members in groups.values() for c in members} - set(per_class))
+    if unknown:
+        raise ValueError(f"groups name classes that have no values: {unknown}")
+    values = {c: {k: _num(v.get(k)) for k in METRICS} for c, v in per_class.items()}
+    out: dict[str, Any] = {
+        "groups": {g: {k: _nanmean([values[c][k] for c in members]) for k in METRICS}
+                   for g, members in groups.items()},
+        "mean": {k: _nanmean([v[k] for v in values.values()]) for k in METRICS},
+    }
+    undefined = {k: [c for c, v in values.items() if math.isnan(v[k])] for k in METRICS}
+    if warn and any(undefined.values()):
+        detail = "; ".join(f"{k}: {', '.join(cs)}" for k, cs in undefined.items() if cs)
+        warnings.warn(f"undefined per-class values (no ground-truth and/or no predicted pixels) left out of "
+                      f"the means: {detail}", UndefinedMetricWarning, stacklevel=_stacklevel)
+    return out
+
+
+def build_report(matrix: Any, class_names: Sequence[str], groups: Mapping[str, Sequence[str]],
+                 meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Turn a C x C confusion matrix (rows = ground truth, columns = prediction; tensor on any
+    device, array or nested list) into a report dict (the report.json schema above).
+
+    `groups` maps group names to class names, least to most important (e.g. G1, G2, G3).
+    `meta` is copied into report["meta"], which also records the classes, the groups and the
+    number of evaluated pixels.
+    """
+    m = torch.as_tensor(np.asarray(matrix) if isinstance(matrix, (list, tuple)) else matrix).detach().cpu()
+    names = [str(c) for c in class_names]
+    if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(names):
+        raise ValueError(f"confusion matrix of shape {tuple(m.shape)} does not match {len(names)} class names")
+    if (m.is_floating_point() and not torch.equal(m, m.round())) or bool((m < 0).any()):
+        raise ValueError("a confusion matrix holds non-negative integer counts")
+    if len(set(names)) != len(names):
+        raise ValueError(f"class names are not unique: {names}")
+    m = m.to(torch.int64)
+    metrics = {k: v.tolist() for k, v in class_metrics(m).items()}
+    per_class = {c: {k: metrics[k][i] for k in METRICS} for i, c in enumerate(names)}
+    summary = summarize(per_class, groups, _stacklevel=3)  # the warning names build_report's caller
+    return {
+        "per_class": per_class,
+        "groups": summary["groups"],
+        "mean": summary["mean"],
+        "confusion_matrix": m.tolist(),
+        "meta": {**dict(meta or {}), "classes": names,
+                 "groups": {str(g): [str(c) for c in members] for g, members in groups.items()},
+                 "pixels": int(m.sum())},
+    }
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+def _jsonable(obj: Any) -> Any:
+    """NaN/inf -> None, tensors/arrays/paths -> plain values, so the file is strict JSON."""
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def report_to_json(report: Mapping[str, Any]) -> str:
+    """Strict JSON text (NaN -> null), indented, with one confusion-matrix row per line."""
+    data = _jsonable(report)
+    rows = data.get("confusion_matrix")
+    token = "\"@@confusion_matrix@@\""
+    if rows is not None:
+        data["confusion_matrix"] = token[1:-1]  # keeps the key's position
+    text = json.dumps(data, indent=2, allow_nan=False)
+    if rows is not None:
+        body = ",\n".join("    " + json.dumps(r) for r in rows)
+        text = text.replace(token, "[\n" + body + "\n  ]" if rows else "[]")
+    return text + "\n"
+
+
+def _restore_nan(report: dict[str, Any]) -> dict[str, Any]:
+    report["per_class"] = {c: {k: _num(v.get(k)) for k in METRICS} for c, v in report["per_class"].items()}
+    report["groups"] = {g: {k: _num(v.get(k)) for k in METRICS} for g, v in report["groups"].items()}
+    report["mean"] = {k: _num(report["mean"].get(k)) for k in METRICS}
+    return report
+
+
+def find_report(path: str | Path) -> Path:
+    """A report.json path, or a run folder holding `report.json`, `eval/report.json` or
+    `eval_*/report.json` (the most recent one)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ReportError(f"{path}: no such report file or run folder")
+    for candidate in (path / "report.json", path / "eval" / "report.json"):
+        if candidate.is_file():
+            return candidate
+    evals = sorted(path.glob("eval_*/report.json"), key=lambda p: (p.stat().st_mtime, str(p)))
+    if evals:
+        return evals[-1]
+    raise ReportError(f"{path}: no report.json, eval/report.json or eval_*/report.json "
+                      "(run `iaseg evaluate --checkpoint CKPT --out DIR` first)")
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a report.json (or the report of a run folder, see `find_report`); null -> NaN."""
+    file = find_report(path)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReportError(f"{file}: not a readable JSON report ({e})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{file}: a report must be a JSON object")
+    missing = [k for k in ("per_class", "groups", "mean") if not isinstance(data.get(k), dict)]
+    if missing:
+        raise ReportError(f"{file}: not an iaseg report (missing {missing})")
+    data.setdefault("confusion_matrix", [])
+    data.setdefault("meta", {})
+    try:
+        return _restore_nan(data)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise ReportError(f"{file}: malformed metric values ({e})") from None
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+def pct(v: Any) -> str:
+    """A fraction as a percentage with one decimal; '-' when undefined."""
+    v = _num(v)
+    return "-" if math.isnan(v) else f"{100 * v:.1f}"
+
+
+def delta_pct(d: Any) -> str:
+    """A difference of fractions in percentage points, signed and bold when it shows."""
+    d = _num(d)
+    if math.isnan(d):
+        return "-"
+    text = f"{100 * d:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else f"**{text}**"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def format_table_md(header: Sequence[Any], rows: Sequence[Sequence[Any]], label_columns: int = 1) -> str:
+    """A Markdown pipe table with `header` as its first row: the first `label_columns` columns
+    left-aligned, the values right-aligned."""
+    n = len(header)
+    if any(len(r) != n for r in rows):
+        raise ValueError("every row of a table needs as many cells as the header")
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
+             "|" + "|".join(":---" if i < label_columns else "---:" for i in range(n)) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def display_groups(classes: Sequence[str], groups: Mapping[str, Sequence[str]] | None) -> list[tuple[str, list[str]]]:
+    """Groups in display order, most important first (the paper's G3 G2 G1), classes in group
+    order; classes in no group come last under '(other)'."""
+    groups = groups or {}
+    ordered = [(str(g), [c for c in members]) for g, members in reversed(list(groups.items()))]
+    grouped = {c for _, members in ordered for c in members}
+    rest = [c for c in classes if c not in grouped]
+    if rest:
+        ordered.append(("(other)" if ordered else "", rest))
+    return ordered
+
+
+Block = tuple[str, Sequence[tuple[str, Mapping[str, str]]]]
+
+
+def format_table2_md(column_groups: Sequence[tuple[str, Sequence[str]]], blocks: Sequence[Block]) -> str:
+    """The paper's Table II layout: a group row, a class row, then metric rows.
+
+    `column_groups`: [(group name, [class, ...])] in display order. `blocks`: [(block label,
+    [(row label, {class: cell text})])]; a block label (e.g. the run name) adds a first column,
+    an empty one keeps a single label column (a single run).
+    """
+    labelled = any(label for label, _ in blocks)
+    lead = 2 if labelled else 1
+    classes = [c for _, members in column_groups for c in members]
+    group_row = ["Group"] + [""] * (lead - 1)
+    for g, members in column_groups:
+        group_row += [g] + [""] * (len(members) - 1)
+    rows = [["Class"] + [""] * (lead - 1) + list(classes)]
+    for label, metric_rows in blocks:
+        for i, (row_label, cells) in enumerate(metric_rows):
+            head = ([label if i == 0 else ""] if labelled else []) + [row_label]
+            rows.append(head + [cells.get(c, "") for c in classes])
+    return format_table_md(group_row, rows, label_columns=lead)
+
+
+def format_table5_md(group_names: Sequence[str], blocks: Sequence[Block]) -> str:
+    """The paper's Table V layout: one column per group (display order) plus Mean; rows as in
+    `format_table2_md` with cells keyed by group name and 'Mean'."""
+    labelled = any(label for label, _ in blocks)
+    header = ["Group"] + ([""] if labelled else []) + list(group_names) + ["Mean"]
+    rows = []
+    for label, metric_rows in blocks:
+        for i, (row_label, cells) in enumerate(metric_rows):
+            head = ([label if i == 0 else ""] if labelled else []) + [row_label]
+            rows.append(head + [cells.get(g, "") for g in list(group_names) + ["Mean"]])
+    return format_table_md(header, rows, label_columns=2 if labelled else 1)
+
+
+def report_blocks(report: Mapping[str, Any], label: str = "") -> tuple[Block, Block]:
+    """Table II and Table V blocks (percent, one decimal) of one report."""
+    t2 = [(LABELS[k], {c: pct(v[k]) for c, v in report["per_class"].items()}) for k in METRICS]
+    t5 = [(LABELS[k], {**{g: pct(v[k]) for g, v in report["groups"].items()}, "Mean": pct(report["mean"][k])})
+          for k in METRICS]
+    return (label, t2), (label, t5)
+
+
+def group_members(report: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    groups = (report.get("meta") or {}).get("groups")
+    return {str(g): list(m) for g, m in groups.items()} if isinstance(groups, Mapping) else None
+
+
+def report_markdown(report: Mapping[str, Any], title: str = "Evaluation report") -> str:
+    """report.md: metadata, the per-class table (Table II layout) and the group means (Table V)."""
+    meta = dict(report.get("meta") or {})
+    classes = list(report["per_class"])
+    groups = group_members(report)
+    t2, t5 = report_blocks(report)
+    lines = [f"# {title}", ""]
+    shown = {k: v for k, v in meta.items() if k not in ("classes", "groups") and v not in (None, "", [], {})}
+    for k, v in shown.items():
+        lines.append(f"- {k}: {v if not isinstance(v, (dict, list)) else json.dumps(_jsonable(v))}")
+    if groups:
+        lines.append("- importance groups (least to most important): "
+                     + "; ".join(f"{g} = {', '.join(m)}" for g, m in groups.items()))
+    lines += ["", "## Per class (%)", "", format_table2_md(display_groups(classes, groups), [t2]), "",
+              "## Group means (%)", "",
+              "Group value = mean of the per-class values in the group (paper Table V); "
+              "Mean = over all classes.", "",
+              format_table5_md([g for g in reversed(list(report["groups"]))], [t5])]
+    undefined = sorted({c for c, v in report["per_class"].items() for k in METRICS if math.isnan(_num(v[k]))},
+                       key=classes.index)
+    if undefined:
+        lines += ["", f"'-' = undefined (no ground-truth and/or predicted pixels), left out of the means: "
+                      f"{', '.join(undefined)}."]
+    return "\n".join(lines) + "\n"
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+def report_csv(report: Mapping[str, Any]) -> str:
+    """One row per class, then one per group and the mean; fractions, empty = undefined."""
+    groups = group_members(report) or {}
+    group_of = {c: g for g, members in groups.items() for c in members}
+    cm = np.asarray(report.get("confusion_matrix") or [], dtype=np.int64)
+    classes = list(report["per_class"])
+    has_counts = cm.shape == (len(classes), len(classes))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kind", "name", "group", *METRICS, "gt_pixels", "predicted_pixels"])
+
+    def vals(v: Mapping[str, Any]) -> list[str]:
+        return ["" if math.isnan(_num(v[k])) else repr(float(v[k])) for k in METRICS]
+
+    for i, (c, v) in enumerate(report["per_class"].items()):
+        counts = [int(cm[i].sum()), int(cm[:, i].sum())] if has_counts else ["", ""]
+        w.writerow(["class", c, group_of.get(c, ""), *vals(v), *counts])
+    for g, v in report["groups"].items():
+        w.writerow(["group", g, g, *vals(v), "", ""])
+    w.writerow(["mean", "mean", "", *vals(report["mean"]), "", ""])
+    return buf.getvalue()
+
+
+# -- files --------------------------------------------------------------------------------------
+
+def write_report(report: Mapping[str, Any], out_dir: str | Path, title: str = "Evaluation report") -> dict[str, Path]:
+    """Write report.json, report.md, report.csv and confusion_matrix.png (row-normalised) into
+    `out_dir`, each atomically. Returns {"json", "md", "csv", "png"} -> path."""
+    from iaseg.checkpoint import atomic_write_bytes
+
+    from .figures import plot_confusion_matrix
+
+    out = Path(out_dir)
+    paths = {"json": out / "report.json", "md": out / "report.md", "csv": out / "report.csv",
+             "png": out / "confusion_matrix.png"}
+    atomic_write_bytes(paths["json"], report_to_json(report).encode())
+    atomic_write_bytes(paths["md"], report_markdown(report, title).encode())
+    atomic_write_bytes(paths["csv"], report_csv(report).encode())
+    cm = report.get("confusion_matrix")
+    if cm:
+        plot_confusion_matrix(cm, list(report["per_class"]), paths["png"])
+    else:
+        del paths["png"]
+    return paths

@@ -1,0 +1,181 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import iaseg.data
+from iaseg.checkpoint import inference_checkpoint, save_checkpoint
+from iaseg.cli import main as cli
+from iaseg.data import load_description
+from iaseg.metrics import build_report, compare_reports, load_report, write_report
+from iaseg.models import build_model
+
+DESC = load_description("camvid")
+GROUPS = {g: list(c) for g, c in DESC.groups.items()}
+
+
+def camvid_report(seed, g3_boost=0):
+    """A report from a random diagonal-heavy matrix; `g3_boost` adds correct G3 pixels."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(0, 40, (11, 11)) + np.diag(rng.integers(300, 900, 11))
+    for c in GROUPS["G3"]:
+        i = DESC.class_index(c)
+        m[i, i] += g3_boost
+    return build_report(m, DESC.classes, GROUPS, meta={"split": "test"})
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    a, b = camvid_report(1), camvid_report(2, g3_boost=400)
+    write_report(a, tmp_path / "ce_run" / "eval")
+    write_report(b, tmp_path / "ial_run")
+    return tmp_path / "ce_run", tmp_path / "ial_run" / "report.json", a, b
+
+
+def test_compare_cli_end_to_end(two_runs, tmp_path, capsys):
+    run_a, file_b, a, b = two_runs
+    out = tmp_path / "cmp"
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("ial_run raised G3 recall from ")  # default names: the run folders
+    comp = json.loads((out / "comparison.json").read_text())
+    assert comp["names"] == ["ce_run", "ial_run"]
+    assert comp["sources"][0].endswith("ce_run/eval/report.json")
+    for c in DESC.classes:
+        for k in ("precision", "recall", "iou"):
+            v = comp["per_class"][c][k]
+            assert (v["a"], v["b"]) == (a["per_class"][c][k], b["per_class"][c][k])
+            assert v["delta"] == pytest.approx(b["per_class"][c][k] - a["per_class"][c][k], abs=1e-15)
+    for g in GROUPS:
+        assert comp["groups"][g]["recall"]["delta"] == pytest.approx(b["groups"][g]["recall"] - a["groups"][g]["recall"])
+    assert comp["mean"]["iou"]["delta"] == pytest.approx(b["mean"]["iou"] - a["mean"]["iou"])
+    assert comp["groups"]["G3"]["recall"]["delta"] > 0
+
+    md = (out / "comparison.md").read_text()
+    lines = md.splitlines()
+    r0, r1 = a["groups"]["G3"]["recall"], b["groups"]["G3"]["recall"]
+    assert f"**ial_run raised G3 recall from {100 * r0:.1f}% to {100 * r1:.1f}% ({100 * (r1 - r0):+.1f} points)" in md
+    d_iou = 100 * (b["mean"]["iou"] - a["mean"]["iou"])
+    assert f"mean IoU changed by {d_iou:+.1f} points" in md
+    # Table II layout: group row, separator, class row, then A / B / delta blocks of three metric rows
+    start = lines.index("## Per class (%)") + 2
+    table = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:start + 12]]
+    assert table[0][:3] == ["Group", "", "G3"] and table[2][:3] == ["Class", "", "SignSymbol"]
+    assert [r[0] for r in table[3:]] == ["ce_run", "", "", "ial_run", "", "", "Δ (ial_run − ce_run)", "", ""]
+    assert [r[1] for r in table[3:6]] == ["Precision", "Recall", "IoU"]
+    car_recall_delta = 100 * (b["per_class"]["Car"]["recall"] - a["per_class"]["Car"]["recall"])
+    assert table[10][3] == f"**{car_recall_delta:+.1f}**"  # Car is the 2nd G3 column
+    assert "| Group |  | G3 | G2 | G1 | Mean |" in md
+    assert "![comparison_bars](comparison_bars.png)" in md
+    with Image.open(out / "comparison_bars.png") as im:
+        assert im.format == "PNG"
+
+
+def test_compare_names_errors_and_python_api(two_runs, tmp_path, capsys):
+    run_a, file_b, a, b = two_runs
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "c2"), "--names", "CE", "IAL"]) == 0
+    assert json.loads((tmp_path / "c2" / "comparison.json").read_text())["names"] == ["CE", "IAL"]
+    capsys.readouterr()
+    assert cli(["compare", str(run_a), str(tmp_path / "nothing"), "--out", str(tmp_path / "c3")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nothing" in err and len(err.splitlines()) == 1
+    other = build_report([[3, 1], [1, 3]], ["x", "y"], {"G1": ["x"], "G2": ["y"]})
+    write_report(other, tmp_path / "other")
+    assert cli(["compare", str(run_a), str(tmp_path / "other"), "--out", str(tmp_path / "c4")]) == 2
+    assert "different classes" in capsys.readouterr().err
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "c5"), "--root", "x"]) == 2
+    assert "--checkpoints" in capsys.readouterr().err
+
+    # the demo's call: in-memory reports, no output folder
+    result = compare_reports(a, b, ("Weighted CE", "IAL"))
+    assert result["files"] == {} and result["figures"] == []
+    assert result["summary"].startswith("IAL raised G3 recall") and "## Group means (%)" in result["markdown"]
+    assert result["comparison"]["sources"] == [None, None]
+
+
+def test_compare_recomputes_group_means_when_groups_differ():
+    a, b = camvid_report(1), camvid_report(2)
+    moved = {g: list(c) for g, c in GROUPS.items()}
+    moved["G3"].remove("Car")
+    moved["G2"].append("Car")
+    b = build_report(b["confusion_matrix"], DESC.classes, moved)
+    comp = compare_reports(a, b, ("A", "B"))["comparison"]
+    g3_b = np.mean([b["per_class"][c]["recall"] for c in GROUPS["G3"]])
+    assert comp["groups"]["G3"]["recall"]["b"] == pytest.approx(g3_b)  # A's groups, B recomputed
+    assert comp["notes"] and "B's group means were recomputed" in comp["notes"][0]
+
+
+def test_comparison_keeps_undefined_values_undefined(tmp_path):
+    groups = {"G1": ["x"], "G2": ["y", "z"]}
+    with pytest.warns(UserWarning, match="z"):
+        a = build_report([[3, 0, 0], [1, 2, 0], [0, 0, 0]], ["x", "y", "z"], groups)  # z absent
+    b = build_report([[3, 0, 0], [0, 2, 1], [0, 0, 4]], ["x", "y", "z"], groups)
+    result = compare_reports(a, b, ("A", "B"), tmp_path)
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert data["per_class"]["z"]["iou"] == {"a": None, "b": 0.8, "delta": None}  # z in B: 4 / (4 + 5 - 4)
+    assert math.isnan(result["comparison"]["per_class"]["z"]["iou"]["delta"])
+    rows = [line for line in result["markdown"].splitlines() if "| IoU |" in line]
+    # Table II columns: G2 (y, z) then G1 (x); rows A, B, delta
+    assert rows[0].endswith("| 66.7 | - | 75.0 |") and rows[2].endswith("| 0.0 | - | **+25.0** |")
+
+
+# -- Fig. 7 overlay from checkpoints (iaseg.data.build_dataset replaced by a stand-in) ----------
+
+class FakeDataset:
+    description = DESC
+
+    def __init__(self, n=5, size=(64, 64)):
+        g = torch.Generator().manual_seed(0)
+        self.items = []
+        for i in range(n):
+            label = torch.zeros(size, dtype=torch.int64)
+            if i != 0:  # image 0 shows no G3 class: the overlay skips it
+                label[10:30, 20:40] = DESC.class_index("Car")
+                label[40:50, 5:15] = DESC.class_index("Pedestrian")
+            label[0, :] = DESC.ignore_index
+            self.items.append({"image": torch.rand(3, *size, generator=g), "label": label, "path": f"/d/img{i}.png"})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def save_tiny_checkpoint(path, seed, name="erfpspnet"):
+    torch.manual_seed(seed)
+    model = build_model(name, DESC.num_classes).eval()
+    save_checkpoint(inference_checkpoint(model, name, {}, DESC, (64, 64), spatial_size=(64, 64) if name != "erfpspnet"
+                                         else None), path)
+    return path
+
+
+def test_compare_overlay_from_checkpoints(two_runs, tmp_path, monkeypatch, capsys):
+    run_a, file_b, _, _ = two_runs
+    calls = []
+
+    def fake_build_dataset(name, root, split, size=None, **options):
+        calls.append((name, root, split, size, options))
+        return FakeDataset()
+
+    monkeypatch.setattr(iaseg.data, "build_dataset", fake_build_dataset, raising=False)
+    ca, cb = save_tiny_checkpoint(tmp_path / "a.pt", 0), save_tiny_checkpoint(tmp_path / "b.pt", 1)
+    out = tmp_path / "cmp"
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(out), "--names", "CE", "IAL",
+                "--checkpoints", str(ca), str(cb), "--root", "/data/camvid", "--split", "test", "--images", "2"]) == 0
+    assert calls == [("camvid", "/data/camvid", "test", (64, 64), {})]
+    with Image.open(out / "overlay.png") as im:
+        assert im.format == "PNG" and im.size[0] > 300
+    assert "![overlay](overlay.png)" in (out / "comparison.md").read_text()
+    assert "overlay.png" in capsys.readouterr().out
+
+    bi = save_tiny_checkpoint(tmp_path / "bi.pt", 2, "bierfpspnet")
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp2"),
+                "--checkpoints", str(ca), str(bi), "--root", "/data/camvid"]) == 0
+    assert "overlay skipped" in capsys.readouterr().err and not (tmp_path / "cmp2" / "overlay.png").exists()
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp3"),
+                "--checkpoints", str(ca), str(cb)]) == 2
+    assert "--root" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -231,7 +232,10 @@ class Trainer:
 
         self.net: nn.Module = self.model
         if self.dist.enabled:
-            self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # SyncBatchNorm across processes (CUDA only in PyTorch; CPU/gloo processes keep
+            # per-process BatchNorm statistics, like DataParallel)
+            if self.device.type == "cuda":
+                self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.writer = self._tensorboard()
@@ -454,9 +458,11 @@ class Trainer:
                              self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
                              progress=False, keep_images=images if self.writer is not None else None,
                              max_images=self.cfg.train.log_images)
-        report = build_report(cm.matrix.cpu(), list(self.description.classes),
-                              {k: list(v) for k, v in self.description.groups.items()},
-                              meta={"epoch": self.epoch, "split": self.cfg.data.val_split})
+        with warnings.catch_warnings():  # undefined classes show as '-' in the epoch line
+            warnings.simplefilter("ignore")
+            report = build_report(cm.matrix.cpu(), list(self.description.classes),
+                                  {k: list(v) for k, v in self.description.groups.items()},
+                                  meta={"epoch": self.epoch, "split": self.cfg.data.val_split})
         if self.writer is not None:
             self._tensorboard_images(images)
         return report

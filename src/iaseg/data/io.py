@@ -1,0 +1,123 @@
+"""Reading image and label files strictly: every failure becomes a `DatasetError` naming the file.
+
+Images come back as uint8 H x W x 3 RGB arrays, labels as int32 H x W class ids (raw values
+mapped through a lookup table built from the dataset description).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .checks import DatasetError
+from .description import DatasetDescription
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+LABEL_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
+
+# Modes PIL converts to RGB without losing meaning; 16-bit/float modes would be clipped, so
+# they are refused instead of silently turned into garbage.
+CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "La", "P", "PA", "1",
+                               "CMYK", "YCbCr", "LAB", "HSV"})
+LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16L", "I;16B", "1"})
+
+INVALID = np.iinfo(np.int32).min  # lookup-table entry for raw values that are not allowed
+_LUT_SIZE = 1 << 16
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} file not found")
+    try:
+        img = Image.open(path)
+        img.load()  # decode now: truncated files fail here, not later in a worker
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{path}: unreadable or truncated {what} ({e})") from None
+    return img
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to uint8 H x W x 3 RGB. Grayscale, palette, RGBA (alpha dropped) and
+    CMYK images are converted; 16-bit or float images raise DatasetError."""
+    path = Path(path)
+    img = _open(path, "image")
+    if img.mode not in CONVERTIBLE_MODES:
+        raise DatasetError(f"{path}: image mode {img.mode!r} is not RGB and cannot be converted "
+                           f"safely (16-bit/float?); save it as 8-bit RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img)
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """Decode a single-channel label file to an integer H x W array of raw values."""
+    path = Path(path)
+    img = _open(path, "label")
+    if img.mode not in LABEL_MODES:
+        raise DatasetError(f"{path}: label mode {img.mode!r} is not a single-channel id image "
+                           f"(expected 8/16-bit grayscale or palette PNG with one class id per pixel)")
+    if img.mode == "1":
+        img = img.convert("L")
+    arr = np.asarray(img)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return arr
+
+
+def label_lut(description: DatasetDescription) -> np.ndarray:
+    """Lookup table raw label value -> class id / ignore index; INVALID for values that are
+    neither. With a `label_map` in the description only its keys are allowed; without one the
+    raw values are the class ids themselves."""
+    lut = np.full(_LUT_SIZE, INVALID, dtype=np.int32)
+    if description.label_map is not None:
+        for raw, cls in description.label_map.items():
+            if 0 <= raw < _LUT_SIZE:
+                lut[raw] = cls
+    else:
+        lut[: description.num_classes] = np.arange(description.num_classes, dtype=np.int32)
+        if 0 <= description.ignore_index < _LUT_SIZE:
+            lut[description.ignore_index] = description.ignore_index
+    return lut
+
+
+def map_label(raw: np.ndarray, lut: np.ndarray, path: str | Path, description: DatasetDescription) -> np.ndarray:
+    """Map raw values through `lut`; raise DatasetError naming the file and the bad values."""
+    if raw.dtype not in (np.uint8, np.uint16) and raw.size and (raw.min() < 0 or raw.max() >= lut.size):
+        bad = np.unique(raw[(raw < 0) | (raw >= lut.size)])[:8]
+        raise DatasetError(f"{path}: label values {bad.tolist()} outside the lookup range")
+    out = np.take(lut, raw)  # much faster than lut[raw]
+    if (out == INVALID).any():
+        bad = np.unique(raw[out == INVALID])
+        shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if bad.size > 8 else "")
+        raise DatasetError(f"{path}: label values [{shown}] are neither classes nor void "
+                           f"({allowed_values(description)})")
+    return out
+
+
+def allowed_values(description: DatasetDescription) -> str:
+    if description.label_map is not None:
+        keys = sorted(description.label_map)
+        return f"allowed raw values: {keys[0]}..{keys[-1]} as listed in the label_map of {description.name}"
+    return (f"allowed: 0..{description.num_classes - 1} and void {description.ignore_index} "
+            f"for {description.name}")
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Bilinear (antialiased when shrinking) resize of a uint8 H x W x 3 array to size=(H, W)."""
+    if size is None or tuple(image.shape[:2]) == tuple(size):
+        return image
+    h, w = size
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def resize_label(label: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Nearest-neighbour resize (pixel-centre sampling) of an H x W integer array."""
+    if size is None or tuple(label.shape[:2]) == tuple(size):
+        return label
+    return label[np.ix_(nearest_index(label.shape[0], size[0]), nearest_index(label.shape[1], size[1]))]
+
+
+def nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each output pixel for nearest sampling at pixel centres."""
+    return np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)

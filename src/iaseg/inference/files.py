@@ -2,12 +2,14 @@
 archive's extra files plus a sidecar JSON) and int8 ONNX by ONNX Runtime static quantization."""
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +23,16 @@ from .metadata import ModelMetadata
 
 MIN_OPSET = 17
 TORCHSCRIPT_EXTRA = "iaseg.json"
+
+
+@contextlib.contextmanager
+def quiet_jit() -> Iterator[None]:
+    """TorchScript is deprecated in recent PyTorch (it still works, and iaseg offers it for C++ and
+    mobile users); silence the deprecation and tracer warnings of iaseg's own jit calls."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
 
 
 def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:
@@ -124,8 +136,7 @@ def trace_torchscript(model: nn.Module, meta: ModelMetadata, fold_bn: bool = Tru
     meta = complete_metadata(meta)
     inputs = _inputs_for(meta, 1)
     ready = export_ready(model, meta.input_size, fold_bn=fold_bn)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    with quiet_jit(), torch.no_grad():
         return torch.jit.trace(ready, inputs, check_trace=False)
 
 
@@ -136,7 +147,8 @@ def export_torchscript(model: nn.Module, meta: ModelMetadata, path: str | Path,
     meta = complete_metadata(meta)
     traced = trace_torchscript(model, meta, fold_bn=fold_bn)
     buf = io.BytesIO()
-    torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json()})
+    with quiet_jit():
+        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json()})
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_bytes(torchscript_sidecar(path), (json.dumps(meta.to_dict(), indent=2) + "\n").encode())
     return Path(path)
@@ -151,7 +163,8 @@ def load_torchscript(path: str | Path, map_location: str | torch.device = "cpu"
         raise FileNotFoundError(f"TorchScript file {path} not found")
     extra = {TORCHSCRIPT_EXTRA: ""}
     try:
-        module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/ValueError for bad archives
         raise ValueError(f"{path}: cannot read TorchScript ({type(e).__name__}: {e})") from None
     text = extra[TORCHSCRIPT_EXTRA]
@@ -205,6 +218,10 @@ def int8_onnx_bytes(fp32_onnx: bytes | str | Path, calibration: Iterable[Sequenc
     meta = read_onnx_metadata(data)
     if meta.precision != "fp32":
         raise ValueError(f"quantize an fp32 model, not a {meta.precision} one")
+    batches = iter(calibration)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("int8 calibration got no inputs")
     flags = cpu_flags()
     vnni = bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}) or not flags
     with tempfile.TemporaryDirectory(prefix="iaseg-int8-") as tmp:
@@ -213,13 +230,11 @@ def int8_onnx_bytes(fp32_onnx: bytes | str | Path, calibration: Iterable[Sequenc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-            reader = _Reader(meta.input_names, calibration)
+            reader = _Reader(meta.input_names, itertools.chain([first], batches))
             quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, reduce_range=not vnni,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=methods[method])
-        if reader.count == 0:
-            raise ValueError("int8 calibration got no inputs")
         proto = onnx.load(str(dst))
     set_onnx_metadata(proto, meta.with_(precision="int8"))
     return proto.SerializeToString()

@@ -22,7 +22,7 @@ from torch import nn
 from iaseg.data.description import DatasetDescription
 
 from .cpu import default_precision
-from .files import complete_metadata, int8_onnx_bytes, load_torchscript, onnx_bytes, trace_torchscript
+from .files import complete_metadata, quiet_jit, int8_onnx_bytes, load_torchscript, onnx_bytes, trace_torchscript
 from .fold import fold_batchnorm
 from .fuse import Float32Head, fuse_conv_relu
 from .metadata import ModelMetadata
@@ -112,13 +112,14 @@ class TorchRunner(Runner):
     once into a CUDA graph and replayed (removes per-kernel launch cost at batch 1). The compile
     backend on CUDA uses mode 'reduce-overhead' (which also uses CUDA graphs) unless
     compile_mode says otherwise; on CPU it compiles with inductor freezing (constant-folded,
-    prepacked weights).
+    prepacked weights). compile_backend picks another torch.compile backend (e.g. 'aot_eager'
+    where no C++ compiler is available).
     """
 
     def __init__(self, model: nn.Module, meta: ModelMetadata, precision: str = "fp32",
                  device: str | torch.device = "cpu", fold_bn: bool = True, channels_last: bool = True,
                  fuse: bool | None = None, compile: bool = False, compile_mode: str | None = None,
-                 cuda_graphs: bool = False) -> None:
+                 cuda_graphs: bool = False, compile_backend: str = "inductor") -> None:
         device = torch.device(device)
         if precision not in DTYPES:
             raise ValueError(f"precision {precision!r} is not available for PyTorch runners "
@@ -152,10 +153,10 @@ class TorchRunner(Runner):
         if compile:
             if compile_mode is None and device.type == "cuda":
                 compile_mode = "reduce-overhead"
-            kwargs: dict[str, Any] = {"dynamic": False}
+            kwargs: dict[str, Any] = {"dynamic": False, "backend": compile_backend}
             if compile_mode is not None:
                 kwargs["mode"] = compile_mode
-            else:
+            elif compile_backend == "inductor":
                 kwargs["options"] = {"freezing": True}
             self._forward = torch.compile(self.module, **kwargs)
         self._graphs: dict[tuple, tuple[Any, list[torch.Tensor], torch.Tensor]] = {}
@@ -210,7 +211,8 @@ class TorchScriptRunner(Runner):
                  device: str | torch.device = "cpu", freeze: bool = True) -> None:
         super().__init__(meta, "fp32", torch.device(device))
         module = module.to(self.device).eval()
-        self.module = torch.jit.freeze(module) if freeze else module
+        with quiet_jit():
+            self.module = torch.jit.freeze(module) if freeze else module
 
     @property
     def fixed_size(self) -> bool:
@@ -291,7 +293,7 @@ def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eag
                       calibration: Iterable[Sequence[torch.Tensor]] | None = None,
                       calibration_method: str = "minmax", compile_mode: str | None = None,
                       cuda_graphs: bool = False, fuse: bool | None = None,
-                      opset: int = 17) -> Runner:
+                      opset: int = 17, compile_backend: str = "inductor") -> Runner:
     """A runner for an in-memory float32 network; see load_runner for the arguments."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
@@ -302,7 +304,7 @@ def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eag
     if backend in ("eager", "compile"):
         return TorchRunner(model, meta, precision, device, fold_bn=fold_bn, channels_last=channels_last,
                            fuse=fuse, compile=backend == "compile", compile_mode=compile_mode,
-                           cuda_graphs=cuda_graphs)
+                           cuda_graphs=cuda_graphs, compile_backend=compile_backend)
     if backend == "onnxruntime":
         if precision not in ("fp32", "int8"):
             raise ValueError(f"backend onnxruntime runs fp32 or int8, not {precision}")
@@ -324,7 +326,8 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
                 threads: int | None = None,
                 calibration: Iterable[Sequence[torch.Tensor]] | None = None,
                 calibration_method: str = "minmax", compile_mode: str | None = None,
-                cuda_graphs: bool = False, fuse: bool | None = None, opset: int = 17) -> Runner:
+                cuda_graphs: bool = False, fuse: bool | None = None, opset: int = 17,
+                compile_backend: str = "inductor") -> Runner:
     """Load a runner from an iaseg checkpoint (path or dict), an .onnx file or a TorchScript
     file (.ts/.torchscript/.jit) written by `iaseg export`.
 
@@ -337,6 +340,7 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
     fold_bn, channels_last: fold BatchNorm into convs; channels_last activations (eager/compile).
     threads: onnxruntime intra-op threads (PyTorch uses torch.set_num_threads).
     compile_mode: torch.compile mode (default: CPU freezing / CUDA 'reduce-overhead').
+    compile_backend: torch.compile backend (default 'inductor').
     cuda_graphs: eager on CUDA only: capture and replay CUDA graphs per input shape.
     fuse: CPU conv+ReLU fusion (default: on for CPU eager with fold_bn).
     """
@@ -349,7 +353,8 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
         return runner_from_model(model, meta, backend or "eager", precision, device, fold_bn,
                                  channels_last, threads=threads, calibration=calibration,
                                  calibration_method=calibration_method, compile_mode=compile_mode,
-                                 cuda_graphs=cuda_graphs, fuse=fuse, opset=opset)
+                                 cuda_graphs=cuda_graphs, fuse=fuse, opset=opset,
+                                 compile_backend=compile_backend)
     expected = "onnxruntime" if kind == "onnx" else "torchscript"
     if backend not in (None, expected):
         raise ValueError(f"{source} is a {kind} file: it runs on backend {expected!r}, not {backend!r}")

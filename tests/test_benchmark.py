@@ -55,7 +55,8 @@ def test_inference_json_schema_all_backends(tmp_path, capsys):
     assert r["command"].startswith("iaseg benchmark --mode inference --model erfpspnet")
     assert "--size 64x64" in r["command"] and "--no-compile" in r["command"]
     s = r["settings"]
-    assert (s["model"], s["size"], s["batch"], s["repeats"], s["warmup"], s["threads"]) == ("erfpspnet", [64, 64], 1, 2, 0, 1)
+    assert (s["model"], s["size"], s["batch"]) == ("erfpspnet", [64, 64], 1)
+    assert (s["repeats"], s["warmup"], s["threads"]) == (2, 0, 1)
     assert r["model"]["params"] == 2483836 and r["model"]["gflops_per_image"] > 0
     rows = r["results"]
     assert rows[0]["backend"] == "naive" and rows[0]["speedup"] == pytest.approx(1.0)

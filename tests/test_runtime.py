@@ -153,7 +153,8 @@ def test_bf16_runner_agrees_with_fp32_on_a_trained_model(name):
 
 
 def test_fp16_runner_runs_on_cpu():
-    out = runner_from_model(random_model("erfpspnet"), meta_for("erfpspnet"), precision="fp16")(*inputs_for("erfpspnet"))
+    runner = runner_from_model(random_model("erfpspnet"), meta_for("erfpspnet"), precision="fp16")
+    out = runner(*inputs_for("erfpspnet"))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 

@@ -18,11 +18,11 @@ The --json schema is documented in docs/speed.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
 import json
 import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -114,7 +114,7 @@ class NaiveRunner:
     precision = "fp32"
 
     def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
-        self.model = model.to(device).float().eval()
+        self.model = copy.deepcopy(model).to(device).float().eval()
         self.device = device
 
     def options(self) -> dict[str, Any]:
@@ -275,7 +275,9 @@ def format_inference(report: dict[str, Any]) -> str:
                      "agree %": f"{100 * r['agreement']['argmax_agreement']:.2f}",
                      "setup s": round(r["setup_s"], 1)})
     s = report["settings"]
-    size = "x".join(map(str, s["size"])) + (f" + spatial {'x'.join(map(str, s['spatial_size']))}" if s["spatial_size"] else "")
+    size = "x".join(map(str, s["size"]))
+    if s["spatial_size"]:
+        size += " + spatial " + "x".join(map(str, s["spatial_size"]))
     head = (f"{s['model']} {size}, batch {s['batch']}, {s['device']}, {s['threads']} threads, "
             f"{report['model']['params']:,} params, {report['model']['gflops_per_image']:.2f} GFLOPs/image, "
             f"weights: {s['weights']}; {s['warmup']} warm-up + {s['repeats']} timed calls")
@@ -362,9 +364,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         fmt = torch.channels_last if fast else torch.contiguous_format
         xs = [t.to(device, memory_format=fmt) for t in x32]
         for loss_name in losses:
+            amp = "fp16-amp" if device.type == "cuda" else "bf16-autocast"
             row: dict[str, Any] = {"name": f"{loss_name} {prec}", "loss": loss_name,
-                                   "precision": ("fp16-amp" if device.type == "cuda" else "bf16-autocast") if fast else "fp32",
-                                   "channels_last": fast}
+                                   "precision": amp if fast else "fp32", "channels_last": fast}
             try:
                 loss_fn = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
             except (ImportError, TypeError, ValueError) as e:
@@ -429,7 +431,8 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     try:
         from iaseg.data import build_dataset, build_loader  # type: ignore[attr-defined]
     except ImportError:
-        raise ValueError("pipeline mode needs iaseg.data.build_dataset and build_loader, which this build lacks") from None
+        raise ValueError("pipeline mode needs iaseg.data.build_dataset and build_loader, "
+                         "which this build lacks") from None
     batch = args.batch or 8
     warmup = 2 if args.warmup is None else args.warmup
     repeats = 20 if args.repeats is None else args.repeats

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input HxW (context size for BiERF-PSPNet; default: the checkpoint's)")
     p.add_argument("--spatial-size", type=parse_size, default=None,
                    help="BiERF-PSPNet spatial input HxW (default: the checkpoint's, else 1024x2048 for 360x720)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17; default 17)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 20 (default 17)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers in the graph")
     p.add_argument("--min-agreement", type=float, default=None, metavar="PCT",
                    help="fail below this argmax agreement with the checkpoint, in %% "
@@ -44,8 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     g = p.add_argument_group("int8 (ONNX Runtime static quantization, CPU)")
     g.add_argument("--int8", action="store_true", help="write an int8 model (needs --calib-root)")
-    g.add_argument("--calib-root", type=Path, help="calibration images: a folder, or a dataset root with --calib-dataset")
-    g.add_argument("--calib-dataset", default=None, help="dataset name read with iaseg.data.build_dataset (split train)")
+    g.add_argument("--calib-root", type=Path,
+                   help="calibration images: a folder, or a dataset root with --calib-dataset")
+    g.add_argument("--calib-dataset", default=None,
+                   help="dataset name read with iaseg.data.build_dataset (split train)")
     g.add_argument("--calib-count", type=int, default=32, help="calibration images (default 32)")
     g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax")
     g.add_argument("--val-root", type=Path, help="validation images for the accuracy change (folder or dataset root)")
@@ -113,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.opset < 17:
-        raise CLIError(f"--opset {args.opset}: iaseg exports need opset >= 17")
+    if not 17 <= args.opset <= 20:
+        raise CLIError(f"--opset {args.opset}: iaseg exports opset 17 to 20")
     if args.int8 and args.format != "onnx":
         raise CLIError("--int8 needs --format onnx (ONNX Runtime quantization)")
     if args.int8 and args.calib_root is None:

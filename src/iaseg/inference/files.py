@@ -22,6 +22,7 @@ from .graph import export_ready
 from .metadata import ModelMetadata
 
 MIN_OPSET = 17
+MAX_OPSET = 20  # the highest the TorchScript-based exporter of torch 2.13 writes
 TORCHSCRIPT_EXTRA = "iaseg.json"
 
 
@@ -54,12 +55,13 @@ def complete_metadata(meta: ModelMetadata) -> ModelMetadata:
 def onnx_bytes(model: nn.Module, meta: ModelMetadata, opset: int = MIN_OPSET, batch: int = 1,
                fold_bn: bool = True) -> bytes:
     """Export `model` (float32, eval) to an ONNX model with a dynamic batch axis and the iaseg
-    metadata, checked by onnx.checker. Uses the TorchScript-based exporter (dynamo=False): the
-    dynamo exporter needs onnxscript, which iaseg does not depend on."""
+    metadata, checked by onnx.checker. Uses the TorchScript-based exporter (dynamo=False; torch
+    2.13 marks it deprecated but it is the one that works without onnxscript, which iaseg does
+    not depend on)."""
     import onnx
 
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} is too old: iaseg exports need opset >= {MIN_OPSET}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: iaseg exports opset {MIN_OPSET} to {MAX_OPSET}")
     meta = complete_metadata(meta)
     inputs = _inputs_for(meta, batch)
     ready = export_ready(model, meta.input_size, fold_bn=fold_bn)

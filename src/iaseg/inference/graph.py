@@ -66,7 +66,7 @@ def specialise_pooling(model: nn.Module, input_size: tuple[int, int]) -> nn.Modu
 
 
 def export_ready(model: nn.Module, input_size: tuple[int, int], fold_bn: bool = True) -> nn.Module:
-    """An eval-mode float32 copy of `model` for tracing at context size `input_size`: BN folded
-    (optional) and pyramid pooling specialised."""
+    """An eval-mode float32 CPU copy of `model` for tracing at context size `input_size`: BN
+    folded (optional) and pyramid pooling specialised."""
     model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
-    return specialise_pooling(model.float(), input_size)
+    return specialise_pooling(model.float().cpu(), input_size)

@@ -22,7 +22,8 @@ from torch import nn
 from iaseg.data.description import DatasetDescription
 
 from .cpu import default_precision
-from .files import complete_metadata, quiet_jit, int8_onnx_bytes, load_torchscript, onnx_bytes, trace_torchscript
+from .files import (complete_metadata, int8_onnx_bytes, load_torchscript, onnx_bytes, quiet_jit,
+                    trace_torchscript)
 from .fold import fold_batchnorm
 from .fuse import Float32Head, fuse_conv_relu
 from .metadata import ModelMetadata
@@ -137,6 +138,8 @@ class TorchRunner(Runner):
         if self.fuse and not fold_bn:
             raise ValueError("fuse=True needs fold_bn=True (fusion works on folded blocks)")
         self.cuda_graphs = cuda_graphs
+        if compile and compile_mode is None and device.type == "cuda":
+            compile_mode = "reduce-overhead"
         self.compile_mode = compile_mode
         model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
         if self.fuse:
@@ -151,8 +154,6 @@ class TorchRunner(Runner):
             torch.backends.cudnn.benchmark = True
         self._forward: Callable[..., torch.Tensor] = self.module
         if compile:
-            if compile_mode is None and device.type == "cuda":
-                compile_mode = "reduce-overhead"
             kwargs: dict[str, Any] = {"dynamic": False, "backend": compile_backend}
             if compile_mode is not None:
                 kwargs["mode"] = compile_mode
@@ -165,7 +166,7 @@ class TorchRunner(Runner):
     def options(self) -> dict[str, Any]:
         return {**super().options(), "fold_bn": self.fold_bn, "channels_last": self.channels_last,
                 "fuse": self.fuse, "cuda_graphs": self.cuda_graphs,
-                **({"compile_mode": self.compile_mode or "default+freezing"} if self.backend == "compile" else {})}
+                **({"compile_mode": self.compile_mode or "default (freezing)"} if self.backend == "compile" else {})}
 
     def prepare(self, t: torch.Tensor) -> torch.Tensor:
         """An input moved to the runner's device, dtype and memory format."""

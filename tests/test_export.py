@@ -1,5 +1,7 @@
 """Export: ONNX and TorchScript round trips with metadata, parity, dynamic batch; int8; the CLI."""
 import json
+import os
+import stat
 
 import numpy as np
 import onnx
@@ -50,6 +52,9 @@ def test_onnx_round_trip_metadata_parity_and_dynamic_batch(name, tmp_path, check
     assert json.loads(props["groups"]) == {k: list(v) for k, v in camvid().groups.items()}
     assert json.loads(props["input_size"]) == list(SIZE)
     assert read_onnx_metadata(path) == meta
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # shareable, unlike 0600 temp files
 
     runner = load_runner(path)  # the file alone
     assert (runner.backend, runner.precision, runner.model_name) == ("onnxruntime", "fp32", name)

@@ -471,7 +471,8 @@ def command_line(args: argparse.Namespace) -> str:
                 "dataset", "root", "split", "workers"):
         v = getattr(args, opt, None)
         if v is None or (args.mode != "train" and opt in ("loss", "train_precision")) or \
-                (args.mode != "pipeline" and opt in ("dataset", "root", "split", "workers")):
+                (args.mode != "pipeline" and opt in ("dataset", "root", "split", "workers")) or \
+                (args.mode != "inference" and opt in ("backend", "precision", "checkpoint")):
             continue
         if isinstance(v, tuple):
             v = "x".join(map(str, v))

@@ -6,6 +6,7 @@ import contextlib
 import io
 import itertools
 import json
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,6 +35,16 @@ def quiet_jit() -> Iterator[None]:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         yield
+
+
+def write_file(path: str | Path, data: bytes) -> Path:
+    """Atomic write with the usual permissions (0666 minus umask): exported models are meant to
+    be shared, while atomic_write_bytes' temp files are private (0600)."""
+    atomic_write_bytes(path, data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return Path(path)
 
 
 def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:
@@ -106,9 +117,7 @@ def set_onnx_metadata(proto: Any, meta: ModelMetadata) -> None:
 def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path, opset: int = MIN_OPSET,
                 fold_bn: bool = True) -> Path:
     """Write an ONNX file (see onnx_bytes) atomically and return its path."""
-    data = onnx_bytes(model, meta, opset=opset, fold_bn=fold_bn)
-    atomic_write_bytes(path, data)
-    return Path(path)
+    return write_file(path, onnx_bytes(model, meta, opset=opset, fold_bn=fold_bn))
 
 
 def read_onnx_metadata(source: str | Path | bytes) -> ModelMetadata:
@@ -151,8 +160,8 @@ def export_torchscript(model: nn.Module, meta: ModelMetadata, path: str | Path,
     buf = io.BytesIO()
     with quiet_jit():
         torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json()})
-    atomic_write_bytes(path, buf.getvalue())
-    atomic_write_bytes(torchscript_sidecar(path), (json.dumps(meta.to_dict(), indent=2) + "\n").encode())
+    write_file(path, buf.getvalue())
+    write_file(torchscript_sidecar(path), (json.dumps(meta.to_dict(), indent=2) + "\n").encode())
     return Path(path)
 
 
@@ -246,5 +255,4 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out: str | Path,
                   calibration: Iterable[Sequence[torch.Tensor]], method: str = "minmax",
                   per_channel: bool = True) -> Path:
     """int8_onnx_bytes written atomically to `out`."""
-    atomic_write_bytes(out, int8_onnx_bytes(fp32_onnx, calibration, method, per_channel))
-    return Path(out)
+    return write_file(out, int8_onnx_bytes(fp32_onnx, calibration, method, per_channel))

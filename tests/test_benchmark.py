@@ -149,3 +149,30 @@ def test_command_line_reproduces_the_settings():
         assert part in cmd
     assert "--workers" not in cmd
     assert parse(cmd.split()[2:]).size == (360, 480)
+
+
+def test_pipeline_mode_times_the_loader(tmp_path, monkeypatch, capsys):
+    import iaseg.data
+
+    built = {}
+
+    def build_dataset(name, root, split):
+        built["dataset"] = (name, str(root), split)
+        return list(range(10))
+
+    def build_loader(dataset, batch_size, num_workers):
+        built["loader"] = (batch_size, num_workers)
+        return [torch.zeros(batch_size, 3, 8, 8) for _ in range(len(dataset) // batch_size)]
+
+    monkeypatch.setattr(iaseg.data, "build_dataset", build_dataset, raising=False)
+    monkeypatch.setattr(iaseg.data, "build_loader", build_loader, raising=False)
+    out = tmp_path / "p.json"
+    rc = cli.main(["benchmark", "--mode", "pipeline", "--dataset", "camvid", "--root", "/data", "--batch", "4",
+                   "--workers", "0", "--warmup", "1", "--repeats", "3", "--json", str(out)])
+    assert rc == 0 and "images/s" in capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert built == {"dataset": ("camvid", "/data", "train"), "loader": (4, 0)}
+    assert r["mode"] == "pipeline" and r["settings"]["workers"] == 0 and r["settings"]["batch"] == 4
+    (row,) = r["results"]
+    assert row["status"] == "ok" and LATENCY_KEYS == set(row["batch_ms"]) and row["batch_ms"]["n"] == 3
+    assert row["images_per_s"] > 0 and "--dataset camvid" in r["command"]

@@ -120,6 +120,7 @@ def test_train_json_schema(tmp_path, capsys):
             continue
         assert row["status"] == "ok" and LATENCY_KEYS == set(row["step_ms"]) and row["images_per_s"] > 0
         assert row["channels_last"] == name.endswith("fast") and "speedup" in row
+        assert row["loss_impl"] in ("iaseg.losses", "torch.nn.CrossEntropyLoss")
     assert rows["ce fast"]["precision"] == "bf16-autocast"
     if rows["ial fp32"]["status"] == "ok":
         assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32", "ial_over_weighted_ce_fast"}
@@ -176,3 +177,26 @@ def test_pipeline_mode_times_the_loader(tmp_path, monkeypatch, capsys):
     (row,) = r["results"]
     assert row["status"] == "ok" and LATENCY_KEYS == set(row["batch_ms"]) and row["batch_ms"]["n"] == 3
     assert row["images_per_s"] > 0 and "--dataset camvid" in r["command"]
+
+
+def test_train_mode_uses_iaseg_losses_and_reports_the_ial_ratio(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    seen = []
+
+    def build_loss(name, class_weights=None, groups=None, ignore_index=255):
+        seen.append((name, None if class_weights is None else tuple(class_weights.shape), groups, ignore_index))
+        return torch.nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index)
+
+    monkeypatch.setitem(sys.modules, "iaseg.losses", types.SimpleNamespace(build_loss=build_loss))
+    out = tmp_path / "t.json"
+    rc = cli.main(["benchmark", "--mode", "train", "--size", "64x64", "--batch", "1", "--warmup", "0",
+                   "--repeats", "1", "--train-precision", "fp32", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert [x["status"] for x in r["results"]] == ["ok"] * 3
+    assert {x["loss_impl"] for x in r["results"]} == {"iaseg.losses"}
+    assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32"} and r["ratios"]["ial_over_weighted_ce_fp32"] > 0
+    assert [s[0] for s in seen] == ["ce", "weighted_ce", "ial"]
+    assert seen[1][1] == (11,) and seen[2][2] == [[0, 1, 5], [2, 3, 4, 7], [6, 8, 9, 10]] and seen[2][3] == 11

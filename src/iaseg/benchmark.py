@@ -293,23 +293,28 @@ def format_inference(report: dict[str, Any]) -> str:
 # training step
 
 def _loss(name: str, num_classes: int, ignore_index: int, groups: list[list[int]],
-          class_weights: torch.Tensor) -> torch.nn.Module:
-    """Losses from iaseg.losses (imported lazily); plain CE falls back to torch's when absent."""
+          class_weights: torch.Tensor) -> tuple[torch.nn.Module, str]:
+    """(loss module, where it came from). Losses come from iaseg.losses.build_loss (imported
+    lazily); plain and weighted CE fall back to torch's CrossEntropyLoss when it is missing or
+    refuses the arguments, IAL has no fallback (ImportError/ValueError/...: the row is skipped)."""
+    error: Exception | None = None
     try:
         from iaseg.losses import build_loss  # type: ignore[import-not-found]
-    except ImportError:
-        build_loss = None
-    if build_loss is not None:
+
         if name == "ce":
-            return build_loss("ce", ignore_index=ignore_index)
+            return build_loss("ce", ignore_index=ignore_index), "iaseg.losses"
         if name == "weighted_ce":
-            return build_loss("weighted_ce", class_weights=class_weights, ignore_index=ignore_index)
-        return build_loss("ial", class_weights=class_weights, groups=groups, ignore_index=ignore_index)
+            return build_loss("weighted_ce", class_weights=class_weights, ignore_index=ignore_index), "iaseg.losses"
+        return build_loss("ial", class_weights=class_weights, groups=groups, ignore_index=ignore_index), "iaseg.losses"
+    except (ImportError, KeyError, TypeError, ValueError) as e:
+        error = e
     if name == "ce":
-        return torch.nn.CrossEntropyLoss(ignore_index=ignore_index)
+        return torch.nn.CrossEntropyLoss(ignore_index=ignore_index), "torch.nn.CrossEntropyLoss"
     if name == "weighted_ce":
-        return torch.nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index)
-    raise ImportError("the IAL loss needs iaseg.losses, which this build lacks")
+        return torch.nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index), "torch.nn.CrossEntropyLoss"
+    if isinstance(error, ImportError):
+        raise ImportError("the IAL loss needs iaseg.losses, which this build lacks") from None
+    raise ValueError(f"iaseg.losses.build_loss('ial', ...) failed: {type(error).__name__}: {error}") from None
 
 
 def _train_step(model: torch.nn.Module, loss_fn: torch.nn.Module, x: Sequence[torch.Tensor], y: torch.Tensor,
@@ -368,8 +373,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             row: dict[str, Any] = {"name": f"{loss_name} {prec}", "loss": loss_name,
                                    "precision": amp if fast else "fp32", "channels_last": fast}
             try:
-                loss_fn = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
-            except (ImportError, TypeError, ValueError) as e:
+                loss_fn, source = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
+            except (ImportError, ValueError) as e:
                 row.update(status="skipped", reason=f"{type(e).__name__}: {e}")
                 results.append(row)
                 continue
@@ -379,7 +384,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
                 model = model.to(memory_format=torch.channels_last)
             step = _train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
             step_ms = summarize(time_calls(step, warmup, repeats, device))
-            row.update(status="ok", step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"])
+            row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"])
             results.append(row)
     ok = {r["name"]: r for r in results if r["status"] == "ok"}
     for r in results:

@@ -178,7 +178,9 @@ class TorchRunner(Runner):
             xs = [self.prepare(t) for t in inputs]
             if self.cuda_graphs:
                 return self._replay(xs)
-            return self._forward(*xs)
+            out = self._forward(*xs)
+            # compiled 'reduce-overhead' graphs reuse their output buffers on the next call
+            return out.clone() if self.backend == "compile" and self.device.type == "cuda" else out
 
     def _replay(self, xs: list[torch.Tensor]) -> torch.Tensor:
         key = tuple((tuple(x.shape), x.dtype) for x in xs)

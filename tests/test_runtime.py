@@ -147,7 +147,7 @@ def test_bf16_runner_agrees_with_fp32_on_a_trained_model(name):
     x = [model_inputs(name, images, SPATIAL if name == "bierfpspnet" else None)]
     ref = runner_from_model(model, meta, precision="fp32", fold_bn=False, fuse=False, channels_last=False)
     a = agreement(ref, runner_from_model(model, meta, precision="bf16"), x)
-    # measured: 99.8 % (ERF-PSPNet) / 99.9 % (BiERF-PSPNet) at these settings
+    # measured: 99.9 % (ERF-PSPNet) / 99.7 % (BiERF-PSPNet) at these settings
     assert a["argmax_agreement"] >= 0.99
     assert 0 < a["max_abs_diff"] < 0.5
 

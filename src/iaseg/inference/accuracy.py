@@ -1,0 +1,86 @@
+"""Accuracy checks for fast paths: agreement of two runners' logits, and mean IoU with labels."""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+Inputs = Sequence[torch.Tensor]
+
+
+def _batches(inputs: Inputs | Iterable[Inputs]) -> Iterable[tuple[torch.Tensor, ...]]:
+    """One input tuple, or an iterable of them."""
+    if isinstance(inputs, torch.Tensor):
+        return [(inputs,)]
+    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, torch.Tensor) for t in inputs):
+        return [tuple(inputs)]
+    return (tuple(b) if not isinstance(b, torch.Tensor) else (b,) for b in inputs)
+
+
+@torch.no_grad()
+def agreement(reference: Callable[..., torch.Tensor], candidate: Callable[..., torch.Tensor],
+              inputs: Inputs | Iterable[Inputs]) -> dict[str, float]:
+    """Compare two runners (or any callables returning N x C x H x W logits) on the same inputs.
+
+    Returns max_abs_diff and mean_abs_diff of the logits, argmax_agreement (fraction of pixels
+    with the same predicted class), pixels, images, and near_ties: the fraction of pixels whose
+    reference top-2 logit margin is below the max |diff| seen, i.e. pixels that an error of that
+    size could flip. A randomly initialised network has many near ties, so its agreement says
+    little; apply this to trained weights for a meaningful figure."""
+    max_diff, sum_diff, agree, pixels, images, ties, values = 0.0, 0.0, 0, 0, 0, 0, 0
+    margins = []
+    for batch in _batches(inputs):
+        a = reference(*batch).float().cpu()
+        b = candidate(*batch).float().cpu()
+        if a.shape != b.shape:
+            raise ValueError(f"logit shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+        d = (a - b).abs()
+        max_diff = max(max_diff, float(d.max()))
+        sum_diff += float(d.double().sum())
+        values += d.numel()
+        agree += int((a.argmax(1) == b.argmax(1)).sum())
+        pixels += a.shape[0] * a.shape[2] * a.shape[3]
+        images += a.shape[0]
+        if a.shape[1] > 1:
+            top2 = a.topk(2, dim=1).values
+            margins.append((top2[:, 0] - top2[:, 1]).flatten())
+    if pixels == 0:
+        raise ValueError("agreement needs at least one input")
+    if margins:
+        ties = int((torch.cat(margins) <= max_diff).sum())
+    return {"max_abs_diff": max_diff, "mean_abs_diff": sum_diff / values,
+            "argmax_agreement": agree / pixels, "near_ties": ties / pixels,
+            "pixels": pixels, "images": images}
+
+
+def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
+                     ignore_index: int) -> torch.Tensor:
+    """num_classes x num_classes int64 counts, rows = ground truth, columns = prediction; pixels
+    labelled ignore_index (or outside 0..C-1) are left out."""
+    pred, label = pred.flatten().long().cpu(), label.flatten().long().cpu()
+    keep = (label != ignore_index) & (label >= 0) & (label < num_classes)
+    idx = label[keep] * num_classes + pred[keep]
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def iou_from_confusion(conf: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU (float64; NaN where a class is absent from both prediction and labels)."""
+    conf = conf.double()
+    tp = conf.diag()
+    union = conf.sum(0) + conf.sum(1) - tp
+    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+
+
+@torch.no_grad()
+def mean_iou(runner: Callable[..., torch.Tensor], samples: Iterable[tuple[Inputs, torch.Tensor]],
+             num_classes: int, ignore_index: int) -> dict[str, object]:
+    """Mean IoU (in %) of a runner over (inputs, label N x H x W) pairs, classes absent from
+    both prediction and labels left out of the mean."""
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for inputs, label in samples:
+        logits = runner(*inputs)
+        conf += confusion_matrix(logits.argmax(1), label, num_classes, ignore_index)
+    iou = iou_from_confusion(conf)
+    valid = ~torch.isnan(iou)
+    miou = float(iou[valid].mean()) * 100 if valid.any() else float("nan")
+    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": conf}

@@ -1,0 +1,81 @@
+"""What the machine offers: CPU model and instruction-set flags, GPU name, library versions."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from typing import Any
+
+import torch
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """CPU feature flags from /proc/cpuinfo (Linux); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def native_bf16_cpu() -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 convolutions
+    are several times faster than float32. Elsewhere oneDNN emulates bf16, which is slower."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+
+
+def default_precision(device: str | torch.device, backend: str = "eager") -> str:
+    """The fastest precision whose accuracy iaseg checks: fp16 on CUDA, bf16 on CPUs with native
+    bf16 (eager/compile backends), fp32 otherwise."""
+    device = torch.device(device)
+    if backend not in ("eager", "compile"):
+        return "fp32"
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and native_bf16_cpu():
+        return "bf16"
+    return "fp32"
+
+
+def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """CPU model, cores, threads, torch/onnxruntime versions and the GPU name (if any)."""
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": native_bf16_cpu(),
+        "cpu_amx": "amx_tile" in cpu_flags(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "gpu": None,
+        "cuda": torch.version.cuda,
+    }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    if device.type == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

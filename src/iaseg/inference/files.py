@@ -1,0 +1,258 @@
+"""Exported files: ONNX (with iaseg metadata in `metadata_props`), TorchScript (metadata in the
+archive's extra files plus a sidecar JSON) and int8 ONNX by ONNX Runtime static quantization."""
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from iaseg.checkpoint import atomic_write_bytes
+from iaseg.models import default_spatial_size, example_inputs
+
+from .cpu import cpu_flags
+from .graph import export_ready
+from .metadata import ModelMetadata
+
+MIN_OPSET = 17
+MAX_OPSET = 20  # the highest the TorchScript-based exporter of torch 2.13 writes
+TORCHSCRIPT_EXTRA = "iaseg.json"
+
+
+@contextlib.contextmanager
+def quiet_jit() -> Iterator[None]:
+    """TorchScript is deprecated in recent PyTorch (it still works, and iaseg offers it for C++ and
+    mobile users); silence the deprecation and tracer warnings of iaseg's own jit calls."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
+def write_file(path: str | Path, data: bytes) -> Path:
+    """Atomic write with the usual permissions (0666 minus umask): exported models are meant to
+    be shared, while atomic_write_bytes' temp files are private (0600)."""
+    atomic_write_bytes(path, data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return Path(path)
+
+
+def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:
+    if meta.input_size is None:
+        raise ValueError("export needs an input size (the checkpoint has none: pass --size HxW)")
+    spatial = meta.spatial_size
+    if meta.num_inputs == 2 and spatial is None:
+        spatial = default_spatial_size(meta.input_size)
+    return example_inputs(meta.model_name, meta.input_size, batch=batch, spatial_size=spatial)
+
+
+def complete_metadata(meta: ModelMetadata) -> ModelMetadata:
+    """Fill in BiERF-PSPNet's default spatial size so exported files state it."""
+    if meta.num_inputs == 2 and meta.spatial_size is None and meta.input_size is not None:
+        return meta.with_(spatial_size=default_spatial_size(meta.input_size))
+    return meta
+
+
+def onnx_bytes(model: nn.Module, meta: ModelMetadata, opset: int = MIN_OPSET, batch: int = 1,
+               fold_bn: bool = True) -> bytes:
+    """Export `model` (float32, eval) to an ONNX model with a dynamic batch axis and the iaseg
+    metadata, checked by onnx.checker. Uses the TorchScript-based exporter (dynamo=False; torch
+    2.13 marks it deprecated but it is the one that works without onnxscript, which iaseg does
+    not depend on)."""
+    import onnx
+
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: iaseg exports opset {MIN_OPSET} to {MAX_OPSET}")
+    meta = complete_metadata(meta)
+    inputs = _inputs_for(meta, batch)
+    ready = export_ready(model, meta.input_size, fold_bn=fold_bn)
+    names = list(meta.input_names)
+    axes = {n: {0: "batch"} for n in names + ["logits"]}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch.onnx")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(ready, inputs, buf, dynamo=False, opset_version=opset, input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    set_onnx_metadata(proto, meta)
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def set_onnx_metadata(proto: Any, meta: ModelMetadata) -> None:
+    """Write the iaseg metadata into an onnx.ModelProto: one 'iaseg' JSON entry (what runners
+    read) plus readable copies of the main fields for other tools."""
+    d = meta.to_dict()
+    entries = {
+        "iaseg": meta.to_json(),
+        "model_name": meta.model_name,
+        "classes": json.dumps(d["description"]["classes"]),
+        "palette": json.dumps(d["description"]["palette"]),
+        "groups": json.dumps(d["description"]["groups"]),
+        "ignore_index": str(meta.description.ignore_index),
+        "input_names": json.dumps(d["input_names"]),
+        "input_size": json.dumps(d["input_size"]),
+        "spatial_size": json.dumps(d["spatial_size"]),
+        "precision": meta.precision,
+    }
+    del proto.metadata_props[:]
+    for k, v in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "iaseg"
+
+
+def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path, opset: int = MIN_OPSET,
+                fold_bn: bool = True) -> Path:
+    """Write an ONNX file (see onnx_bytes) atomically and return its path."""
+    return write_file(path, onnx_bytes(model, meta, opset=opset, fold_bn=fold_bn))
+
+
+def read_onnx_metadata(source: str | Path | bytes) -> ModelMetadata:
+    """The iaseg metadata of an ONNX file (or its bytes), without loading the weights' tensors."""
+    import onnx
+
+    name = "<onnx bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        proto = (onnx.load_from_string(source) if isinstance(source, bytes)
+                 else onnx.load(str(source), load_external_data=False))
+    except Exception as e:  # noqa: BLE001 - onnx raises several types for a bad file
+        raise ValueError(f"{name}: cannot read ONNX model ({type(e).__name__}: {e})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if "iaseg" not in props:
+        raise ValueError(f"{name}: no iaseg metadata (export the file with `iaseg export`)")
+    return ModelMetadata.from_json(props["iaseg"], name)
+
+
+def torchscript_sidecar(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def trace_torchscript(model: nn.Module, meta: ModelMetadata, fold_bn: bool = True) -> torch.jit.ScriptModule:
+    """Trace `model` (float32, folded, pooling fixed for meta.input_size). The traced graph runs at
+    any batch size; its H x W are those of meta.input_size/spatial_size."""
+    meta = complete_metadata(meta)
+    inputs = _inputs_for(meta, 1)
+    ready = export_ready(model, meta.input_size, fold_bn=fold_bn)
+    with quiet_jit(), torch.no_grad():
+        return torch.jit.trace(ready, inputs, check_trace=False)
+
+
+def export_torchscript(model: nn.Module, meta: ModelMetadata, path: str | Path,
+                       fold_bn: bool = True) -> Path:
+    """Save trace_torchscript(model) with the metadata inside the archive (extra file
+    'iaseg.json') and beside it (PATH.json, for tools that do not read TorchScript)."""
+    meta = complete_metadata(meta)
+    traced = trace_torchscript(model, meta, fold_bn=fold_bn)
+    buf = io.BytesIO()
+    with quiet_jit():
+        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json()})
+    write_file(path, buf.getvalue())
+    write_file(torchscript_sidecar(path), (json.dumps(meta.to_dict(), indent=2) + "\n").encode())
+    return Path(path)
+
+
+def load_torchscript(path: str | Path, map_location: str | torch.device = "cpu"
+                     ) -> tuple[torch.jit.ScriptModule, ModelMetadata]:
+    """Load a TorchScript file written by export_torchscript: (module, metadata). The metadata
+    comes from the archive, or from the sidecar JSON if the archive has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TorchScript file {path} not found")
+    extra = {TORCHSCRIPT_EXTRA: ""}
+    try:
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/ValueError for bad archives
+        raise ValueError(f"{path}: cannot read TorchScript ({type(e).__name__}: {e})") from None
+    text = extra[TORCHSCRIPT_EXTRA]
+    if isinstance(text, bytes):
+        text = text.decode()
+    if not text:
+        sidecar = torchscript_sidecar(path)
+        if not sidecar.is_file():
+            raise ValueError(f"{path}: no iaseg metadata in the archive and no {sidecar.name} beside it")
+        text = sidecar.read_text()
+    return module.eval(), ModelMetadata.from_json(text, str(path))
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over tuples of input tensors."""
+
+    def __init__(self, names: Sequence[str], batches: Iterable[Sequence[torch.Tensor]]) -> None:
+        self.names = list(names)
+        self.batches = iter(batches)
+        self.count = 0
+
+    def get_next(self) -> dict[str, Any] | None:
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        if isinstance(batch, torch.Tensor):
+            batch = (batch,)
+        if len(batch) != len(self.names):
+            raise ValueError(f"calibration batch has {len(batch)} inputs, the model takes {self.names}")
+        self.count += 1
+        return {n: t.detach().float().contiguous().cpu().numpy() for n, t in zip(self.names, batch)}
+
+
+def int8_onnx_bytes(fp32_onnx: bytes | str | Path, calibration: Iterable[Sequence[torch.Tensor]],
+                    method: str = "minmax", per_channel: bool = True) -> bytes:
+    """Post-training static int8 quantization with ONNX Runtime (QDQ format, uint8 activations,
+    int8 per-channel weights), calibrated on `calibration`: an iterable of input tuples (float32
+    N x 3 x H x W in [0, 1] at the export size, e.g. training images). `method`: 'minmax' |
+    'percentile' | 'entropy'. On CPUs without VNNI the weights use a reduced 7-bit range (ONNX
+    Runtime's advice against saturation in its u8s8 kernels). The result keeps the iaseg
+    metadata, with precision 'int8'."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if method not in methods:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
+    data = fp32_onnx if isinstance(fp32_onnx, bytes) else Path(fp32_onnx).read_bytes()
+    meta = read_onnx_metadata(data)
+    if meta.precision != "fp32":
+        raise ValueError(f"quantize an fp32 model, not a {meta.precision} one")
+    batches = iter(calibration)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("int8 calibration got no inputs")
+    flags = cpu_flags()
+    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}) or not flags
+    with tempfile.TemporaryDirectory(prefix="iaseg-int8-") as tmp:
+        src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+            reader = _Reader(meta.input_names, itertools.chain([first], batches))
+            quantize_static(str(pre), str(dst), reader, quant_format=QuantFormat.QDQ,
+                            per_channel=per_channel, reduce_range=not vnni,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[method])
+        proto = onnx.load(str(dst))
+    set_onnx_metadata(proto, meta.with_(precision="int8"))
+    return proto.SerializeToString()
+
+
+def quantize_int8(fp32_onnx: bytes | str | Path, out: str | Path,
+                  calibration: Iterable[Sequence[torch.Tensor]], method: str = "minmax",
+                  per_channel: bool = True) -> Path:
+    """int8_onnx_bytes written atomically to `out`."""
+    return write_file(out, int8_onnx_bytes(fp32_onnx, calibration, method, per_channel))

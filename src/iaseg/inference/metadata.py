@@ -1,0 +1,90 @@
+"""What a runner needs to know besides the weights: the network, its classes and input sizes.
+
+Stored inside exported files (ONNX `metadata_props`, TorchScript `_extra_files`) so that an
+exported file alone can be run, coloured and evaluated.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from iaseg.data.description import DatasetDescription
+from iaseg.models import TWO_INPUT_MODELS
+
+FORMAT_VERSION = 1
+
+
+def input_names(model_name: str) -> tuple[str, ...]:
+    """Input names of exported graphs: ('image',) or ('context', 'spatial') for BiERF-PSPNet."""
+    return ("context", "spatial") if model_name in TWO_INPUT_MODELS else ("image",)
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    model_name: str
+    description: DatasetDescription
+    input_size: tuple[int, int] | None = None          # (H, W) of the (context) input
+    spatial_size: tuple[int, int] | None = None        # BiERF-PSPNet's full-resolution input
+    model_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"                            # of the stored graph: fp32 | int8
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return input_names(self.model_name)
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.input_names)
+
+    def with_(self, **changes: Any) -> "ModelMetadata":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "iaseg",
+            "format_version": FORMAT_VERSION,
+            "model_name": self.model_name,
+            "model_options": _jsonable(self.model_options),
+            "description": self.description.to_dict(),
+            "input_names": list(self.input_names),
+            "input_size": list(self.input_size) if self.input_size else None,
+            "spatial_size": list(self.spatial_size) if self.spatial_size else None,
+            "precision": self.precision,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "<metadata>") -> "ModelMetadata":
+        if not isinstance(d, dict) or d.get("format") != "iaseg" or "model_name" not in d:
+            raise ValueError(f"{source}: no iaseg metadata (export the file with `iaseg export`)")
+        return cls(
+            model_name=str(d["model_name"]),
+            description=DatasetDescription.from_dict(d["description"], source=source),
+            input_size=tuple(d["input_size"]) if d.get("input_size") else None,
+            spatial_size=tuple(d["spatial_size"]) if d.get("spatial_size") else None,
+            model_options=dict(d.get("model_options") or {}),
+            precision=str(d.get("precision", "fp32")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<metadata>") -> "ModelMetadata":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}: iaseg metadata is not valid JSON ({e})") from None
+        return cls.from_dict(d, source)
+
+    @classmethod
+    def from_checkpoint_meta(cls, meta: dict[str, Any]) -> "ModelMetadata":
+        """From the metadata dict of `iaseg.checkpoint.model_from_checkpoint`."""
+        return cls(model_name=meta["model_name"], description=meta["description"],
+                   input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
+                   spatial_size=tuple(meta["spatial_size"]) if meta.get("spatial_size") else None,
+                   model_options=dict(meta.get("model_options") or {}))
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}

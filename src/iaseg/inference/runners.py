@@ -1,0 +1,373 @@
+"""Runners: one call signature for every way of running a trained network.
+
+    runner = load_runner("best.pt")                 # iaseg's fastest checked path for the device
+    logits = runner(images)                         # float32 N x C x H x W
+    logits = load_runner("model.onnx")(context, spatial)   # BiERF-PSPNet from its ONNX file
+
+Inputs are float32 N x 3 x H x W RGB in [0, 1] (any device, any memory format); the runner
+moves and casts them. Logits are float32 on the runner's device (CPU for onnxruntime); they
+may be channels_last-strided, which every torch op and `.numpy()` handle.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from iaseg.data.description import DatasetDescription
+
+from .cpu import default_precision
+from .files import (complete_metadata, int8_onnx_bytes, load_torchscript, onnx_bytes, quiet_jit,
+                    trace_torchscript)
+from .fold import fold_batchnorm
+from .fuse import Float32Head, fuse_conv_relu
+from .metadata import ModelMetadata
+
+BACKENDS = ("eager", "compile", "onnxruntime", "torchscript")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ONNX_SUFFIXES = (".onnx",)
+TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
+
+
+class Runner:
+    """Base class: metadata, input checks and the call convention. Subclasses define _run."""
+
+    backend = "?"
+
+    def __init__(self, meta: ModelMetadata, precision: str, device: torch.device) -> None:
+        self.meta = meta
+        self.precision = precision
+        self.device = torch.device(device)
+
+    @property
+    def model_name(self) -> str:
+        return self.meta.model_name
+
+    @property
+    def description(self) -> DatasetDescription:
+        return self.meta.description
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta.description.num_classes
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.meta.input_names
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        return self.meta.input_size
+
+    @property
+    def spatial_size(self) -> tuple[int, int] | None:
+        return self.meta.spatial_size
+
+    @property
+    def fixed_size(self) -> bool:
+        """True when the graph only runs at input_size/spatial_size (exported files)."""
+        return False
+
+    def options(self) -> dict[str, Any]:
+        """Backend, precision, device and switches, for reports."""
+        return {"backend": self.backend, "precision": self.precision, "device": str(self.device)}
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options().items())
+        return f"{type(self).__name__}({self.model_name}, {opts})"
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if len(inputs) != self.meta.num_inputs:
+            raise ValueError(f"{self.model_name} takes {self.meta.num_inputs} input(s) "
+                             f"{list(self.input_names)}, got {len(inputs)}")
+        for name, t in zip(self.input_names, inputs):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
+                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"input {name!r} must be a N x 3 x H x W tensor, got {shape}")
+        if self.fixed_size:
+            sizes = [self.meta.input_size, self.meta.spatial_size][: len(inputs)]
+            for name, t, size in zip(self.input_names, inputs, sizes):
+                if size is not None and tuple(t.shape[-2:]) != tuple(size):
+                    raise ValueError(f"this {self.backend} model was exported for {name} {size[0]}x{size[1]}, "
+                                     f"got {t.shape[-2]}x{t.shape[-1]} (resize, or export at that size)")
+        return self._run(inputs)
+
+    def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class TorchRunner(Runner):
+    """PyTorch eager or torch.compile.
+
+    Preparation (each optional): BN folding; on CPU, conv + ReLU fusion and the fast max-pool
+    (iaseg.inference.fuse, eager only); the weights in fp32/bf16/fp16; channels_last; logits
+    upsampled in float32. Calls run under torch.inference_mode.
+
+    CUDA extras: cudnn.benchmark, and with cuda_graphs=True each new input shape is captured
+    once into a CUDA graph and replayed (removes per-kernel launch cost at batch 1). The compile
+    backend on CUDA uses mode 'reduce-overhead' (which also uses CUDA graphs) unless
+    compile_mode says otherwise; on CPU it compiles with inductor freezing (constant-folded,
+    prepacked weights). compile_backend picks another torch.compile backend (e.g. 'aot_eager'
+    where no C++ compiler is available).
+    """
+
+    def __init__(self, model: nn.Module, meta: ModelMetadata, precision: str = "fp32",
+                 device: str | torch.device = "cpu", fold_bn: bool = True, channels_last: bool = True,
+                 fuse: bool | None = None, compile: bool = False, compile_mode: str | None = None,
+                 cuda_graphs: bool = False, compile_backend: str = "inductor") -> None:
+        device = torch.device(device)
+        if precision not in DTYPES:
+            raise ValueError(f"precision {precision!r} is not available for PyTorch runners "
+                             f"(choose {sorted(DTYPES)}; int8 runs on backend 'onnxruntime')")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+        if cuda_graphs and device.type != "cuda":
+            raise ValueError("cuda_graphs needs device 'cuda'")
+        super().__init__(meta, precision, device)
+        self.backend = "compile" if compile else "eager"
+        self.dtype = DTYPES[precision]
+        self.fold_bn = fold_bn
+        self.channels_last = channels_last
+        self.fuse = (device.type == "cpu" and fold_bn and not compile) if fuse is None else fuse
+        if self.fuse and not fold_bn:
+            raise ValueError("fuse=True needs fold_bn=True (fusion works on folded blocks)")
+        self.cuda_graphs = cuda_graphs
+        if compile and compile_mode is None and device.type == "cuda":
+            compile_mode = "reduce-overhead"
+        self.compile_mode = compile_mode
+        model = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
+        if self.fuse:
+            model = fuse_conv_relu(model)
+        model = model.to(device=device, dtype=self.dtype)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.module: nn.Module = Float32Head(model).eval()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self._forward: Callable[..., torch.Tensor] = self.module
+        if compile:
+            kwargs: dict[str, Any] = {"dynamic": False, "backend": compile_backend}
+            if compile_mode is not None:
+                kwargs["mode"] = compile_mode
+            elif compile_backend == "inductor":
+                kwargs["options"] = {"freezing": True}
+            self._forward = torch.compile(self.module, **kwargs)
+        self._graphs: dict[tuple, tuple[Any, list[torch.Tensor], torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "fold_bn": self.fold_bn, "channels_last": self.channels_last,
+                "fuse": self.fuse, "cuda_graphs": self.cuda_graphs,
+                **({"compile_mode": self.compile_mode or "default (freezing)"} if self.backend == "compile" else {})}
+
+    def prepare(self, t: torch.Tensor) -> torch.Tensor:
+        """An input moved to the runner's device, dtype and memory format."""
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return t.to(device=self.device, dtype=self.dtype, memory_format=fmt, non_blocking=True)
+
+    def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            xs = [self.prepare(t) for t in inputs]
+            if self.cuda_graphs:
+                return self._replay(xs)
+            out = self._forward(*xs)
+            # compiled 'reduce-overhead' graphs reuse their output buffers on the next call
+            return out.clone() if self.backend == "compile" and self.device.type == "cuda" else out
+
+    def _replay(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        key = tuple((tuple(x.shape), x.dtype) for x in xs)
+        with self._lock:
+            if key not in self._graphs:
+                static = [x.clone() for x in xs]
+                side = torch.cuda.Stream(device=self.device)
+                side.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(side):
+                    for _ in range(3):  # warm up (cudnn.benchmark picks algorithms) off the graph
+                        self._forward(*static)
+                torch.cuda.current_stream(self.device).wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    out = self._forward(*static)
+                self._graphs[key] = (graph, static, out)
+            graph, static, out = self._graphs[key]
+            for s, x in zip(static, xs):
+                s.copy_(x, non_blocking=True)
+            graph.replay()
+            return out.clone()  # the graph's output buffer is overwritten by the next replay
+
+
+class TorchScriptRunner(Runner):
+    """A TorchScript file from `iaseg export --format torchscript` (fp32; fixed H x W, any batch).
+    On CPU the graph is frozen with torch.jit.freeze (weights become constants)."""
+
+    backend = "torchscript"
+
+    def __init__(self, module: torch.jit.ScriptModule, meta: ModelMetadata,
+                 device: str | torch.device = "cpu", freeze: bool = True) -> None:
+        super().__init__(meta, "fp32", torch.device(device))
+        module = module.to(self.device).eval()
+        with quiet_jit():
+            self.module = torch.jit.freeze(module) if freeze else module
+
+    @property
+    def fixed_size(self) -> bool:
+        return True
+
+    def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(*(t.to(self.device, torch.float32) for t in inputs)).float()
+
+
+class OnnxRunner(Runner):
+    """An ONNX model (file path or bytes) in ONNX Runtime; fp32 or int8 as stored in the file.
+    CPUExecutionProvider with `threads` intra-op threads (default: torch.get_num_threads()), or
+    CUDAExecutionProvider for device 'cuda' when onnxruntime-gpu is installed."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, source: str | Path | bytes, device: str | torch.device = "cpu",
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        device = torch.device(device)
+        name = "<onnx bytes>" if isinstance(source, bytes) else str(source)
+        if not isinstance(source, bytes) and not Path(source).is_file():
+            raise FileNotFoundError(f"ONNX file {source} not found")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads or torch.get_num_threads())
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source),
+                                                so, providers=providers)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise ValueError(f"{name}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if "iaseg" not in props:
+            raise ValueError(f"{name}: no iaseg metadata (export the file with `iaseg export`)")
+        meta = ModelMetadata.from_json(props["iaseg"], name)
+        super().__init__(meta, meta.precision, device)
+        self.threads = so.intra_op_num_threads
+        self.output_device = torch.device("cpu")
+
+    @property
+    def fixed_size(self) -> bool:
+        return True
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "threads": self.threads,
+                "providers": self.session.get_providers()}
+
+    def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        feed = {n: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
+                for n, t in zip(self.input_names, inputs)}
+        (out,) = self.session.run(["logits"], feed)
+        return torch.from_numpy(out)
+
+
+def _source_kind(source: Any) -> str:
+    if isinstance(source, dict):
+        return "checkpoint"
+    suffix = Path(source).suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    return "checkpoint"
+
+
+def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eager",
+                      precision: str = "auto", device: str | torch.device = "cpu",
+                      fold_bn: bool = True, channels_last: bool = True, *,
+                      threads: int | None = None,
+                      calibration: Iterable[Sequence[torch.Tensor]] | None = None,
+                      calibration_method: str = "minmax", compile_mode: str | None = None,
+                      cuda_graphs: bool = False, fuse: bool | None = None,
+                      opset: int = 17, compile_backend: str = "inductor") -> Runner:
+    """A runner for an in-memory float32 network; see load_runner for the arguments."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if precision == "auto":
+        precision = default_precision(device, backend)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)} or 'auto'")
+    if backend in ("eager", "compile"):
+        return TorchRunner(model, meta, precision, device, fold_bn=fold_bn, channels_last=channels_last,
+                           fuse=fuse, compile=backend == "compile", compile_mode=compile_mode,
+                           cuda_graphs=cuda_graphs, compile_backend=compile_backend)
+    if backend == "onnxruntime":
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"backend onnxruntime runs fp32 or int8, not {precision}")
+        data = onnx_bytes(model, meta, opset=opset, fold_bn=fold_bn)
+        if precision == "int8":
+            if calibration is None:
+                raise ValueError("int8 needs calibration inputs (e.g. a few training images at the export size)")
+            data = int8_onnx_bytes(data, calibration, method=calibration_method)
+        return OnnxRunner(data, device=device, threads=threads)
+    if precision != "fp32":
+        raise ValueError(f"backend torchscript runs fp32, not {precision}")
+    meta = complete_metadata(meta)
+    return TorchScriptRunner(trace_torchscript(model, meta, fold_bn=fold_bn), meta, device=device)
+
+
+def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
+                precision: str = "auto", device: str | torch.device = "cpu",
+                fold_bn: bool = True, channels_last: bool = True, *,
+                threads: int | None = None,
+                calibration: Iterable[Sequence[torch.Tensor]] | None = None,
+                calibration_method: str = "minmax", compile_mode: str | None = None,
+                cuda_graphs: bool = False, fuse: bool | None = None, opset: int = 17,
+                compile_backend: str = "inductor") -> Runner:
+    """Load a runner from an iaseg checkpoint (path or dict), an .onnx file or a TorchScript
+    file (.ts/.torchscript/.jit) written by `iaseg export`.
+
+    backend: 'eager' | 'compile' | 'onnxruntime' | 'torchscript'; None picks it from the source
+        (eager for checkpoints). A checkpoint can run on any backend (exported in memory).
+    precision: 'fp32' | 'bf16' | 'fp16' | 'int8' | 'auto'. 'auto' is iaseg's default fast path:
+        bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) and fp16 on CUDA for eager/compile,
+        fp32 otherwise. int8 needs backend 'onnxruntime' and, from a checkpoint, `calibration`
+        (an iterable of input tuples at the checkpoint's input size).
+    fold_bn, channels_last: fold BatchNorm into convs; channels_last activations (eager/compile).
+    threads: onnxruntime intra-op threads (PyTorch uses torch.set_num_threads).
+    compile_mode: torch.compile mode (default: CPU freezing / CUDA 'reduce-overhead').
+    compile_backend: torch.compile backend (default 'inductor').
+    cuda_graphs: eager on CUDA only: capture and replay CUDA graphs per input shape.
+    fuse: CPU conv+ReLU fusion (default: on for CPU eager with fold_bn).
+    """
+    kind = _source_kind(source)
+    if kind == "checkpoint":
+        from iaseg.checkpoint import model_from_checkpoint
+
+        model, info = model_from_checkpoint(source, device="cpu")
+        meta = ModelMetadata.from_checkpoint_meta(info)
+        return runner_from_model(model, meta, backend or "eager", precision, device, fold_bn,
+                                 channels_last, threads=threads, calibration=calibration,
+                                 calibration_method=calibration_method, compile_mode=compile_mode,
+                                 cuda_graphs=cuda_graphs, fuse=fuse, opset=opset,
+                                 compile_backend=compile_backend)
+    expected = "onnxruntime" if kind == "onnx" else "torchscript"
+    if backend not in (None, expected):
+        raise ValueError(f"{source} is a {kind} file: it runs on backend {expected!r}, not {backend!r}")
+    if kind == "onnx":
+        runner: Runner = OnnxRunner(source, device=device, threads=threads)
+        if precision not in ("auto", runner.precision):
+            raise ValueError(f"{source} holds a {runner.precision} model; precision {precision!r} "
+                             "needs another export")
+        return runner
+    if precision not in ("auto", "fp32"):
+        raise ValueError(f"TorchScript runs fp32, not {precision}")
+    module, meta = load_torchscript(source, map_location=device)
+    return TorchScriptRunner(module, meta, device=device)

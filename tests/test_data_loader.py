@@ -135,3 +135,19 @@ def test_missing_kornia_gives_a_clear_error(monkeypatch):
     with pytest.raises(ImportError, match="pip install kornia"):
         build_dataset("synthetic", None, "train", augment=True)
     build_dataset("synthetic", None, "train")[0]                   # no augmentation: no kornia needed
+
+
+def test_worker_errors_keep_the_one_line_message(tmp_path):
+    from data_helpers import truncate
+    from iaseg.data import DatasetError
+
+    root = camvid_tree(tmp_path)
+    truncate(root / "train/b.png")
+    loader = build_loader(build_dataset("camvid", root, "train"), batch_size=1, num_workers=2)
+    with pytest.raises(DatasetError) as info:
+        list(loader)
+    message = str(info.value)
+    del info    # the traceback refers to this frame: a cycle only the slow garbage collector would free
+    assert "\n" not in message and message.startswith(str(root / "train/b.png") + ": unreadable or truncated image")
+    camvid_tree(root)                                   # repaired: the same (persistent) loader works again
+    assert [p for b in loader for p in b["path"]] == [str(root / f"train/{n}.png") for n in "abc"]

@@ -145,3 +145,13 @@ def test_check_dataset_layout_problems_and_clean_split(tmp_path, camvid_root):
     assert report.class_shares().sum() + report.void_pixels / report.total_pixels == pytest.approx(1.0)
     report = check_dataset("folder", tmp_path, None)
     assert "needs a description" in report.problems[0]
+
+
+def test_count_pixels_with_any_ignore_index():
+    from iaseg.data.checks import count_pixels
+
+    label = np.array([[0, 1, 1], [255, 2, 255]])
+    counts, void = count_pixels(label, 3, 255)
+    assert counts.tolist() == [1, 2, 1] and void == 2
+    counts, void = count_pixels(np.where(label == 255, -1, label), 3, -1)
+    assert counts.tolist() == [1, 2, 1] and void == 2

@@ -65,6 +65,7 @@ def _coded(h=48, w=64, classes=8):
 
 
 def test_augment_keeps_image_and_label_aligned():
+    pytest.importorskip("kornia")   # optional dependency (iaseg[augment])
     torch.manual_seed(0)
     aug = Augment(scale=(0.6, 1.8), hflip=0.5, brightness=0, contrast=0, saturation=0, hue=0, ignore_index=255,
                   generator=torch.Generator().manual_seed(1))
@@ -88,6 +89,7 @@ def test_augment_keeps_image_and_label_aligned():
 
 
 def test_augment_flip_and_colour():
+    pytest.importorskip("kornia")   # optional dependency (iaseg[augment])
     image, label = _coded()
     flip = Augment(scale=None, hflip=1.0, brightness=0, contrast=0, saturation=0, hue=0)
     out_img, out_lab = flip(image, label)
@@ -106,6 +108,7 @@ def test_augment_flip_and_colour():
 
 
 def test_dataset_augment_option(tmp_path):
+    pytest.importorskip("kornia")   # optional dependency (iaseg[augment])
     ds = build_dataset("synthetic", None, "train", size=(48, 64), length=2, augment=True)
     assert isinstance(ds.augment, Augment) and ds.augment.ignore_index == 11
     torch.manual_seed(0)
@@ -135,3 +138,19 @@ def test_missing_kornia_gives_a_clear_error(monkeypatch):
     with pytest.raises(ImportError, match="pip install kornia"):
         build_dataset("synthetic", None, "train", augment=True)
     build_dataset("synthetic", None, "train")[0]                   # no augmentation: no kornia needed
+
+
+def test_worker_errors_keep_the_one_line_message(tmp_path):
+    from data_helpers import truncate
+    from iaseg.data import DatasetError
+
+    root = camvid_tree(tmp_path)
+    truncate(root / "train/b.png")
+    loader = build_loader(build_dataset("camvid", root, "train"), batch_size=1, num_workers=2)
+    with pytest.raises(DatasetError) as info:
+        list(loader)
+    message = str(info.value)
+    del info    # the traceback refers to this frame: a cycle only the slow garbage collector would free
+    assert "\n" not in message and message.startswith(str(root / "train/b.png") + ": unreadable or truncated image")
+    camvid_tree(root)                                   # repaired: the same (persistent) loader works again
+    assert [p for b in loader for p in b["path"]] == [str(root / f"train/{n}.png") for n in "abc"]

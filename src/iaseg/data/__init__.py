@@ -11,12 +11,12 @@ from .checks import CheckReport, DatasetError, check_dataset
 from .cityscapes import CityscapesDataset
 from .description import DatasetDescription, DescriptionError, available_descriptions, load_description
 from .folder import FolderDataset
-from .loader import build_loader, collate, default_num_workers
+from .loader import Loader, build_loader, collate, default_num_workers
 from .synthetic import SyntheticStreets, render_scene
 
 __all__ = [
     "Augment", "CamVidDataset", "CheckReport", "CityscapesDataset", "DATASETS", "DatasetDescription",
-    "DatasetError", "DescriptionError", "FolderDataset", "SyntheticStreets", "available_descriptions",
+    "DatasetError", "DescriptionError", "FolderDataset", "Loader", "SyntheticStreets", "available_descriptions",
     "build_dataset", "build_loader", "check_dataset", "collate", "dataset_options", "default_num_workers",
     "default_split", "load_description", "render_scene",
 ]

@@ -20,6 +20,17 @@ class DatasetError(ValueError):
     """Bad dataset input (unreadable file, missing label, bad label values, wrong layout, ...).
     The message starts with the file or folder it is about."""
 
+    def __init__(self, message: str = "") -> None:
+        # A DataLoader worker's error is re-raised in the main process as
+        # DatasetError("Caught DatasetError in DataLoader worker process N.\nOriginal Traceback
+        # ...\n<module>.DatasetError: <message>"): keep the one line that matters.
+        if isinstance(message, str) and message.startswith("Caught DatasetError") and "\nOriginal " in message:
+            last = message.rstrip().rsplit("\n", 1)[-1]
+            head, sep, tail = last.partition("DatasetError: ")
+            if sep:
+                message = tail
+        super().__init__(message)
+
 
 @dataclass
 class CheckReport:

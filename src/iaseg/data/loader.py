@@ -38,10 +38,28 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class Loader(DataLoader):
+    """A DataLoader that shuts its workers down as soon as an error (e.g. a DatasetError from a
+    worker) leaves the loop. Torch otherwise leaves that to the garbage collector, whose shutdown
+    can wait 5 s per worker before the error reaches the user."""
+
+    def __iter__(self):
+        it = super().__iter__()
+        try:
+            yield from it
+        except Exception:
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+                if getattr(self, "_iterator", None) is it:   # persistent workers: start afresh next time
+                    self._iterator = None
+            raise
+
+
 def build_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int | None = None,
                  drop_last: bool = False, sampler: Sampler | None = None, seed: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool | None = None,
-                 prefetch_factor: int | None = None, collate_fn: Any = None) -> DataLoader:
+                 prefetch_factor: int | None = None, collate_fn: Any = None) -> Loader:
     """A DataLoader with deterministic shuffling (a torch.Generator seeded with `seed`, which also
     seeds the workers' torch RNG used by augmentation), `min(2, cpus)` workers by default,
     persistent workers and pinned memory only when CUDA is available."""
@@ -60,7 +78,7 @@ def build_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_w
         kwargs["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
             kwargs["prefetch_factor"] = prefetch_factor
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+    return Loader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
                       sampler=sampler, num_workers=num_workers, drop_last=drop_last,
                       collate_fn=collate_fn or collate, pin_memory=pin_memory, generator=generator,
                       **kwargs)

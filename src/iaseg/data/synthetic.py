@@ -51,7 +51,6 @@ class _Scene:
         self.xv = width * rng.uniform(0.38, 0.62)
         self.f = width * rng.uniform(0.72, 0.95)
         self.cam_h = rng.uniform(1.3, 1.7)
-        self.scale = height / 360.0  # for pixel-sized details
         self.coarse = self._coarse_noise()
 
     # -- materials -------------------------------------------------------------------------
@@ -310,7 +309,7 @@ def render_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.
     facade_mat = np.zeros(width, dtype=np.uint16)
     window_info: list[tuple[np.ndarray, np.ndarray, float, float, float, int, float]] = []
     shop_signs: list[tuple[float, float, float, float]] = []
-    for side, xp in ((-1, fac_l), (1, fac_r)):
+    for xp in (fac_l, fac_r):
         with np.errstate(divide="ignore", invalid="ignore"):
             zc = s.f * xp / xs
         valid = (zc > 0.5) & (zc <= z_end)

@@ -43,10 +43,8 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -369,17 +367,11 @@ class CalibrationData:
         copy of the logits in memory)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"format": CACHE_FORMAT, "version": CACHE_VERSION, "logits": self.logits.cpu(),
-                            "labels": self.labels.cpu(), "info": self.info}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from iaseg.checkpoint import atomic_write
+
+        state = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "logits": self.logits.cpu(),
+                 "labels": self.labels.cpu(), "info": self.info}
+        atomic_write(path, lambda f: torch.save(state, f))  # streamed: the cache can be large
         return path
 
     @classmethod
@@ -992,7 +984,7 @@ def _json_default(o: Any) -> Any:
 # `iaseg calibrate`
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from iaseg.models.info import parse_size
+    from iaseg.evaluate import add_data_arguments
 
     p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
     p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
@@ -1002,26 +994,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
                         "accuracy | NAME.METRIC")
     p.add_argument("--out", required=True, help="rule JSON to write (report .md and trade-off .png go next to it)")
-    p.add_argument("--dataset", help="camvid | cityscapes | folder | synthetic (default: the training dataset)")
-    p.add_argument("--root", help="dataset root folder (default: the training root)")
-    p.add_argument("--split", default="val", help="calibration split (default: val)")
-    p.add_argument("--description", help="dataset description YAML (folder datasets)")
     p.add_argument("--cache", help="calibration cache file (default: next to --out, <stem>.cache.pt); "
                                    "reused when checkpoint, data and settings match")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"keep at most this many labelled pixels, a random sample (default {DEFAULT_MAX_PIXELS:,}; "
                         "memory ~ 2 bytes x classes per pixel)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel subsample")
-    p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
-    p.add_argument("--full-resolution", action="store_true",
-                   help="calibrate at the labels' native resolution (logits upsampled)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=None, help="data loader workers")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast precision")
+    add_data_arguments(p, purpose="calibrate")
     p.add_argument("--allow-unmet", action="store_true",
                    help="write the rule even if a target cannot be met (the closest rule found)")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def _file_sha256(path: Path) -> str:

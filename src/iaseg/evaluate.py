@@ -91,15 +91,14 @@ def dataset_settings(ckpt: dict[str, Any], args: argparse.Namespace) -> dict[str
     return {"name": name, "root": root, "options": options}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") -> None:
+    """Dataset, resolution and device options shared by `evaluate` and `calibrate`."""
     from iaseg.models.info import parse_size
 
-    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
     p.add_argument("--dataset", help="camvid | cityscapes | folder | synthetic (default: the training dataset)")
     p.add_argument("--root", help="dataset root folder (default: the training root)")
-    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--split", default="val", help=f"split to {purpose} on (default: val)")
     p.add_argument("--description", help="dataset description YAML (folder datasets)")
-    p.add_argument("--out", required=True, help="output folder for the report files")
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--full-resolution", action="store_true",
                    help="score at the labels' native resolution (logits upsampled), e.g. Cityscapes 1024x2048")
@@ -107,8 +106,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="data loader workers")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast precision")
-    p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate` (per-class offsets)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="output folder for the report files")
+    p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate` (per-class offsets)")
+    add_data_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:

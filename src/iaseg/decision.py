@@ -395,36 +395,19 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
     label size when they differ; `input_size` resizes the images first) and keep the logits and
     labels of the labelled pixels. When the split has more than `max_pixels` of them, a uniform
     random subset (seeded, so deterministic) is kept: an unbiased sample of the confusion matrix."""
-    import torch.nn.functional as F
-
-    from iaseg.engine.trainer import autocast_context, model_inputs
+    from iaseg.evaluate import iter_logits
 
     device = torch.device(device)
-    if isinstance(net, nn.Module):
-        net.eval()
     gen = torch.Generator().manual_seed(seed)
     keep_logits: list[torch.Tensor] = []
     keep_labels: list[torch.Tensor] = []
     labelled = kept = images = 0
     keep_prob = None
     label_dtype = torch.uint8 if num_classes <= 255 else torch.int16
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(loader.dataset), desc="calibration logits", unit="img", leave=False, file=sys.stderr)
-    for batch in loader:
-        inputs = list(model_inputs(batch, model_name, device))
-        if input_size is not None and tuple(inputs[0].shape[-2:]) != tuple(input_size):
-            inputs[0] = F.interpolate(inputs[0], size=input_size, mode="bilinear", align_corners=False)
-        target = batch["label"].to(device)
-        with autocast_context(device, amp):
-            logits = net(*inputs)
-        logits = logits.float()
+    for _, logits, target in iter_logits(net, loader, model_name, device, amp=amp, input_size=input_size,
+                                         progress=progress, desc="calibration logits"):
         if logits.shape[1] != num_classes:
             raise ValueError(f"the network gives {logits.shape[1]} classes, the description {num_classes}")
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         if keep_prob is None:  # an upper bound of the labelled pixels: every pixel of every image
             total = len(loader.dataset) * target.shape[-2] * target.shape[-1]
             keep_prob = min(1.0, max_pixels / max(total, 1))
@@ -441,10 +424,6 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
         keep_labels.append(target[mask].to(label_dtype).cpu())
         kept += keep_labels[-1].numel()
         images += target.shape[0]
-        if bar is not None:
-            bar.update(target.shape[0])
-    if bar is not None:
-        bar.close()
     if kept == 0:
         raise ValueError("the calibration split has no labelled pixels")
     logits_all = torch.cat(keep_logits)

@@ -7,7 +7,7 @@ import datetime as _dt
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,42 @@ Decide = Callable[[torch.Tensor], torch.Tensor]
 
 def argmax_decision(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(1)
+
+
+def iter_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model_name: str,
+                device: torch.device | str, amp: str = "off", channels_last: bool = False,
+                input_size: tuple[int, int] | None = None, progress: bool = True,
+                desc: str = "evaluating") -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor]]:
+    """Run the network over a loader: yields (batch, float32 logits at the label size, target).
+
+    `input_size` resizes images before the network (labels stay as loaded); logits smaller
+    than the labels (e.g. Cityscapes at full 1024x2048) are bilinearly upsampled to them."""
+    from iaseg.engine.trainer import autocast_context, model_inputs
+
+    device = torch.device(device)
+    if isinstance(net, nn.Module):
+        net.eval()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(loader.dataset), desc=desc, unit="img", leave=False, file=sys.stderr)
+    with torch.no_grad():
+        for batch in loader:
+            inputs = list(model_inputs(batch, model_name, device, channels_last))
+            if input_size is not None and tuple(inputs[0].shape[-2:]) != tuple(input_size):
+                inputs[0] = F.interpolate(inputs[0], size=input_size, mode="bilinear", align_corners=False)
+            target = batch["label"].to(device)
+            with autocast_context(device, amp):
+                logits = net(*inputs)
+            logits = logits.float()
+            if logits.shape[-2:] != target.shape[-2:]:
+                logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            yield batch, logits, target
+            if bar is not None:
+                bar.update(target.shape[0])
+    if bar is not None:
+        bar.close()
 
 
 @torch.no_grad()
@@ -35,29 +71,12 @@ def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, m
     `input_size` resizes images before the network (labels stay as loaded). `decide` turns
     logits into class ids (default argmax; decision rules plug in here).
     """
-    from iaseg.engine.trainer import autocast_context, model_inputs
     from iaseg.metrics import ConfusionMatrix
 
-    device = torch.device(device)
-    if isinstance(net, nn.Module):
-        net.eval()
     decide = decide or argmax_decision
-    cm = ConfusionMatrix(num_classes, ignore_index, device=device)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(loader.dataset), desc="evaluating", unit="img", leave=False, file=sys.stderr)
-    for batch in loader:
-        inputs = list(model_inputs(batch, model_name, device, channels_last))
-        if input_size is not None and tuple(inputs[0].shape[-2:]) != tuple(input_size):
-            inputs[0] = F.interpolate(inputs[0], size=input_size, mode="bilinear", align_corners=False)
-        target = batch["label"].to(device)
-        with autocast_context(device, amp):
-            logits = net(*inputs)
-        logits = logits.float()
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    cm = ConfusionMatrix(num_classes, ignore_index, device=torch.device(device))
+    for batch, logits, target in iter_logits(net, loader, model_name, device, amp, channels_last,
+                                             input_size, progress):
         pred = decide(logits)
         cm.update(pred, target)
         if keep_images is not None and len(keep_images) < max_images:
@@ -66,10 +85,6 @@ def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, m
                 if img.shape[-2:] != pred.shape[-2:]:
                     img = F.interpolate(img[None], size=pred.shape[-2:], mode="bilinear", align_corners=False)[0]
                 keep_images.append((img.cpu(), target[i].cpu(), pred[i].cpu()))
-        if bar is not None:
-            bar.update(target.shape[0])
-    if bar is not None:
-        bar.close()
     cm.all_reduce()
     return cm
 

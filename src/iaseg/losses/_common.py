@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 # The authors take -log(clip(p, 1e-10, 1)); clamping -log_softmax at this value gives the same
 # value and, like their clip, a zero gradient where p < 1e-10.
@@ -87,3 +88,17 @@ def pixel_weights(weights: torch.Tensor | None, safe: torch.Tensor, valid: torch
     if weights is None:
         return v
     return weights.to(device=safe.device, dtype=dtype)[safe] * v
+
+
+class PixelWeightedLoss(nn.Module):
+    """Shared state of the per-pixel class-weighted losses: optional weights and the void label."""
+
+    def __init__(self, class_weights: Sequence[float] | torch.Tensor | None, ignore_index: int) -> None:
+        super().__init__()
+        w = as_weight_tensor(class_weights, type(self).__name__)
+        self.register_buffer("class_weights", w, persistent=False)
+        self.ignore_index = int(ignore_index)
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.class_weights is None else self.class_weights.numel()

@@ -4,12 +4,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from ._common import as_weight_tensor, check_inputs, clipped_nll, gt_log_prob, pixel_weights
+from ._common import PixelWeightedLoss, check_inputs, clipped_nll, gt_log_prob, pixel_weights
 
 
-class WeightedCrossEntropy(nn.Module):
+class WeightedCrossEntropy(PixelWeightedLoss):
     """L = sum_u w_{y_u} * l_u / N over the N labelled pixels, l_u = -log(clip(p_u, 1e-10, 1)).
 
     Divided by the number of labelled pixels, not by the sum of their weights as
@@ -17,14 +16,7 @@ class WeightedCrossEntropy(nn.Module):
     """
 
     def __init__(self, class_weights: Sequence[float] | torch.Tensor | None = None, ignore_index: int = 255):
-        super().__init__()
-        w = as_weight_tensor(class_weights, type(self).__name__)
-        self.register_buffer("class_weights", w, persistent=False)
-        self.ignore_index = int(ignore_index)
-
-    @property
-    def num_classes(self) -> int | None:
-        return None if self.class_weights is None else self.class_weights.numel()
+        super().__init__(class_weights, ignore_index)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_inputs(type(self).__name__, logits, target, self.num_classes, self.ignore_index)

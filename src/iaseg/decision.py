@@ -993,9 +993,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
-    from iaseg.engine.distributed import DistInfo, resolve_device
-    from iaseg.evaluate import dataset_settings
+    from iaseg.evaluate import dataset_settings, load_model_for_cli
     from iaseg.models import TWO_INPUT_MODELS
 
     if not args.target:
@@ -1005,11 +1003,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise CLIError(f"--out {out}: the rule is a .json file")
-    try:
-        device = resolve_device(args.device, DistInfo())
-        model, meta = model_from_checkpoint(args.checkpoint, device=device)
-    except (CheckpointError, ValueError) as e:
-        raise CLIError(str(e)) from None
+    device, model, meta = load_model_for_cli(args.checkpoint, args.device)
     desc = meta["description"]
     targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)

@@ -106,6 +106,20 @@ def dataset_settings(ckpt: dict[str, Any], args: argparse.Namespace) -> dict[str
     return {"name": name, "root": root, "options": options}
 
 
+def load_model_for_cli(checkpoint: str, device_spec: str) -> tuple[torch.device, nn.Module, dict[str, Any]]:
+    """(device, fp32 eval model, metadata) of a checkpoint; bad input becomes a one-line CLIError."""
+    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
+    from iaseg.cli import CLIError
+    from iaseg.engine.distributed import DistInfo, resolve_device
+
+    try:
+        device = resolve_device(device_spec, DistInfo())
+        model, meta = model_from_checkpoint(checkpoint, device=device)
+    except (CheckpointError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    return device, model, meta
+
+
 def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") -> None:
     """Dataset, resolution and device options shared by `evaluate` and `calibrate`."""
     from iaseg.models.info import parse_size
@@ -132,17 +146,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
     from iaseg.cli import CLIError
     from iaseg.data import build_dataset, build_loader
-    from iaseg.engine.distributed import DistInfo, resolve_device
     from iaseg.metrics import build_report, write_report
 
-    try:
-        device = resolve_device(args.device, DistInfo())
-        model, meta = model_from_checkpoint(args.checkpoint, device=device)
-    except (CheckpointError, ValueError) as e:
-        raise CLIError(str(e)) from None
+    device, model, meta = load_model_for_cli(args.checkpoint, args.device)
     ckpt = meta["checkpoint"]
     settings = dataset_settings(ckpt, args)
     input_size = tuple(args.size) if args.size else meta["input_size"]

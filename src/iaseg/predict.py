@@ -81,16 +81,14 @@ class Predictor:
     """Callable: list of H x W x 3 uint8 images -> list of H x W int64 label maps (input sizes)."""
 
     def __init__(self, net: Callable[..., torch.Tensor], model_name: str, input_size: tuple[int, int],
-                 spatial_size: tuple[int, int] | None, device: torch.device, amp: str = "off",
+                 spatial_size: tuple[int, int] | None, device: torch.device,
                  decide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        self.net, self.model_name, self.device, self.amp = net, model_name, device, amp
+        self.net, self.model_name, self.device = net, model_name, device
         self.input_size, self.spatial_size = tuple(input_size), spatial_size
         self.decide = decide or (lambda logits: logits.argmax(1))
 
     @torch.no_grad()
     def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        from iaseg.engine.trainer import autocast_context
-
         x = [torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255) for im in images]
         batch = torch.stack([F.interpolate(t[None], size=self.input_size, mode="bilinear",
                                            align_corners=False)[0] for t in x]).to(self.device)
@@ -99,8 +97,7 @@ class Predictor:
             assert self.spatial_size is not None
             inputs.append(torch.stack([F.interpolate(t[None], size=self.spatial_size, mode="bilinear",
                                                      align_corners=False)[0] for t in x]).to(self.device))
-        with autocast_context(self.device, self.amp):
-            logits = self.net(*inputs)
+        logits = self.net(*inputs)  # the runner owns precision (bf16/fp16/fp32)
         out = []
         for i, im in enumerate(images):
             li = F.interpolate(logits[i:i + 1].float(), size=im.shape[:2], mode="bilinear", align_corners=False)
@@ -169,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         from iaseg.decision import load_rule
 
         decide = load_rule(args.decision_rule, desc).decide
-    predictor = Predictor(net, meta["model_name"], input_size, spatial, device, "off", decide)
+    predictor = Predictor(net, meta["model_name"], input_size, spatial, device, decide)
     out = Path(args.out)
     src = Path(args.input)
     bar = None

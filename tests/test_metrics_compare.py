@@ -10,7 +10,7 @@ import iaseg.data
 from iaseg.checkpoint import inference_checkpoint, save_checkpoint
 from iaseg.cli import main as cli
 from iaseg.data import load_description
-from iaseg.metrics import build_report, compare_reports, load_report, write_report
+from iaseg.metrics import build_report, compare_reports, load_report, pct, write_report
 from iaseg.models import build_model
 
 DESC = load_description("camvid")
@@ -179,3 +179,64 @@ def test_compare_overlay_from_checkpoints(two_runs, tmp_path, monkeypatch, capsy
     assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp3"),
                 "--checkpoints", str(ca), str(cb)]) == 2
     assert "--root" in capsys.readouterr().err
+
+
+def test_paper_tables_match_the_transcription_in_test_metrics():
+    from iaseg.metrics import paper_report, paper_table5
+
+    from test_metrics import CAMVID_ORDER, CAMVID_TABLE2, CAMVID_TABLE5
+
+    names = {"Sign": "SignSymbol", "Sidewalk": "Pavement"}
+    for loss in ("CE", "IAL"):
+        rep = paper_report("camvid", loss)
+        assert list(rep["per_class"]) == list(DESC.classes)
+        for i, paper_name in enumerate(CAMVID_ORDER):
+            for k in ("precision", "recall", "iou"):
+                assert rep["per_class"][names.get(paper_name, paper_name)][k] == pytest.approx(CAMVID_TABLE2[loss][k][i] / 100)
+        t5 = paper_table5("camvid", loss)
+        for k in ("precision", "recall", "iou"):
+            assert [round(100 * t5[g][k], 2) for g in ("G3", "G2", "G1", "Mean")] == CAMVID_TABLE5[loss][k]
+            # recomputed group means agree with the printed ones to rounding
+            for g in ("G3", "G2", "G1"):
+                assert abs(rep["groups"][g][k] - t5[g][k]) <= 0.001 + 1e-9
+    cs = paper_report("cityscapes", "IAL")
+    assert cs["per_class"]["train"]["recall"] == pytest.approx(0.46) and len(cs["per_class"]) == 19
+    with pytest.raises(ValueError, match="no published results"):
+        paper_report("kitti", "CE")
+
+
+def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path):
+    run_a, file_b, a, b = two_runs
+    run_b = file_b.parent
+    for run, offset in ((run_a, 0.0), (run_b, 0.05)):
+        with open(run / "metrics.jsonl", "w") as f:
+            for e in (1, 2, 3):
+                f.write(json.dumps({"epoch": e, "train_loss": 2.0 / e, "val": {
+                    "mean": {"iou": 0.3 + 0.05 * e}, "groups": {"G3": {"recall": 0.2 + 0.1 * e + offset}}}}) + "\n")
+    out = tmp_path / "cmp"
+    assert cli(["compare", str(run_a), str(run_b), "--out", str(out), "--paper", "camvid"]) == 0
+    md = (out / "comparison.md").read_text()
+    assert "## Paper vs ours" in md and "![curves](curves.png)" in md
+    with Image.open(out / "curves.png") as im:
+        assert im.format == "PNG"
+    section = md[md.index("## Paper vs ours"):]
+    t2 = lines_to_rows(section[:section.index("### Group means")].splitlines())
+    t5 = lines_to_rows(section[section.index("### Group means"):].splitlines())
+    sign = t2[2].index("Sign")  # the paper's class names in the header
+    labels = [r[1] for r in t2[3:]]
+    assert labels == ["paper CE", "paper IAL", "paper Δ", "ours CE", "ours IAL", "ours Δ"] * 3
+    assert [r[0] for r in t2[3::6]] == ["Precision", "Recall", "IoU"]
+    recall = t2[9:15]
+    assert (recall[0][sign], recall[1][sign], recall[2][sign]) == ("34.0", "47.0", "**+13.0**")
+    expected = 100 * (b["per_class"]["SignSymbol"]["recall"] - a["per_class"]["SignSymbol"]["recall"])
+    assert recall[3][sign] == pct(a["per_class"]["SignSymbol"]["recall"]) and recall[5][sign] == f"**{expected:+.1f}**"
+    # Table V: the paper's printed G3 recall 56.2 -> 60.6, ours from the reports
+    g3 = t5[0].index("G3")
+    assert [r[g3] for r in t5[8:11]] == ["56.2", "60.6", "**+4.4**"]
+    assert t5[11][g3] == pct(a["groups"]["G3"]["recall"])
+    assert "| Group |  | G3 | G2 | G1 | Mean |" in md
+    assert cli(["compare", str(run_a), str(run_b), "--out", str(out), "--paper", "kitti"]) == 2
+
+
+def lines_to_rows(lines):
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")]

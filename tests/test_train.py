@@ -225,3 +225,41 @@ def test_demo_end_to_end_at_tiny_budget(tmp_path):
     text = (out / "report.md").read_text()
     assert "G3" in text and "recall" in text.lower() and ("IAL raised" in text or "IAL did not raise" in text)
     assert (out / "weighted_ce" / "eval" / "report.json").is_file() and (out / "ial" / "eval" / "report.json").is_file()
+
+
+def test_training_writes_curves_png(tiny_run):
+    with Image.open(tiny_run / "curves.png") as im:
+        assert im.format == "PNG"
+
+
+def test_release_weights_are_slim_and_evaluate_like_the_training_checkpoint(tiny_run, tmp_path, capsys):
+    weights = tmp_path / "w" / "tiny.pt"
+    assert cli(["export", "--checkpoint", str(tiny_run / "best.pt"), "--format", "checkpoint", "--half",
+                "--out", str(weights)]) == 0
+    assert "OK (>= 99.0%)" in capsys.readouterr().out
+    slim = torch.load(weights, weights_only=True)
+    full = load_checkpoint(tiny_run / "best.pt")
+    assert "optimizer" not in slim and "rng" not in slim
+    assert all(v.dtype == torch.float16 for v in slim["model"].values() if v.is_floating_point())
+    assert slim["config"]["data"]["root"] is None and slim["config"]["loss"] == full["config"]["loss"]
+    assert slim["classes"] == full["classes"] and slim["groups"] == full["groups"]
+    assert slim["epoch"] == full["epoch"]
+    assert weights.stat().st_size < 0.5 * (tiny_run / "best.pt").stat().st_size
+    reports = {}
+    for name, ckpt in (("full", tiny_run / "best.pt"), ("slim", weights)):
+        assert cli(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / name), "--no-progress"]) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text())
+    m_full = np.array(reports["full"]["confusion_matrix"])
+    m_slim = np.array(reports["slim"]["confusion_matrix"])
+    assert m_full.sum() == m_slim.sum()
+    assert np.abs(m_full - m_slim).sum() / 2 <= 0.01 * m_full.sum()  # fp16 weights flip < 1% of pixels
+
+
+def test_published_weights_need_root_for_real_datasets(tiny_run, tmp_path, capsys):
+    ckpt = load_checkpoint(tiny_run / "best.pt")
+    ckpt["config"]["data"].update(dataset="camvid", root=None)
+    path = tmp_path / "camvid_like.pt"
+    torch.save(ckpt, path)
+    assert cli(["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "give --root DIR" in err and len(err.splitlines()) == 1

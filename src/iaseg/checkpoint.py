@@ -135,3 +135,27 @@ def inference_checkpoint(model: nn.Module, model_name: str, model_options: dict[
         "spatial_size": list(spatial_size) if spatial_size else None,
         **extra,
     }
+
+
+def release_checkpoint(ckpt: dict[str, Any] | str | Path, half: bool = True) -> dict[str, Any]:
+    """A weights file to publish, from a training (or inference) checkpoint: the network weights
+    (fp16 with `half`: half the size, logits change by ~1e-3) plus what `iaseg evaluate/predict/
+    export` need (model, classes, palette, groups, input size) and the training config for
+    provenance, without optimizer state. The config's data.root is cleared: it is a path on the
+    training machine, so users pass --root."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt, map_location="cpu")
+    model, meta = model_from_checkpoint(ckpt)
+    extra: dict[str, Any] = {}
+    config = ckpt.get("config")
+    if isinstance(config, dict):
+        config = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        if isinstance(config.get("data"), dict):
+            config["data"]["root"] = None
+        extra["config"] = config
+    for key in ("epoch", "best_metric", "class_weights", "trained"):
+        if key in ckpt:
+            extra[key] = ckpt[key]
+    return inference_checkpoint(model, meta["model_name"], meta["model_options"], meta["description"],
+                                meta["input_size"], meta["spatial_size"], half=half, **extra)
+

@@ -103,6 +103,8 @@ def dataset_settings(ckpt: dict[str, Any], args: argparse.Namespace) -> dict[str
     description = args.description or (data.get("description") if same else None)
     if description:
         options["description"] = description
+    if root is None and name != "synthetic":
+        raise CLIError(f"no {name} folder: give --root DIR (published weights do not record the training machine's path)")
     return {"name": name, "root": root, "options": options}
 
 

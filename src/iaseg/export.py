@@ -24,13 +24,15 @@ import torch
 
 from iaseg.models.info import parse_size
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".ts"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="iaseg checkpoint (.pt)")
     p.add_argument("--format", choices=sorted(FORMATS), default="onnx")
-    p.add_argument("--out", required=True, help="output file (.onnx / .ts)")
+    p.add_argument("--out", required=True, help="output file (.onnx / .ts / .pt)")
+    p.add_argument("--half", action="store_true",
+                   help="--format checkpoint: store the weights in fp16 (half the size; computation stays fp32)")
     p.add_argument("--size", type=parse_size, default=None,
                    help="input HxW (context size for BiERF-PSPNet; default: the checkpoint's)")
     p.add_argument("--spatial-size", type=parse_size, default=None,
@@ -124,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     if args.val_labels is not None and args.val_root is None:
         raise CLIError("--val-labels needs --val-root")
     out = Path(args.out)
+    if args.format == "checkpoint":
+        return _export_checkpoint(args, out)
+    if args.half:
+        raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
     try:
         model, info = model_from_checkpoint(args.checkpoint)
     except CheckpointError as e:
@@ -184,5 +190,34 @@ def run(args: argparse.Namespace) -> int:
             m8 = mean_iou(int8_runner, labelled, desc.num_classes, desc.ignore_index)["miou"]
             print(f"mean IoU on {len(labelled)} labelled images: fp32 {m32:.2f}, int8 {m8:.2f} "
                   f"(change {m8 - m32:+.2f} points)")
+    return 0 if ok else 1
+
+
+def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
+    """--format checkpoint: a slim weights file (`iaseg.checkpoint.release_checkpoint`), checked
+    against the source checkpoint with both run as plain fp32 eager."""
+    from iaseg.checkpoint import CheckpointError, release_checkpoint, save_checkpoint
+    from iaseg.cli import CLIError
+    from iaseg.inference import agreement, load_runner
+
+    if args.int8 or args.size or args.spatial_size:
+        raise CLIError("--int8/--size/--spatial-size do not apply to --format checkpoint")
+    try:
+        slim = release_checkpoint(args.checkpoint, half=args.half)
+    except CheckpointError as e:
+        raise CLIError(str(e)) from None
+    save_checkpoint(slim, out)
+    print(f"wrote {out}: {slim['model_name']} ({len(slim['classes'])} classes), "
+          f"{'fp16' if args.half else 'fp32'} weights, {out.stat().st_size / 1e6:.1f} MB")
+    plain = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
+    reference, candidate = load_runner(args.checkpoint, **plain), load_runner(out, **plain)
+    g = torch.Generator().manual_seed(0)
+    sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
+    inputs = [tuple(torch.rand(2, 3, *s, generator=g) for s in sizes) for _ in range(max(1, args.parity_count // 2))]
+    result = agreement(reference, candidate, inputs)
+    minimum = args.min_agreement if args.min_agreement is not None else (99.0 if args.half else 99.9)
+    ok = 100 * result["argmax_agreement"] >= minimum
+    print(f"parity vs {args.checkpoint} (both fp32 eager): {_fmt_agreement(result)}  "
+          + (f"OK (>= {minimum}%)" if ok else f"FAILED (< {minimum}%)"))
     return 0 if ok else 1
 

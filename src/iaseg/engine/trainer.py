@@ -393,7 +393,19 @@ class Trainer:
         finally:
             if self.writer is not None:
                 self.writer.flush()
+        if self.dist.is_main:
+            self._plot_curves()
         return last_report
+
+    def _plot_curves(self) -> None:
+        """curves.png (loss, val IoU and recall per group) next to metrics.jsonl; a figure is not
+        worth failing a finished training for, so problems become a log line."""
+        from iaseg.metrics import plot_training_curves
+
+        try:
+            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        except (OSError, ValueError) as e:
+            self._log(f"training curves not plotted: {e}")
 
     def _train_epoch(self, flag: dict[str, bool]) -> dict[str, Any] | None:
         cfg = self.cfg.train

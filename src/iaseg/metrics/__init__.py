@@ -11,7 +11,8 @@ figures.
 from .compare import compare_reports, comparison_dict, comparison_markdown, summary_line
 from .confusion import METRICS, ConfusionMatrix, class_metrics
 from .figures import (importance_overlay, plot_class_bars, plot_confusion_matrix, plot_overlays,
-                      plot_training_curves, read_metrics_jsonl)
+                      plot_curves_comparison, plot_training_curves, read_metrics_jsonl)
+from .paper import paper_report, paper_table5, paper_vs_ours_markdown
 from .report import (ReportError, UndefinedMetricWarning, build_report, delta_pct, display_groups, find_report,
                      format_table2_md, format_table5_md, format_table_md, load_report, pct, report_csv,
                      report_markdown, report_to_json, summarize, write_report)
@@ -23,5 +24,5 @@ __all__ = [
     "format_table_md", "format_table2_md", "format_table5_md", "display_groups", "pct", "delta_pct",
     "compare_reports", "comparison_dict", "comparison_markdown", "summary_line",
     "importance_overlay", "plot_class_bars", "plot_confusion_matrix", "plot_overlays", "plot_training_curves",
-    "read_metrics_jsonl",
+    "read_metrics_jsonl", "plot_curves_comparison", "paper_report", "paper_table5", "paper_vs_ours_markdown",
 ]

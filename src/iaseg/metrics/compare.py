@@ -293,6 +293,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="split for the overlay (default: val)")
     p.add_argument("--images", type=int, default=4, help="number of overlay images (default: 4)")
     p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
+    p.add_argument("--paper", metavar="DATASET",
+                   help="add the paper's published CE and IAL results (camvid: Table II, cityscapes: Tables "
+                        "III-IV) next to ours; A must be the CE run and B the IAL run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -307,8 +310,26 @@ def run(args: argparse.Namespace) -> int:
         result = compare_reports(args.a, args.b, args.names, args.out)
     except (ReportError, ValueError) as e:
         raise CLIError(str(e)) from None
+    names = result["comparison"]["names"]
+    if args.paper:
+        from .paper import paper_vs_ours_markdown
+
+        reports = {"CE": _resolve(args.a)[0], "IAL": _resolve(args.b)[0]}
+        try:
+            extra = paper_vs_ours_markdown(args.paper, reports)
+        except ValueError as e:
+            raise CLIError(f"--paper: {e}") from None
+        result["markdown"] += "\n## Paper vs ours\n\n" + extra
+        write_comparison_md(result, args.out)
+    runs = [Path(x) for x in (args.a, args.b)]
+    if all((r / "metrics.jsonl").is_file() for r in runs):
+        from .figures import plot_curves_comparison
+
+        fig = plot_curves_comparison(dict(zip(names, runs)), Path(args.out) / "curves.png")
+        result["figures"].append(fig)
+        result["files"]["curves"] = fig
+        write_comparison_md(result, args.out)
     if args.checkpoints:
-        names = result["comparison"]["names"]
         try:
             fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
                                            dataset=args.dataset, root=args.root, split=args.split,

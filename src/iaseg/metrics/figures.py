@@ -257,3 +257,36 @@ def plot_training_curves(jsonl_path: str | Path, out_png: str | Path, title: str
     run = _metrics_path(jsonl_path).resolve().parent.name
     fig.suptitle(title or f"Training curves ({run})", fontsize=10)
     return _save(fig, out_png)
+
+
+def plot_curves_comparison(runs: Mapping[str, str | Path], out_png: str | Path, group: str | None = None,
+                           title: str | None = None) -> Path:
+    """Several runs on shared axes: training loss, validation mean IoU and validation recall of
+    `group` (default: the last, most important group of the first run) per epoch. `runs` maps a
+    display name to a run folder or metrics.jsonl. Losses of different kinds (CE vs IAL) have
+    different scales; the loss panel is for convergence, not for comparing values."""
+    data = {name: read_metrics_jsonl(path) for name, path in runs.items()}
+    if group is None:
+        first = next(iter(data.values()))
+        groups = next((list(r["val"]["groups"]) for r in first if isinstance(r.get("val"), Mapping)), [])
+        group = groups[-1] if groups else None
+    fig = _figure(11, 3.6)
+    axes = fig.subplots(1, 3)
+    panels = [("train_loss", "training loss", None),
+              ("val/mean/iou", "val mean IoU (%)", 100.0),
+              (f"val/groups/{group}/recall", f"val {group} recall (%)", 100.0)]
+    for ax, (key, ylabel, scale) in zip(axes, panels):
+        for name, records in data.items():
+            xs, ys = [], []
+            for r in records:
+                v = _flatten(r).get(key)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
+                    xs.append(float(r["epoch"]))
+                    ys.append(float(v) * (scale or 1.0))
+            ax.plot(xs, ys, lw=1.6, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "Training curves: " + " vs ".join(data), fontsize=10)
+    return _save(fig, out_png)

@@ -298,3 +298,40 @@ def test_dataset_samples_accept_tuples_dicts_and_uint8(monkeypatch):
     (x0,), y0 = out[0]
     assert x0.shape == (1, 3, *SIZE) and x0.max() == 1.0 and y0.shape == (1, *SIZE)
     assert out[1][1] is None
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_cli_bakes_a_decision_rule(fmt, tmp_path, checkpoints, capsys):
+    from iaseg.decision import DecisionRule
+
+    ck = checkpoints["erfpspnet"]
+    desc = load_runner(ck).description
+    offsets = torch.linspace(-1.0, 1.5, desc.num_classes)
+    rule_path = tmp_path / "rule.json"
+    rule_path.write_text(json.dumps(DecisionRule(offsets, desc.classes).to_dict()))
+    out = tmp_path / ("r.onnx" if fmt == "onnx" else "r.ts")
+    rc = cli.main(["export", "--checkpoint", str(ck), "--format", fmt, "--out", str(out),
+                   "--decision-rule", str(rule_path)])
+    assert rc == 0 and "OK (>= 99.9%)" in capsys.readouterr().out  # parity against logits + offsets
+    runner = load_runner(out)
+    assert runner.meta.decision_rule["offsets"] == pytest.approx(offsets.tolist())
+    if fmt == "onnx":
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert json.loads(props["iaseg.decision_rule"])["classes"] == list(desc.classes)
+    x = batch_inputs("erfpspnet", 2)
+    plain = load_runner(ck, backend="eager", precision="fp32", fold_bn=False, channels_last=False, fuse=False)
+    logits = plain(*x).float()
+    baked = runner(*x).float()
+    assert torch.allclose(baked, logits + offsets.view(1, -1, 1, 1), atol=1e-4)
+    assert (baked.argmax(1) != logits.argmax(1)).any()  # the rule changes decisions here
+    # running the baked file with the rule again would apply it twice
+    img = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((SIZE[0], SIZE[1], 3), np.uint8)).save(img)
+    rc = cli.main(["predict", "--checkpoint", str(out), "--input", str(img), "--out", str(tmp_path / "p"),
+                   "--decision-rule", str(rule_path)])
+    assert rc == 2 and "already applies a decision rule" in capsys.readouterr().err
+    rc = cli.main(["export", "--checkpoint", str(ck), "--out", str(tmp_path / "y.onnx"),
+                   "--decision-rule", str(tmp_path / "missing.json")])
+    assert rc == 2 and "--decision-rule" in capsys.readouterr().err

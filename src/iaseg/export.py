@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="BiERF-PSPNet spatial input HxW (default: the checkpoint's, else 1024x2048 for 360x720)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 20 (default 17)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers in the graph")
+    p.add_argument("--decision-rule", metavar="RULE.json",
+                   help="bake a rule from `iaseg calibrate` into the graph: outputs become logits + offsets, "
+                        "so a plain argmax applies it (recorded in the file's metadata)")
     p.add_argument("--min-agreement", type=float, default=None, metavar="PCT",
                    help="fail below this argmax agreement with the checkpoint, in %% "
                         "(default 99.9 for fp32; int8: report only unless given)")
@@ -60,11 +63,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
                  inputs: Sequence[Sequence[torch.Tensor]] | None = None, count: int = 4,
-                 batch: int = 2, seed: int = 0) -> dict[str, Any]:
+                 batch: int = 2, seed: int = 0, offsets: torch.Tensor | None = None) -> dict[str, Any]:
     """Run an exported file and the checkpoint (plain fp32 eager, BN unfolded) on the same
     inputs: agreement() of their logits plus 'precision' of the file. Default inputs: `count`
     seeded uniform images at the file's sizes in batches of `batch` (also exercises the
-    dynamic batch axis)."""
+    dynamic batch axis). `offsets`: the file has a decision rule baked in; the checkpoint's
+    logits + offsets are the reference."""
     from iaseg.inference import agreement, load_runner
 
     candidate = load_runner(exported)
@@ -77,6 +81,10 @@ def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
         for start in range(0, count, batch):
             n = min(batch, count - start)
             inputs.append(tuple(torch.rand(n, 3, *s, generator=g) for s in sizes))
+    if offsets is not None:
+        b = torch.as_tensor(offsets, dtype=torch.float32).view(1, -1, 1, 1)
+        plain = reference
+        reference = lambda *xs: plain(*xs).float() + b  # noqa: E731
     result = agreement(reference, candidate, inputs)
     result["precision"] = candidate.precision
     return result
@@ -146,6 +154,16 @@ def run(args: argparse.Namespace) -> int:
     if meta.num_inputs == 2 and meta.spatial_size is None:
         meta = meta.with_(spatial_size=default_spatial_size(meta.input_size))
     meta = complete_metadata(meta)
+    rule = None
+    if args.decision_rule:
+        from iaseg.decision import bake_decision_rule, load_rule
+
+        try:
+            rule = load_rule(args.decision_rule, meta.description)
+        except (ValueError, FileNotFoundError, OSError) as e:
+            raise CLIError(f"--decision-rule: {str(e).strip().splitlines()[0]}") from None
+        model = bake_decision_rule(model, rule)
+        meta = meta.with_(decision_rule=rule.to_dict())
 
     t0 = time.perf_counter()
     try:
@@ -171,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
     if args.val_root is not None:
         val = _samples(args.val_root, args.val_dataset, "val", meta, args.val_count, args.val_labels)
     parity_inputs = _batched(val[: args.parity_count], 2) if val else None
-    result = parity_check(info["checkpoint"], out, inputs=parity_inputs, count=args.parity_count)
+    result = parity_check(info["checkpoint"], out, inputs=parity_inputs, count=args.parity_count,
+                          offsets=None if rule is None else rule.offsets)
     minimum = args.min_agreement if args.min_agreement is not None else (None if args.int8 else 99.9)
     ok = minimum is None or 100 * result["argmax_agreement"] >= minimum
     verdict = "" if minimum is None else (f"  OK (>= {minimum}%)" if ok else f"  FAILED (< {minimum}%)")

@@ -137,7 +137,8 @@ def _load(args: argparse.Namespace, device: torch.device) -> tuple[Callable[...,
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         raise CLIError(str(e).strip().splitlines()[0]) from None
     return runner, {"model_name": runner.model_name, "description": runner.description,
-                    "input_size": runner.input_size, "spatial_size": runner.spatial_size}
+                    "input_size": runner.input_size, "spatial_size": runner.spatial_size,
+                    "decision_rule": runner.meta.decision_rule}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
 
         spatial = default_spatial_size(input_size)
     decide = None
+    if args.decision_rule and meta["decision_rule"] is not None:
+        raise CLIError(f"{args.checkpoint} already applies a decision rule (exported with --decision-rule): "
+                       "drop --decision-rule")
     if args.decision_rule:
         from iaseg.decision import load_rule
 

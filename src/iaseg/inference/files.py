@@ -107,6 +107,8 @@ def set_onnx_metadata(proto: Any, meta: ModelMetadata) -> None:
         "spatial_size": json.dumps(d["spatial_size"]),
         "precision": meta.precision,
     }
+    if meta.decision_rule is not None:
+        entries["iaseg.decision_rule"] = json.dumps(meta.decision_rule)  # = iaseg.decision.ONNX_METADATA_KEY
     del proto.metadata_props[:]
     for k, v in entries.items():
         entry = proto.metadata_props.add()

@@ -28,6 +28,7 @@ class ModelMetadata:
     spatial_size: tuple[int, int] | None = None        # BiERF-PSPNet's full-resolution input
     model_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"                            # of the stored graph: fp32 | int8
+    decision_rule: dict[str, Any] | None = None        # rule.to_dict() baked into the graph (outputs = logits + b)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -51,6 +52,7 @@ class ModelMetadata:
             "input_size": list(self.input_size) if self.input_size else None,
             "spatial_size": list(self.spatial_size) if self.spatial_size else None,
             "precision": self.precision,
+            "decision_rule": self.decision_rule,
         }
 
     def to_json(self) -> str:
@@ -67,6 +69,7 @@ class ModelMetadata:
             spatial_size=tuple(d["spatial_size"]) if d.get("spatial_size") else None,
             model_options=dict(d.get("model_options") or {}),
             precision=str(d.get("precision", "fp32")),
+            decision_rule=d.get("decision_rule") if isinstance(d.get("decision_rule"), dict) else None,
         )
 
     @classmethod

@@ -226,7 +226,7 @@ def _predict(model: Any, image: Any, size: tuple[int, int], device: Any) -> np.n
 def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[str], out_png: str | Path,
                              dataset: str | None = None, root: str | Path | None = None, split: str = "val",
                              images: int = 4, device: str = "cpu") -> Path:
-    """Run both checkpoints on the first `images` images of a split that contain the most
+    """Run both checkpoints on `images` images of a split, spread over it, that contain the most
     important group and draw `importance_overlay` panels into one PNG. Raises OverlayUnavailable
     for two-input models (BiERF-PSPNet) or when no dataset loader is available."""
     from iaseg.checkpoint import model_from_checkpoint
@@ -257,14 +257,17 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     ds = build_dataset(name, root, split, size=size, **options)
     top_group = list(desc.groups)[-1]
     top_ids = desc.group_indices()[-1]
-    chosen, spare = [], []
-    for i in range(min(len(ds), max(50, 10 * images))):  # the first images showing the group
+    # Images spread over the split (consecutive video frames look alike): scan up to 10 per
+    # wanted image at even spacing, keep those showing the group, then pick evenly among them.
+    scan = sorted({int(round(v)) for v in np.linspace(0, len(ds) - 1, min(len(ds), 10 * images))}) if len(ds) else []
+    showing, spare = [], []
+    for i in scan:
         item = ds[i]
         frac = float(np.isin(np.asarray(item["label"]), top_ids).mean())
-        (chosen if frac >= 0.005 else spare).append(item)
-        if len(chosen) >= images:
-            break
-    chosen = (chosen + spare)[:images]
+        (showing if frac >= 0.005 else spare).append(item)
+    if len(showing) > images:
+        showing = [showing[int(round(v))] for v in np.linspace(0, len(showing) - 1, images)]
+    chosen = (showing + spare)[:images]
     if not chosen:
         raise ValueError(f"dataset {name!r} split {split!r} at {root} has no images")
     panels = []

@@ -25,6 +25,8 @@ import torch
 from iaseg.models.info import parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt"}
+# the reference of every parity check: the network as trained, no inference-time rewrites
+PLAIN_FP32 = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,10 +72,12 @@ def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
     dynamic batch axis). `offsets`: the file has a decision rule baked in; the checkpoint's
     logits + offsets are the reference."""
     from iaseg.inference import agreement, load_runner
+    from iaseg.inference.runners import _source_kind
 
-    candidate = load_runner(exported)
-    reference = load_runner(checkpoint, backend="eager", precision="fp32", fold_bn=False,
-                            channels_last=False, fuse=False)
+    # an exported checkpoint is compared as it is stored (plain fp32 eager, like the reference);
+    # ONNX/TorchScript files run as they would be deployed
+    candidate = load_runner(exported, **(PLAIN_FP32 if _source_kind(exported) == "checkpoint" else {}))
+    reference = load_runner(checkpoint, **PLAIN_FP32)
     if inputs is None:
         g = torch.Generator().manual_seed(seed)
         sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
@@ -217,7 +221,6 @@ def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
     against the source checkpoint with both run as plain fp32 eager."""
     from iaseg.checkpoint import CheckpointError, release_checkpoint, save_checkpoint
     from iaseg.cli import CLIError
-    from iaseg.inference import agreement, load_runner
 
     if args.int8 or args.size or args.spatial_size:
         raise CLIError("--int8/--size/--spatial-size do not apply to --format checkpoint")
@@ -228,12 +231,7 @@ def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
     save_checkpoint(slim, out)
     print(f"wrote {out}: {slim['model_name']} ({len(slim['classes'])} classes), "
           f"{'fp16' if args.half else 'fp32'} weights, {out.stat().st_size / 1e6:.1f} MB")
-    plain = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
-    reference, candidate = load_runner(args.checkpoint, **plain), load_runner(out, **plain)
-    g = torch.Generator().manual_seed(0)
-    sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
-    inputs = [tuple(torch.rand(2, 3, *s, generator=g) for s in sizes) for _ in range(max(1, args.parity_count // 2))]
-    result = agreement(reference, candidate, inputs)
+    result = parity_check(args.checkpoint, out, count=args.parity_count)
     minimum = args.min_agreement if args.min_agreement is not None else (99.0 if args.half else 99.9)
     ok = 100 * result["argmax_agreement"] >= minimum
     print(f"parity vs {args.checkpoint} (both fp32 eager): {_fmt_agreement(result)}  "

@@ -144,7 +144,8 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     """Compare two reports (dicts, report.json files or run folders).
 
     Returns {"comparison": the comparison.json dict, "summary": one plain-language line,
-    "markdown": the two tables, "files": {name: path}, "figures": [png paths]}. With `out_dir`,
+    "markdown": the two tables, "files": {name: path}, "figures": [png paths], "reports": (A, B) as
+    loaded}. With `out_dir`,
     writes comparison.md, comparison.json and comparison_bars.png there.
     """
     from iaseg.checkpoint import atomic_write_bytes
@@ -158,7 +159,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     comparison["sources"] = [src_a, src_b]
     markdown = comparison_markdown(comparison)
     result: dict[str, Any] = {"comparison": comparison, "summary": comparison["summary"], "markdown": markdown,
-                              "files": {}, "figures": []}
+                              "files": {}, "figures": [], "reports": (ra, rb)}
     if out_dir is not None:
         out = Path(out_dir)
         bars = plot_class_bars({comparison["names"][0]: ra, comparison["names"][1]: rb}, out / "comparison_bars.png",
@@ -314,16 +315,16 @@ def run(args: argparse.Namespace) -> int:
     except (ReportError, ValueError) as e:
         raise CLIError(str(e)) from None
     names = result["comparison"]["names"]
+    extended = False  # comparison.md is rewritten once, after every addition
     if args.paper:
         from .paper import paper_vs_ours_markdown
 
-        reports = {"CE": _resolve(args.a)[0], "IAL": _resolve(args.b)[0]}
         try:
-            extra = paper_vs_ours_markdown(args.paper, reports)
+            extra = paper_vs_ours_markdown(args.paper, dict(zip(("CE", "IAL"), result["reports"])))
         except ValueError as e:
             raise CLIError(f"--paper: {e}") from None
         result["markdown"] += "\n## Paper vs ours\n\n" + extra
-        write_comparison_md(result, args.out)
+        extended = True
     runs = [Path(x) for x in (args.a, args.b)]
     if all((r / "metrics.jsonl").is_file() for r in runs):
         from .figures import plot_curves_comparison
@@ -331,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
         fig = plot_curves_comparison(dict(zip(names, runs)), Path(args.out) / "curves.png")
         result["figures"].append(fig)
         result["files"]["curves"] = fig
-        write_comparison_md(result, args.out)
+        extended = True
     if args.checkpoints:
         try:
             fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
@@ -340,11 +341,15 @@ def run(args: argparse.Namespace) -> int:
         except OverlayUnavailable as e:
             print(f"iaseg compare: overlay skipped: {e}", file=sys.stderr)
         except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
+            if extended:
+                write_comparison_md(result, args.out)
             raise CLIError(f"overlay: {e}") from None
         else:
             result["figures"].append(fig)
             result["files"]["overlay"] = fig
-            write_comparison_md(result, args.out)
+            extended = True
+    if extended:
+        write_comparison_md(result, args.out)
     print(result["summary"])
     print("wrote " + ", ".join(str(p) for p in result["files"].values()))
     return 0

@@ -265,11 +265,12 @@ def plot_curves_comparison(runs: Mapping[str, str | Path], out_png: str | Path, 
     `group` (default: the last, most important group of the first run) per epoch. `runs` maps a
     display name to a run folder or metrics.jsonl. Losses of different kinds (CE vs IAL) have
     different scales; the loss panel is for convergence, not for comparing values."""
-    data = {name: read_metrics_jsonl(path) for name, path in runs.items()}
+    raw = {name: read_metrics_jsonl(path) for name, path in runs.items()}
     if group is None:
-        first = next(iter(data.values()))
+        first = next(iter(raw.values()))
         groups = next((list(r["val"]["groups"]) for r in first if isinstance(r.get("val"), Mapping)), [])
         group = groups[-1] if groups else None
+    data = {name: [_flatten(r) for r in records] for name, records in raw.items()}
     fig = _figure(11, 3.6)
     axes = fig.subplots(1, 3)
     panels = [("train_loss", "training loss", None),
@@ -279,7 +280,7 @@ def plot_curves_comparison(runs: Mapping[str, str | Path], out_png: str | Path, 
         for name, records in data.items():
             xs, ys = [], []
             for r in records:
-                v = _flatten(r).get(key)
+                v = r.get(key)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
                     xs.append(float(r["epoch"]))
                     ys.append(float(v) * (scale or 1.0))

@@ -7,7 +7,6 @@ for example `compare_reports`. `paper_table5` gives Table V as printed.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from .confusion import METRICS
-from .report import LABELS, delta_pct, display_groups, format_table2_md, format_table5_md, pct, summarize
+from .report import LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, pct, summarize
 
 _FILE = Path(__file__).with_name("paper_results.yaml")
 LOSSES = ("CE", "IAL")
@@ -24,10 +23,6 @@ LOSSES = ("CE", "IAL")
 @lru_cache(maxsize=None)
 def _tables() -> dict[str, Any]:
     return yaml.safe_load(_FILE.read_text())
-
-
-def paper_datasets() -> list[str]:
-    return list(_tables())
 
 
 def _entry(dataset: str) -> dict[str, Any]:
@@ -121,6 +116,5 @@ def paper_vs_ours_markdown(dataset: str, ours: Mapping[str, Mapping[str, Any]],
         "", t5]) + "\n"
 
 
-def _sub(b: float, a: float) -> float:
-    a, b = float("nan") if a is None else a, float("nan") if b is None else b
-    return b - a if not (math.isnan(a) or math.isnan(b)) else math.nan
+def _sub(b: Any, a: Any) -> float:
+    return _num(b) - _num(a)  # NaN (undefined) in, NaN out

@@ -1,0 +1,293 @@
+"""A resumable grid of training runs: every (config, seed) pair trained, then evaluated.
+
+Layout: `OUT/<name>/seed<k>/` is an ordinary run folder (what `iaseg train --out` writes), and
+`OUT/<name>/seed<k>/eval_<split>/` the `iaseg evaluate` of its last epoch. Nothing else holds the
+state: re-invoking the same sweep looks at the folders, skips finished runs, resumes interrupted
+ones from their last.pt and starts the rest, so a sweep survives Ctrl-C, a reboot or a session
+that ends. OUT/sweep.json records the plan and the outcome of each job for people and tools.
+
+Jobs run as child processes (`python -m iaseg train ...`), `parallel` at a time, seed-major
+(seed 0 of every config, then seed 1, ...), so that paired runs of the methods finish together and
+a study that is stopped early still has complete pairs. The same seed gives every config the same
+initialisation and data order (see iaseg.engine.trainer), which is what makes per-seed
+differences between losses paired.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from iaseg.engine.config import load_config
+
+
+class SweepError(ValueError):
+    """A sweep cannot be planned (bad seeds, names or configs); the message says which."""
+
+
+@dataclass
+class SweepJob:
+    name: str            # method label (folder name), e.g. "ce"
+    config: str          # config name or path, as given
+    seed: int
+    run_dir: Path
+    epochs: int          # the epoch count the run must reach
+    val_split: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} seed {self.seed}"
+
+
+@dataclass
+class JobState:
+    epoch: int = 0            # last finished epoch (0: nothing yet)
+    has_checkpoint: bool = False
+    evaluated: bool = False
+
+    def trained(self, job: SweepJob) -> bool:
+        return self.has_checkpoint and self.epoch >= job.epochs
+
+
+@dataclass
+class SweepResult:
+    done: list[SweepJob] = field(default_factory=list)
+    failed: list[tuple[SweepJob, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,2,5-6' -> [0, 2, 5, 6]. Order kept, duplicates refused."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise SweepError(f"--seeds {text!r}: expected numbers and ranges such as 0-4 or 0,2,5-6")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise SweepError(f"--seeds {text!r}: range {part} runs backwards")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f"--seeds {text!r}: a seed is listed twice")
+    return seeds
+
+
+def parse_config_spec(spec: str) -> tuple[str, str]:
+    """'ce=camvid_study_ce' -> ('ce', 'camvid_study_ce'); 'camvid_study_ce' -> (its stem, itself)."""
+    name, sep, config = spec.partition("=")
+    if not sep:
+        config, name = spec, Path(spec).stem
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise SweepError(f"--config {spec!r}: the name {name!r} must be a plain folder name "
+                         "(letters, digits, _ . + -)")
+    return name, config
+
+
+def plan_sweep(configs: Sequence[str], seeds: Sequence[int], out: str | Path,
+               overrides: Sequence[str] = ()) -> list[SweepJob]:
+    """The jobs of a sweep, seed-major. Every config is loaded (with the overrides) first, so a
+    typo fails before anything trains."""
+    if not configs:
+        raise SweepError("a sweep needs at least one --config")
+    if not seeds:
+        raise SweepError("a sweep needs at least one seed")
+    specs = [parse_config_spec(c) for c in configs]
+    names = [n for n, _ in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SweepError(f"two configs share the name {dup[0]!r}: name them, e.g. --config a={dup[0]}")
+    loaded = {}
+    for name, config in specs:
+        cfg = load_config(config, list(overrides))
+        loaded[name] = (config, cfg.train.epochs, cfg.data.val_split)
+    out = Path(out)
+    return [SweepJob(name, loaded[name][0], seed, out / name / f"seed{seed}", loaded[name][1], loaded[name][2])
+            for seed in seeds for name in names]
+
+
+def job_state(job: SweepJob, eval_split: str | None = None) -> JobState:
+    """What the run folder says: the last epoch in metrics.jsonl (if last.pt exists) and whether
+    an evaluation of that checkpoint exists."""
+    last = job.run_dir / "last.pt"
+    state = JobState(has_checkpoint=last.is_file())
+    metrics = job.run_dir / "metrics.jsonl"
+    if state.has_checkpoint and metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                state.epoch = max(state.epoch, int(json.loads(line).get("epoch", 0)))
+            except (ValueError, AttributeError):
+                continue
+    if eval_split:
+        report = job.run_dir / f"eval_{eval_split}" / "report.json"
+        state.evaluated = (report.is_file() and state.has_checkpoint
+                           and report.stat().st_mtime >= last.stat().st_mtime)
+    return state
+
+
+def train_command(job: SweepJob, overrides: Sequence[str], resume: bool, python: str = sys.executable) -> list[str]:
+    cmd = [python, "-m", "iaseg", "train", "--config", job.config, "--out", str(job.run_dir),
+           "--set", f"train.seed={job.seed}", "--no-progress"]
+    for o in overrides:
+        cmd += ["--set", o]
+    if resume:
+        cmd.append("--resume")
+    return cmd
+
+
+def evaluate_command(job: SweepJob, split: str, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "iaseg", "evaluate", "--checkpoint", str(job.run_dir / "last.pt"), "--split", split,
+            "--out", str(job.run_dir / f"eval_{split}"), "--no-progress"]
+
+
+def status_table(jobs: Sequence[SweepJob], eval_split: str | None) -> list[str]:
+    """One line per job: name, seed, epochs done / planned, evaluated or not."""
+    lines = []
+    for job in jobs:
+        s = job_state(job, eval_split)
+        what = ("done" if s.trained(job) else f"epoch {s.epoch}/{job.epochs}" if s.has_checkpoint else "not started")
+        if eval_split and s.trained(job):
+            what += ", evaluated" if s.evaluated else ", not evaluated"
+        lines.append(f"{job.name:<16} seed {job.seed:<3} {what}  ({job.run_dir})")
+    return lines
+
+
+class _Slot:
+    """One running child: the job, its phase ('train' or 'evaluate'), the process and its log."""
+
+    def __init__(self, job: SweepJob, phase: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.job, self.phase, self.started = job, phase, time.monotonic()
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(job.run_dir / "console.log", "a")
+        self.log.write(f"\n# {_now()} {' '.join(cmd)}\n")
+        self.log.flush()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)  # our Ctrl-C is forwarded, not shared
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel: int = 2,
+              eval_split: str | None = "val", python: str = sys.executable,
+              log: Callable[[str], None] = print, threads: int | None = None) -> SweepResult:
+    """Train (or resume) and evaluate every job that is not finished, `parallel` at a time.
+
+    Ctrl-C / SIGTERM are forwarded to the children as SIGTERM (a training run then saves last.pt)
+    and the sweep returns with `interrupted` set; re-running it carries on. A job that fails is
+    reported (its console.log holds the reason) and the others go on.
+    `threads` sets OMP_NUM_THREADS of evaluation children (training uses train.threads).
+    """
+    if parallel < 1:
+        raise SweepError(f"--parallel must be >= 1, got {parallel}")
+    out_dirs = {j.run_dir.parent.parent for j in jobs}
+    result = SweepResult()
+    todo: list[tuple[SweepJob, str]] = []
+    for job in jobs:
+        s = job_state(job, eval_split)
+        if not s.trained(job):
+            todo.append((job, "train"))
+        elif eval_split and not s.evaluated:
+            todo.append((job, "evaluate"))
+        else:
+            result.done.append(job)
+    n_total, n_skip = len(jobs), len(result.done)
+    log(f"sweep: {n_total} runs, {n_skip} finished, {len(todo)} to do, {parallel} at a time")
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    running: list[_Slot] = []
+    stop = {"flag": False}
+    durations: list[float] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not stop["flag"]:
+            log(f"sweep: {signal.Signals(signum).name} received: stopping the running jobs (they save last.pt); "
+                "run the same command again to carry on")
+        stop["flag"] = True
+        for s in running:
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while (todo and not stop["flag"]) or running:
+            while todo and len(running) < parallel and not stop["flag"]:
+                job, phase = todo.pop(0)
+                if phase == "train":
+                    state = job_state(job)
+                    cmd = train_command(job, overrides, resume=state.has_checkpoint, python=python)
+                    how = f"resuming after epoch {state.epoch}" if state.has_checkpoint else "new run"
+                else:
+                    cmd, how = evaluate_command(job, eval_split or "val", python=python), f"on {eval_split}"
+                running.append(_Slot(job, phase, cmd, env))
+                log(f"sweep: {_now()} {phase} {job.label} ({how})")
+            time.sleep(0.2)
+            for slot in list(running):
+                rc = slot.proc.poll()
+                if rc is None:
+                    continue
+                running.remove(slot)
+                slot.close()
+                job, elapsed = slot.job, time.monotonic() - slot.started
+                if stop["flag"] and rc != 0:
+                    continue
+                if rc != 0:
+                    reason = f"{slot.phase} exited with status {rc}; see {job.run_dir / 'console.log'}"
+                    result.failed.append((job, reason))
+                    log(f"sweep: {_now()} FAILED {job.label}: {reason}")
+                    continue
+                if slot.phase == "train":
+                    durations.append(elapsed)
+                    if eval_split:
+                        todo.insert(0, (job, "evaluate"))
+                    else:
+                        result.done.append(job)
+                else:
+                    result.done.append(job)
+                left = sum(1 for _, p in todo if p == "train") + sum(1 for s in running if s.phase == "train")
+                eta = ""
+                if durations and left:
+                    eta = f", about {_hours(left * sum(durations) / len(durations) / parallel)} left"
+                log(f"sweep: {_now()} finished {slot.phase} {job.label} in {_hours(elapsed)} "
+                    f"({len(result.done)}/{n_total} done{eta})")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for out in out_dirs:
+            _write_summary(out, jobs, eval_split, result)
+    result.interrupted = stop["flag"]
+    return result
+
+
+def _write_summary(out: Path, jobs: Sequence[SweepJob], eval_split: str | None, result: SweepResult) -> None:
+    from iaseg.checkpoint import atomic_write_bytes
+
+    failed = {(j.name, j.seed): why for j, why in result.failed}
+    rows = []
+    for job in jobs:
+        if job.run_dir.parent.parent != out:
+            continue
+        s = job_state(job, eval_split)
+        rows.append({"name": job.name, "config": job.config, "seed": job.seed, "run": str(job.run_dir),
+                     "epoch": s.epoch, "epochs": job.epochs, "trained": s.trained(job),
+                     "evaluated": s.evaluated, "failed": failed.get((job.name, job.seed))})
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "sweep.json", json.dumps(
+        {"format": "iaseg.sweep/1", "updated": _now(), "eval_split": eval_split, "jobs": rows}, indent=1).encode())
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"

@@ -40,9 +40,32 @@ def _num(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return sum(finite) / len(finite) if finite else math.nan
+def nan_mean(values: Any) -> np.ndarray:
+    """Mean over the last axis of the defined (non-NaN) values, NaN where none is defined; the
+    one NaN-aware mean of the reports, for one vector or a batch (... x K -> ...). Summed in
+    index order, so a batch gives the same bits as its rows one at a time."""
+    v = np.asarray(values, dtype=np.float64)
+    total = np.zeros(v.shape[:-1])
+    count = np.zeros(v.shape[:-1])
+    for i in range(v.shape[-1]):
+        defined = ~np.isnan(v[..., i])
+        total += np.where(defined, v[..., i], 0.0)
+        count += defined
+    with np.errstate(invalid="ignore"):
+        return total / count  # 0 / 0 -> NaN: nothing defined
+
+
+def group_means(values: Mapping[str, Any], classes: Sequence[str],
+                groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Group means and overall means of per-class values given as arrays (... x C, classes in
+    `classes` order) per metric: {"groups": {group: {metric: ...}}, "mean": {metric: ...}}.
+    A group's value is the NaN-aware mean of its classes' values (paper Table V); "mean" is over
+    all classes, not over the group means."""
+    index = {c: i for i, c in enumerate(classes)}
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    return {"groups": {g: {k: nan_mean(a[..., [index[c] for c in members]]) for k, a in arrays.items()}
+                       for g, members in groups.items()},
+            "mean": {k: nan_mean(a) for k, a in arrays.items()}}
 
 
 def summarize(per_class: Mapping[str, Mapping[str, Any]], groups: Mapping[str, Sequence[str]],
@@ -58,11 +81,9 @@ def summarize(per_class: Mapping[str, Mapping[str, Any]], groups: Mapping[str, S
     if unknown:
         raise ValueError(f"groups name classes that have no values: {unknown}")
     values = {c: {k: _num(v.get(k)) for k in METRICS} for c, v in per_class.items()}
-    out: dict[str, Any] = {
-        "groups": {g: {k: _nanmean([values[c][k] for c in members]) for k in METRICS}
-                   for g, members in groups.items()},
-        "mean": {k: _nanmean([v[k] for v in values.values()]) for k in METRICS},
-    }
+    means = group_means({k: [v[k] for v in values.values()] for k in METRICS}, list(values), groups)
+    out: dict[str, Any] = {"groups": {g: {k: float(x) for k, x in m.items()} for g, m in means["groups"].items()},
+                           "mean": {k: float(x) for k, x in means["mean"].items()}}
     undefined = {k: [c for c, v in values.items() if math.isnan(v[k])] for k in METRICS}
     if warn and any(undefined.values()):
         detail = "; ".join(f"{k}: {', '.join(cs)}" for k, cs in undefined.items() if cs)

@@ -1,0 +1,415 @@
+"""Statistics for comparing methods over seeds (numpy; no scipy), following the evidence protocol
+(paired seeds, CIs, sign-flip tests, a seed-then-block hierarchical bootstrap).
+
+- `seed_summary`: mean, SD and Student-t CI of one metric over seeds.
+- `paired_differences`: per-seed differences of two methods with a t CI, a percentile bootstrap
+  CI of the mean difference and a two-sided sign-flip permutation p-value.
+- `hierarchical_bootstrap`: CIs of every report metric (per class, group means, mean) of one
+  method or of a paired difference, resampling seeds and then blocks of consecutive frames
+  from per-image confusion counts (`iaseg.metrics.per_image`).
+- `summary_sentence`: each effect with its CI, saying plainly when the CI includes 0.
+
+Metric values are fractions, as in report.json; differences are `a - b`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .confusion import METRICS, class_metrics
+from .per_image import PerImageCounts, sequence_blocks
+from .report import group_means, nan_mean
+
+_CHUNK = 1000  # bootstrap resamples scored at once (bounds memory; fixed, so results are reproducible)
+
+
+# -- Student t ----------------------------------------------------------------------------------
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b), by its continued fraction (modified Lentz),
+    evaluated where it converges fast and mirrored with I_x(a, b) = 1 - I_(1-x)(b, a) elsewhere."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    log_front = a * math.log(x) + b * math.log1p(-x) - (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 1000):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),          # even term d_2m
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # odd term d_2m+1
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-16:
+            break
+    return math.exp(log_front) * f / a
+
+
+def t_tail(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom (t >= 0)."""
+    return 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile of Student's t with `df` > 0 degrees of freedom (bisection on the exact
+    CDF; about 1e-12 relative accuracy)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if not df > 0:
+        raise ValueError(f"degrees of freedom must be > 0, got {df}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    if p == 0.5:
+        return 0.0
+    tail = 1.0 - p
+    lo, hi = 0.0, 1.0
+    while t_tail(hi, df) > tail:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if t_tail(mid, df) > tail else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+# -- one metric over seeds ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Mean ± SD (ddof=1) of n values and the Student-t CI of the mean (NaN when n < 2)."""
+    mean: float
+    sd: float
+    n: int
+    low: float
+    high: float
+    confidence: float = 0.95
+
+    @property
+    def estimate(self) -> float:
+        return self.mean
+
+
+def _values(values: Any) -> np.ndarray:
+    v = np.asarray(list(values.values()) if isinstance(values, Mapping) else values, dtype=np.float64).ravel()
+    return v[~np.isnan(v)]
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def seed_summary(values: Sequence[float] | Mapping[Any, float] | np.ndarray,
+                 confidence: float = 0.95) -> SeedSummary:
+    """Mean, SD (ddof=1), n and the Student-t CI of the mean of one metric's values over seeds
+    (a sequence or a {seed: value} dict). Undefined (NaN) values are left out and n counts the
+    rest; with n = 1 the SD and the CI are NaN."""
+    _check_confidence(confidence)
+    v = _values(values)
+    if v.size == 0:
+        raise ValueError("seed_summary needs at least one defined value")
+    mean = float(v.mean())
+    if v.size < 2:
+        return SeedSummary(mean, math.nan, 1, math.nan, math.nan, confidence)
+    sd = float(v.std(ddof=1))
+    half = t_quantile(0.5 + confidence / 2.0, v.size - 1) * sd / math.sqrt(v.size)
+    return SeedSummary(mean, sd, int(v.size), mean - half, mean + half, confidence)
+
+
+# -- paired differences -------------------------------------------------------------------------
+
+def aligned_seeds(a: Mapping[Any, Any] | Sequence[Any], b: Mapping[Any, Any] | Sequence[Any]) -> list[Any]:
+    """The seeds two methods share: dict keys (which must be the same, or ValueError naming the
+    missing seeds) in `a`'s order, or positions 0..n-1 of two sequences of equal length."""
+    if isinstance(a, Mapping) != isinstance(b, Mapping):
+        raise ValueError("pair seeds either as two {seed: value} dicts or as two aligned sequences, not a mix")
+    if isinstance(a, Mapping):
+        only_a = [s for s in a if s not in b]
+        only_b = [s for s in b if s not in a]
+        if only_a or only_b:
+            raise ValueError(f"the methods' seeds differ: missing from b: {only_a}, missing from a: {only_b}")
+        return list(a)
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    return list(range(len(a)))
+
+
+def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 10_000, confidence: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean: resample the values with replacement `n_boot`
+    times (numpy Generator seeded with `seed`) and take the central `confidence` quantiles."""
+    _check_confidence(confidence)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0 or np.isnan(v).any():
+        raise ValueError("bootstrap_mean_ci needs at least one value and no NaN")
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(1)
+    low, high = np.quantile(means, [0.5 - confidence / 2.0, 0.5 + confidence / 2.0])
+    return float(low), float(high)
+
+
+def sign_flip_p_value(diffs: Sequence[float] | np.ndarray, exact_max_n: int = 16, n_perm: int = 100_000,
+                      seed: int = 0) -> tuple[float, bool]:
+    """Two-sided sign-flip permutation p-value of the mean of paired differences: the fraction
+    of sign patterns whose |mean| is >= the observed |mean|, the observed pattern included.
+    All 2^n patterns for n <= `exact_max_n`; above, `n_perm` random patterns (seeded) plus the
+    observed one. Returns (p, exact)."""
+    d = np.asarray(diffs, dtype=np.float64).ravel()
+    if d.size == 0 or np.isnan(d).any():
+        raise ValueError("sign_flip_p_value needs at least one difference and no NaN")
+    n = d.size
+    observed = abs(d.sum())
+    # sums of the same terms in another order may differ by rounding; ties must count
+    tol = 4 * n * np.finfo(np.float64).eps * np.abs(d).sum()
+    if n <= exact_max_n:
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+        sums = (1 - 2 * bits) @ d
+        return float(np.count_nonzero(np.abs(sums) >= observed - tol) / 2 ** n), True
+    rng = np.random.default_rng(seed)
+    hits, done = 0, 0
+    while done < n_perm:
+        m = min(_CHUNK * 100, n_perm - done)
+        signs = 1 - 2 * rng.integers(0, 2, size=(m, n))
+        hits += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+        done += m
+    return (hits + 1) / (n_perm + 1), False
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Per-seed differences a - b and their statistics. `low`/`high` are the bootstrap CI."""
+    seeds: tuple[Any, ...]
+    diffs: tuple[float, ...]
+    mean: float
+    sd: float
+    n: int
+    t_ci: tuple[float, float]
+    bootstrap_ci: tuple[float, float]
+    p_value: float
+    exact_p: bool
+    undefined_seeds: tuple[Any, ...] = ()
+    confidence: float = 0.95
+
+    @property
+    def estimate(self) -> float:
+        return self.mean
+
+    @property
+    def low(self) -> float:
+        return self.bootstrap_ci[0]
+
+    @property
+    def high(self) -> float:
+        return self.bootstrap_ci[1]
+
+
+def paired_differences(a: Mapping[Any, float] | Sequence[float], b: Mapping[Any, float] | Sequence[float],
+                       n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0,
+                       exact_max_n: int = 16, n_perm: int = 100_000) -> PairedDifference:
+    """Differences a - b per seed ({seed: value} dicts with the same seeds, or aligned
+    sequences) with mean, SD, Student-t CI, a percentile bootstrap CI of the mean difference
+    (`bootstrap_mean_ci`) and a two-sided sign-flip permutation p-value (`sign_flip_p_value`).
+    Seeds where either value is undefined (NaN) are left out and listed in `undefined_seeds`."""
+    seeds = aligned_seeds(a, b)
+    pairs = [(s, float(a[s]), float(b[s])) for s in seeds]
+    undefined = tuple(s for s, x, y in pairs if math.isnan(x) or math.isnan(y))
+    kept = [(s, x - y) for s, x, y in pairs if s not in undefined]
+    if not kept:
+        raise ValueError("no seed with both values defined")
+    d = np.array([v for _, v in kept])
+    summary = seed_summary(d, confidence)
+    p, exact = sign_flip_p_value(d, exact_max_n, n_perm, seed)
+    return PairedDifference(tuple(s for s, _ in kept), tuple(float(v) for v in d), summary.mean, summary.sd,
+                            summary.n, (summary.low, summary.high), bootstrap_mean_ci(d, n_boot, confidence, seed),
+                            p, exact, undefined, confidence)
+
+
+# -- hierarchical bootstrap from per-image counts -----------------------------------------------
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its bootstrap CI."""
+    estimate: float
+    low: float
+    high: float
+    confidence: float = 0.95
+
+
+def confusion_metrics(matrices: Any, classes: Sequence[str],
+                      groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Report metrics of a batch of confusion matrices (... x C x C): {"per_class": {metric:
+    ... x C}, "groups": {group: {metric: ...}}, "mean": {metric: ...}}, computed as
+    `build_report` does (`class_metrics`, then `group_means`)."""
+    m = torch.as_tensor(np.asarray(matrices, dtype=np.float64))
+    per_class = {k: v.numpy() for k, v in class_metrics(m).items()}
+    means = group_means(per_class, classes, groups or {})
+    return {"per_class": per_class, **means}
+
+
+def _seed_mean(values: dict[str, Any], axis: int) -> dict[str, Any]:
+    """NaN-aware mean over the seed axis of every array in a confusion_metrics() result."""
+    def mean(x: np.ndarray) -> np.ndarray:
+        return nan_mean(np.moveaxis(x, axis, -1))
+    return {"per_class": {k: mean(v) for k, v in values["per_class"].items()},
+            "groups": {g: {k: mean(v) for k, v in m.items()} for g, m in values["groups"].items()},
+            "mean": {k: mean(v) for k, v in values["mean"].items()}}
+
+
+def _runs(runs: Mapping[Any, PerImageCounts] | Sequence[PerImageCounts]) -> dict[Any, PerImageCounts]:
+    runs = dict(runs) if isinstance(runs, Mapping) else dict(enumerate(runs))
+    if not runs:
+        raise ValueError("no runs given")
+    for key, run in runs.items():
+        if not isinstance(run, PerImageCounts):
+            raise TypeError(f"run {key!r}: expected PerImageCounts (load_per_image), got {type(run).__name__}")
+    return runs
+
+
+def _block_counts(runs: list[PerImageCounts], names: tuple[str, ...], blocks: list[np.ndarray]) -> np.ndarray:
+    """(S, K, C, C) float64: each run's counts summed over each block of images (in `names` order)."""
+    out = []
+    for run in runs:
+        if run.names != names:
+            missing = sorted(set(names) - set(run.names))[:5]
+            extra = sorted(set(run.names) - set(names))[:5]
+            if missing or extra:
+                raise ValueError(f"runs were evaluated on different images: missing {missing}, extra {extra}")
+            position = {n: i for i, n in enumerate(run.names)}
+            counts = run.counts[[position[n] for n in names]]
+        else:
+            counts = run.counts
+        out.append(np.stack([counts[idx].sum(0) for idx in blocks]))
+    return np.stack(out).astype(np.float64)
+
+
+def _resample(block_counts: np.ndarray, drawn: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Pooled (m, S, C, C) matrices: for each resample and drawn seed, the block counts of that
+    seed weighted by how often each block was drawn."""
+    pooled = np.empty(drawn.shape + block_counts.shape[2:])
+    for u in range(block_counts.shape[0]):
+        chosen = drawn == u
+        pooled[chosen] = np.tensordot(weights[chosen], block_counts[u], axes=1)
+    return pooled
+
+
+def _flatten(values: dict[str, Any], classes: Sequence[str]) -> dict[tuple[str, str, str], Any]:
+    """{(section, name, metric): array} of a confusion_metrics()-shaped result."""
+    flat = {("per_class", c, k): v[..., i] for k, v in values["per_class"].items() for i, c in enumerate(classes)}
+    flat.update({("groups", g, k): v for g, m in values["groups"].items() for k, v in m.items()})
+    flat.update({("mean", "mean", k): v for k, v in values["mean"].items()})
+    return flat
+
+
+def hierarchical_bootstrap(a: Mapping[Any, PerImageCounts] | Sequence[PerImageCounts],
+                           b: Mapping[Any, PerImageCounts] | Sequence[PerImageCounts] | None = None,
+                           groups: Mapping[str, Sequence[str]] | None = None, block_len: int = 10,
+                           n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Bootstrap CIs of every report metric of method `a`, or of the paired difference a - b.
+
+    `a` (and `b`) hold one run per seed: {seed: PerImageCounts} (or a list), all evaluated on
+    the same images with the same classes; a pair needs the same seeds. Each resample draws
+    seeds with replacement, then, for each drawn seed, the blocks of `sequence_blocks(names,
+    block_len)` with replacement (as many as there are); the drawn images' counts are pooled
+    and scored like a report (`confusion_metrics`), and the scores averaged over the drawn
+    seeds (NaN-aware). A pair uses the same seed and block draws for both methods. The
+    estimate is the average over seeds of each run's full-split value (for a pair, of a minus
+    that of b); the CI the central `confidence` quantiles of the resamples (numpy Generator
+    seeded with `seed`).
+
+    Returns {"per_class": {class: {metric: Interval}}, "groups": {group: {metric: Interval}},
+    "mean": {metric: Interval}, "meta": {...}}.
+    """
+    _check_confidence(confidence)
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    runs_a = _runs(a)
+    runs_b = _runs(b) if b is not None else None
+    seeds = aligned_seeds(runs_a, runs_b) if runs_b is not None else list(runs_a)
+    first = runs_a[seeds[0]]
+    classes, names = first.classes, first.names
+    every = list(runs_a.values()) + (list(runs_b.values()) if runs_b is not None else [])
+    for run in every:
+        if run.classes != classes:
+            raise ValueError(f"runs have different classes: {list(classes)} vs {list(run.classes)}")
+    blocks = sequence_blocks(names, block_len)
+    methods = [_block_counts([runs_a[s] for s in seeds], names, blocks)]
+    if runs_b is not None:
+        methods.append(_block_counts([runs_b[s] for s in seeds], names, blocks))
+    n_seeds, n_blocks = len(seeds), len(blocks)
+
+    def score(pooled: list[np.ndarray], axis: int) -> dict[tuple[str, str, str], Any]:
+        flat = [_flatten(_seed_mean(confusion_metrics(p, classes, groups), axis), classes) for p in pooled]
+        return {key: flat[0][key] - flat[1][key] if len(flat) > 1 else flat[0][key] for key in flat[0]}
+
+    estimate = score([m.sum(1) for m in methods], axis=0)
+    rng = np.random.default_rng(seed)
+    samples: dict[tuple[str, str, str], list[np.ndarray]] = {key: [] for key in estimate}
+    for start in range(0, int(n_boot), _CHUNK):
+        m = min(_CHUNK, int(n_boot) - start)
+        drawn = rng.integers(0, n_seeds, size=(m, n_seeds))
+        picks = rng.integers(0, n_blocks, size=(m, n_seeds, n_blocks))
+        offsets = n_blocks * np.arange(m * n_seeds).reshape(m, n_seeds, 1)
+        weights = np.bincount((picks + offsets).ravel(), minlength=m * n_seeds * n_blocks)
+        weights = weights.reshape(m, n_seeds, n_blocks).astype(np.float64)
+        for key, v in score([_resample(bc, drawn, weights) for bc in methods], axis=1).items():
+            samples[key].append(v)
+    q = [0.5 - confidence / 2.0, 0.5 + confidence / 2.0]
+    out: dict[str, Any] = {"per_class": {}, "groups": {}, "mean": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: a class absent everywhere
+        for (section, name, metric), v in samples.items():
+            low, high = np.nanquantile(np.concatenate(v), q)
+            interval = Interval(float(estimate[(section, name, metric)]), float(low), float(high), confidence)
+            if section == "mean":
+                out["mean"][metric] = interval
+            else:
+                out[section].setdefault(name, {})[metric] = interval
+    out["meta"] = {"seeds": seeds, "images": len(names), "blocks": n_blocks, "block_len": int(block_len),
+                   "n_boot": int(n_boot), "seed": seed, "difference": runs_b is not None}
+    return out
+
+
+# -- words ----------------------------------------------------------------------------------------
+
+def summary_sentence(effects: Mapping[str, Any], scale: float = 100.0, unit: str = " points",
+                     digits: int = 1) -> str:
+    """One sentence per effect: '{label}: +1.2 points (95 % CI -0.5 to +2.9, p = 0.31, n = 5):
+    not significant (the 95 % CI includes 0).' Effects are anything with estimate/low/high
+    (PairedDifference: its bootstrap CI; Interval; SeedSummary) and, optionally, p_value and n.
+    Values are multiplied by `scale` (fractions -> percentage points)."""
+    def num(x: float) -> str:
+        return f"{scale * x:+.{digits}f}"
+
+    sentences = []
+    for label, e in effects.items():
+        level = f"{100 * getattr(e, 'confidence', 0.95):g} %"
+        extras = []
+        if getattr(e, "p_value", None) is not None:
+            extras.append(f"p = {e.p_value:.3g}")
+        if getattr(e, "n", None) is not None:
+            extras.append(f"n = {e.n}")
+        extra = "".join(", " + x for x in extras)
+        if math.isnan(e.low) or math.isnan(e.high):
+            sentences.append(f"{label}: {num(e.estimate)}{unit} ({level} CI undefined{extra}): "
+                             f"no conclusion possible.")
+            continue
+        verdict = ("not significant (the {} CI includes 0)" if e.low <= 0.0 <= e.high
+                   else "the {} CI excludes 0").format(level)
+        sentences.append(f"{label}: {num(e.estimate)}{unit} ({level} CI {num(e.low)} to {num(e.high)}{extra}): "
+                         f"{verdict}.")
+    return "\n".join(sentences)

@@ -8,6 +8,7 @@ figures.
     >>> report = build_report(cm.matrix, classes, {"G1": [...], "G2": [...], "G3": [...]})
     >>> write_report(report, "runs/x/eval")          # report.json/.md/.csv, confusion_matrix.png
 """
+from .boundary import BoundaryFScore, BoundaryMetrics, TrimapIoU, boundary_map, boundary_tolerance
 from .compare import compare_reports, comparison_dict, comparison_markdown, summary_line
 from .confusion import METRICS, ConfusionMatrix, class_metrics
 from .figures import (importance_overlay, plot_class_bars, plot_confusion_matrix, plot_overlays,
@@ -19,6 +20,7 @@ from .report import (ReportError, UndefinedMetricWarning, build_report, delta_pc
 
 __all__ = [
     "METRICS", "ConfusionMatrix", "class_metrics",
+    "BoundaryFScore", "BoundaryMetrics", "TrimapIoU", "boundary_map", "boundary_tolerance",
     "ReportError", "UndefinedMetricWarning", "build_report", "summarize", "write_report", "load_report",
     "find_report", "report_to_json", "report_markdown", "report_csv",
     "format_table_md", "format_table2_md", "format_table5_md", "display_groups", "pct", "delta_pct",

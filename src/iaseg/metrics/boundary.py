@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .confusion import METRICS, class_metrics
+from .confusion import METRICS, all_reduce_sum_, class_metrics
 from .report import summarize
 
 BOUNDARY_METRICS = ("precision", "recall", "f", "f_image_mean")
@@ -141,20 +141,6 @@ def _fscore(pred_matched: torch.Tensor, pred: torch.Tensor, gt_matched: torch.Te
     p0, r0 = precision.nan_to_num(0.0), recall.nan_to_num(0.0)
     f = torch.where(p0 + r0 > 0, 2 * p0 * r0 / (p0 + r0), torch.zeros_like(p0))
     return {"precision": precision, "recall": recall, "f": f.masked_fill(p + g == 0, math.nan)}
-
-
-def _all_reduce_sum_(t: torch.Tensor) -> None:
-    """torch.distributed SUM in place (no-op without a process group); NCCL needs a CUDA copy."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    if dist.get_backend() == "nccl" and t.device.type != "cuda":
-        buf = t.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-        t.copy_(buf)
-    else:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
 
 
 def _prepare(pred: Any, target: Any, num_classes: int, ignore_index: int | None,
@@ -332,7 +318,7 @@ class BoundaryFScore:
         """Sum the counts of all processes in place (no-op without torch.distributed); call once,
         after the last update."""
         for t in self._state():
-            _all_reduce_sum_(t)
+            all_reduce_sum_(t)
         return self
 
     def merge(self, other: "BoundaryFScore") -> "BoundaryFScore":
@@ -436,7 +422,7 @@ class TrimapIoU:
     def all_reduce(self) -> "TrimapIoU":
         """Sum the band matrices of all processes in place (no-op without torch.distributed);
         call once, after the last update."""
-        _all_reduce_sum_(self._state())
+        all_reduce_sum_(self._state())
         return self
 
     def merge(self, other: "TrimapIoU") -> "TrimapIoU":

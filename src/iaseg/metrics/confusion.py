@@ -37,6 +37,22 @@ def class_metrics(matrix: Any) -> dict[str, torch.Tensor]:
     return {"precision": tp / predicted, "recall": tp / gt, "iou": tp / (gt + predicted - tp)}
 
 
+def all_reduce_sum_(t: torch.Tensor) -> torch.Tensor:
+    """torch.distributed SUM of a count tensor in place; a no-op without a process group. The one
+    all-reduce of the metric accumulators (confusion, boundary, offset sweeps)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # NCCL reduces CUDA tensors only; gloo handles CPU (and CUDA) tensors
+        if dist.get_backend() == "nccl" and t.device.type != "cuda":
+            buf = t.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            t.copy_(buf)
+        else:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
 class ConfusionMatrix:
     """Accumulate a C x C int64 confusion matrix (rows = ground truth, columns = prediction) with
     one `torch.bincount` per batch on the inputs' device.
@@ -128,18 +144,7 @@ class ConfusionMatrix:
     def all_reduce(self) -> "ConfusionMatrix":
         """Sum the matrices of all processes (torch.distributed SUM) in place; a no-op when
         torch.distributed is not initialised. Call it once, after the last update."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return self
-        m = self._ensure(self._device or torch.device("cpu"))
-        # NCCL reduces CUDA tensors only; gloo handles CPU (and CUDA) tensors
-        if dist.get_backend() == "nccl" and m.device.type != "cuda":
-            buf = m.to(torch.device("cuda", torch.cuda.current_device()))
-            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
-            m.copy_(buf)
-        else:
-            dist.all_reduce(m, op=dist.ReduceOp.SUM)
+        all_reduce_sum_(self._ensure(self._device or torch.device("cpu")))
         return self
 
     def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":

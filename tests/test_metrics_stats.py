@@ -137,7 +137,7 @@ def test_paired_differences_statistics():
     assert r.sd == pytest.approx(d.std(ddof=1), rel=1e-14)
     s = seed_summary(d)
     assert r.t_ci == (s.low, s.high)
-    assert r.bootstrap_ci == bootstrap_mean_ci(d, n_boot=2000, seed=1) and (r.low, r.high) == r.bootstrap_ci
+    assert r.bootstrap_ci == bootstrap_mean_ci(d, n_boot=2000, seed=1) and (r.low, r.high) == r.t_ci
     assert r.p_value == pytest.approx(brute_force_p(d.tolist()), abs=1e-15) and r.exact_p
     assert r.estimate == r.mean
 
@@ -162,12 +162,15 @@ def test_paired_differences_leave_out_undefined_seeds():
 
 def test_summary_sentence_says_when_the_ci_includes_zero():
     ci_zero = Interval(0.012, -0.005, 0.029)
-    clear = PairedDifference((0, 1, 2), (0.01, 0.02, 0.03), 0.02, 0.01, 3, (0.0, 0.05), (0.01, 0.03), 0.25, True)
-    text = summary_sentence({"G3 recall, IAL - CE": ci_zero, "mean IoU, IAL - CE": clear})
+    clear = PairedDifference((0, 1, 2), (0.01, 0.02, 0.03), 0.02, 0.01, 3, (0.005, 0.035), (0.01, 0.03), 0.25, True)
+    # the verdict follows the t CI, not the narrower bootstrap CI
+    t_only = PairedDifference((0, 1, 2), (0.01, 0.02, 0.03), 0.02, 0.01, 3, (-0.005, 0.045), (0.01, 0.03), 0.25, True)
+    text = summary_sentence({"G3 recall, IAL - CE": ci_zero, "mean IoU, IAL - CE": clear, "t": t_only})
     lines = text.splitlines()
     assert lines[0] == ("G3 recall, IAL - CE: +1.2 points (95 % CI -0.5 to +2.9): "
                         "not significant (the 95 % CI includes 0).")
-    assert lines[1] == "mean IoU, IAL - CE: +2.0 points (95 % CI +1.0 to +3.0, p = 0.25, n = 3): the 95 % CI excludes 0."
+    assert lines[1] == "mean IoU, IAL - CE: +2.0 points (95 % CI +0.5 to +3.5, p = 0.25, n = 3): the 95 % CI excludes 0."
+    assert lines[2].endswith("not significant (the 95 % CI includes 0).")
     one = seed_summary([0.4])
     assert "CI undefined" in summary_sentence({"x": one}) and "n = 1" in summary_sentence({"x": one})
 

@@ -17,6 +17,14 @@ A_COLOR = (255, 215, 0)
 B_COLOR = (230, 20, 20)
 
 
+METHOD_COLORS = ("#f2b705", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+
+
+def method_color(i: int) -> str:
+    """The colour of the i-th method of a comparison, the same in every figure."""
+    return METHOD_COLORS[i % len(METHOD_COLORS)]
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
@@ -88,12 +96,11 @@ def plot_class_bars(reports: Mapping[str, Mapping[str, Any]], out_png: str | Pat
     x = np.arange(len(classes))
     fig = _figure(max(7.0, 0.6 * len(classes) * max(1, n / 2) + 2), 2.8 * len(metrics) + 0.6)
     axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
-    colors = ["#f2b705", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
     for ax, metric in zip(axes, metrics):
         for k, name in enumerate(names):
             pc = reports[name]["per_class"]
             vals = [100 * float("nan" if pc.get(c, {}).get(metric) is None else pc[c][metric]) for c in classes]
-            ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=name, color=colors[k % len(colors)])
+            ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=name, color=method_color(k))
         ax.set_ylabel(f"{LABELS.get(metric, metric)} (%)")
         ax.set_ylim(0, 110)
         ax.set_xticks(x, labels=classes, rotation=45, ha="right", rotation_mode="anchor")

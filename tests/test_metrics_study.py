@@ -1,0 +1,106 @@
+"""Multi-seed studies (iaseg.metrics.study) on constructed evaluation folders."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from iaseg.metrics import build_report, write_report
+from iaseg.metrics.frontier import OffsetSweep, frontier_curves, load_frontier, recall_at_iou, save_frontier
+from iaseg.metrics.per_image import save_per_image
+from iaseg.metrics.report import ReportError
+from iaseg.metrics.stats import t_quantile
+from iaseg.metrics.study import build_study, write_study
+
+CLASSES = ["road", "sky", "car"]
+GROUPS = {"G1": ["sky"], "G2": ["road"], "G3": ["car"]}
+NAMES = [f"0016E5_{i:05d}.png" for i in range(12)]
+
+
+def _run(root, method: str, seed: int, car_bias: float) -> None:
+    """An evaluation folder of a run: logits drawn per (seed), the method's bias on 'car'."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(NAMES), 200, 3, generator=g)
+    y = torch.randint(0, 3, (len(NAMES), 200), generator=g)
+    z[..., 2] += car_bias + 0.8 * (y == 2)  # the method's bias plus some signal
+    z[..., 0] += 0.8 * (y == 0)
+    pred = z.argmax(-1)
+    counts = torch.stack([torch.bincount(y[i] * 3 + pred[i], minlength=9).view(3, 3) for i in range(len(NAMES))])
+    run = root / method / f"seed{seed}"
+    (run).mkdir(parents=True)
+    (run / "config.yaml").write_text(f"train:\n  seed: {seed}\n")
+    out = run / "eval_val"
+    write_report(build_report(counts.sum(0), CLASSES, GROUPS), out)
+    save_per_image(out / "per_image.npz", NAMES, counts.numpy(), CLASSES, None)
+    sweep = OffsetSweep(3, None, {"G3": [2]}, [-0.5, 0.0, 0.25, 0.5, 1.0, 2.0])
+    sweep.update(z.reshape(-1, 3), y.reshape(-1))
+    save_frontier(out / "frontier.json", sweep.to_dict(CLASSES))
+
+
+@pytest.fixture
+def study_root(tmp_path):
+    for seed in range(4):
+        _run(tmp_path, "CE", seed, 0.0)
+        _run(tmp_path, "IAL", seed, 0.4)
+    return tmp_path
+
+
+def _report(root, method, seed):
+    return json.loads((root / method / f"seed{seed}" / "eval_val" / "report.json").read_text())
+
+
+def test_means_cis_and_paired_differences_match_numpy(study_root) -> None:
+    groups = {m: [study_root / m / f"seed{s}" for s in (3, 1, 0, 2)] for m in ("CE", "IAL")}  # any order
+    study = build_study(groups, n_boot=500)
+    ce = np.array([_report(study_root, "CE", s)["groups"]["G3"]["recall"] for s in (3, 1, 0, 2)])
+    ial = np.array([_report(study_root, "IAL", s)["groups"]["G3"]["recall"] for s in (3, 1, 0, 2)])
+    s = study["methods"]["CE"]["summary"]["G3 Recall"]
+    half = t_quantile(0.975, 3) * ce.std(ddof=1) / 2
+    assert s["mean"] == pytest.approx(ce.mean(), abs=1e-12) and s["sd"] == pytest.approx(ce.std(ddof=1))
+    assert (s["low"], s["high"]) == pytest.approx((ce.mean() - half, ce.mean() + half))
+    d = study["differences"]["IAL"]["G3 Recall"]
+    assert d["seeds"] == (3, 1, 0, 2) and d["diffs"] == pytest.approx(tuple(ial - ce))
+    # the bias on 'car' raises its recall on every seed: all 4 diffs positive, exact p = 2/16
+    assert all(x > 0 for x in d["diffs"]) and d["p_value"] == pytest.approx(0.125) and d["exact_p"]
+    assert any("smallest possible two-sided sign-flip p is 0.125" in line for line in study["summary"])
+    boot = study["bootstrap"]["differences"]["IAL"]["G3 Recall"]
+    assert boot[0] == pytest.approx((ial - ce).mean(), abs=1e-12) and boot[1] <= boot[0] <= boot[2]
+
+
+def test_matched_operating_point(study_root) -> None:
+    groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
+    study = build_study(groups, n_boot=200)
+    f = study["frontier"]
+    ce_iou = np.mean([_report(study_root, "CE", s)["mean"]["iou"] for s in range(4)])
+    assert f["target_mean_iou"] == pytest.approx(ce_iou - 0.005)
+    data = load_frontier(study_root / "IAL" / "seed2" / "eval_val" / "frontier.json")
+    c = frontier_curves(data, "G3", GROUPS)
+    assert f["matched_recall"]["IAL"][2] == pytest.approx(recall_at_iou(c["mean_iou"], c["group_recall"], f["target_mean_iou"]))
+    # delta 0 of the frontier is the report's plain argmax
+    assert c["mean_iou"][1] == pytest.approx(_report(study_root, "IAL", 2)["mean"]["iou"], abs=1e-12)
+
+
+def test_write_study_and_refusals(study_root, tmp_path) -> None:
+    groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
+    paths = write_study(build_study(groups, n_boot=200), tmp_path / "out")
+    md = paths["md"].read_text()
+    assert "## Paired differences against CE" in md and "## Matched operating points" in md
+    assert paths["frontier"].stat().st_size > 10_000 and paths["seeds"].is_file()
+    assert json.loads(paths["json"].read_text())["reference"] == "CE"
+    with pytest.raises(ReportError, match="two runs of seed 0"):
+        build_study({"CE": [study_root / "CE" / "seed0", study_root / "CE" / "seed0"]})
+    with pytest.raises(ReportError, match="--reference"):
+        build_study(groups, reference="nope")
+
+
+def test_unpaired_seeds_and_missing_files_are_noted(study_root) -> None:
+    (study_root / "IAL" / "seed3" / "eval_val" / "per_image.npz").unlink()
+    study = build_study({"CE": [study_root / "CE" / f"seed{s}" for s in range(4)],
+                         "IAL": [study_root / "IAL" / f"seed{s}" for s in range(1, 4)]}, n_boot=100)
+    assert study["differences"]["IAL"]["mean IoU"]["n"] == 3
+    assert any("share seeds [1, 2, 3] only" in n for n in study["notes"])
+    assert study["bootstrap"] is None and any("no hierarchical bootstrap" in n for n in study["notes"])
+    assert not math.isnan(study["frontier"]["differences"]["IAL"]["mean"])

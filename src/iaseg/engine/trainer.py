@@ -204,8 +204,8 @@ class Trainer:
         spatial = {"spatial_size": tuple(d.spatial_size)} if d.spatial_size else {}
         self.train_set = build_dataset(d.dataset, d.root, d.train_split, size=size,
                                        augment=d.augment, **spatial, **opts)
-        self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial, **opts)
-                        if d.val_split else None)
+        self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
+                                      **{**opts, **d.val_options}) if d.val_split else None)
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index

@@ -13,7 +13,6 @@ report's matrix. Images of video datasets are ordered frames of sequences, so
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from iaseg.data.sequences import frame_key
+
 from .confusion import ConfusionMatrix
 
 FORMAT = "iaseg-per-image-confusion"
 VERSION = 1
 
-# CamVid frame names: sequence, underscore, optional letters, frame number (0016E5_07959.png,
-# Seq05VD_f00000.png); nothing after the number but an extension
-_FRAME = re.compile(r"^(?P<sequence>[^_]+)_[A-Za-z]*(?P<frame>\d+)(\.[A-Za-z0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -141,13 +139,6 @@ def load_per_image(path: str | Path) -> PerImageCounts:
     except (KeyError, ValueError) as e:
         raise ValueError(f"{path}: malformed per-image counts ({e})") from None
     return PerImageCounts(names, counts, classes, int(ignore[0]) if ignore.size else None)
-
-
-def frame_key(name: str) -> tuple[str, int] | None:
-    """(sequence, frame number) of a CamVid-style frame name ('0016E5_07959.png' ->
-    ('0016E5', 7959)), or None when the name does not follow that pattern."""
-    match = _FRAME.match(Path(name).name)
-    return (match["sequence"], int(match["frame"])) if match else None
 
 
 def sequence_blocks(names: Sequence[str], block_len: int = 10) -> list[np.ndarray]:

@@ -14,58 +14,19 @@ best_metric, metrics.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from iaseg.data.description import DatasetDescription
+from iaseg.io import atomic_write_bytes
 from iaseg.models import build_model
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt or not an iaseg checkpoint; the message names it."""
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file so that readers see either the old file or the whole new one: `write(f)`
-    fills a temp file in the same folder, which is fsynced and renamed over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """atomic_write() of a bytes object."""
-    atomic_write(path, lambda f: f.write(data))
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:

@@ -248,7 +248,7 @@ class DecisionRule:
 
     def save(self, path: str | Path) -> Path:
         """Write the rule as JSON, atomically."""
-        from iaseg.checkpoint import atomic_write_bytes
+        from iaseg.io import atomic_write_bytes
 
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default)
         atomic_write_bytes(path, (text + "\n").encode())
@@ -367,7 +367,7 @@ class CalibrationData:
         copy of the logits in memory)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        from iaseg.checkpoint import atomic_write
+        from iaseg.io import atomic_write
 
         state = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "logits": self.logits.cpu(),
                  "labels": self.labels.cpu(), "info": self.info}
@@ -861,7 +861,7 @@ def tradeoff_plot(data: CalibrationData, rule: DecisionRule, classes: Sequence[i
     import matplotlib.lines
     import matplotlib.pyplot as plt
 
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     curves = tradeoff_curves(data, rule.offsets, classes)
     chosen = class_metrics(confusion_from_cache(data, rule.offsets))
@@ -1083,7 +1083,7 @@ def write_calibration_outputs(rule: DecisionRule, result: CalibrationResult, dat
                               description: Any, out: str | Path) -> list[Path]:
     """RULE.json, RULE.md (before/after tables) and RULE.png (trade-off curves of the most
     important group's classes)."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
     from iaseg.metrics import build_report
 
     out = Path(out)

@@ -70,7 +70,7 @@ def _iter_video(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 def save_png(array: np.ndarray, path: Path) -> None:
     """Encode in memory, then write atomically: a crash never leaves half a PNG."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")

@@ -7,9 +7,10 @@
 from .augment import Augment
 from .build import DATASETS, build_dataset, dataset_options, default_split
 from .camvid import CamVidDataset
-from .checks import CheckReport, DatasetError, check_dataset
+from .checks import CheckReport, check_dataset
 from .cityscapes import CityscapesDataset
-from .description import DatasetDescription, DescriptionError, available_descriptions, load_description
+from .description import DatasetDescription, available_descriptions, load_description
+from .errors import DatasetError, DescriptionError
 from .folder import FolderDataset
 from .loader import Loader, build_loader, collate, default_num_workers
 from .synthetic import SyntheticStreets, render_scene

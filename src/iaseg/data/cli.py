@@ -82,8 +82,7 @@ def run_weights(args: argparse.Namespace) -> int:
     from iaseg.cli import CLIError
 
     from .build import build_dataset, default_split
-    from .checks import DatasetError
-    from .description import DescriptionError
+    from .errors import DatasetError, DescriptionError
 
     try:
         from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats

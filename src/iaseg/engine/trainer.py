@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from iaseg.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from iaseg.checkpoint import load_checkpoint, save_checkpoint
 from iaseg.engine.config import Config
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       resolve_device)
+from iaseg.io import atomic_write_bytes
 from iaseg.models import TWO_INPUT_MODELS, build_model
 
 

@@ -13,9 +13,9 @@ from .confusion import METRICS, ConfusionMatrix, class_metrics
 from .figures import (importance_overlay, plot_class_bars, plot_confusion_matrix, plot_overlays,
                       plot_curves_comparison, plot_training_curves, read_metrics_jsonl)
 from .paper import paper_report, paper_table5, paper_vs_ours_markdown
-from .report import (ReportError, UndefinedMetricWarning, build_report, delta_pct, display_groups, find_report,
-                     format_table2_md, format_table5_md, format_table_md, load_report, pct, report_csv,
+from .report import (ReportError, UndefinedMetricWarning, build_report, find_report, load_report, report_csv,
                      report_markdown, report_to_json, summarize, write_report)
+from .tables import delta_pct, display_groups, format_table2_md, format_table5_md, format_table_md, pct
 
 __all__ = [
     "METRICS", "ConfusionMatrix", "class_metrics",

@@ -13,8 +13,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .confusion import METRICS
-from .report import (LABELS, ReportError, _num, delta_pct, display_groups, format_table2_md, format_table5_md,
-                     group_members, load_report, pct, report_to_json, summarize)
+from .report import ReportError, find_report, load_report, report_to_json, summarize
+from .tables import (LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, group_members,
+                     pct)
 
 
 class OverlayUnavailable(RuntimeError):
@@ -68,8 +69,6 @@ def summary_line(comparison: Mapping[str, Any]) -> str:
 
 def _resolve(report: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str | None]:
     if isinstance(report, (str, Path)):
-        from .report import find_report
-
         return load_report(report), str(find_report(report))
     return dict(report), None
 
@@ -148,7 +147,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     loaded}. With `out_dir`,
     writes comparison.md, comparison.json and comparison_bars.png there.
     """
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     from .figures import plot_class_bars
 
@@ -176,7 +175,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
 
 def write_comparison_md(result: dict[str, Any], out_dir: str | Path) -> Path:
     """(Re)write comparison.md from a `compare_reports` result, linking its figures."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     comparison = result["comparison"]
     a, b = comparison["names"]

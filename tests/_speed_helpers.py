@@ -9,7 +9,7 @@ import torch
 from iaseg.checkpoint import inference_checkpoint
 from iaseg.data import load_description
 from iaseg.inference import ModelMetadata
-from iaseg.inference.synthetic import fit_briefly
+from iaseg.inference.probe import fit_briefly
 from iaseg.models import build_model
 
 SIZE = (64, 64)

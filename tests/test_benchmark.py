@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from iaseg import cli
-from iaseg.benchmark import SCHEMA, add_arguments, command_line, format_report, summarize, time_calls
+from iaseg.benchmark import SCHEMA, format_report, summarize, time_calls
+from iaseg.cli.benchmark import add_arguments, command_line
 
 LATENCY_KEYS = {"median", "p25", "p75", "iqr", "min", "max", "mean", "n"}
 MACHINE_KEYS = {"cpu", "cpu_cores", "torch_threads", "torch", "gpu", "device", "onnxruntime", "cpu_bf16"}

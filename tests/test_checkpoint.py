@@ -15,7 +15,7 @@ def test_inference_checkpoint_round_trip(tmp_path, half):
     save_checkpoint(inference_checkpoint(model, "erfpspnet", {"bins": (1, 2, 4, 8)}, desc, (64, 64), half=half), path)
     torch.load(path, weights_only=True)  # plain containers only
     restored, meta = model_from_checkpoint(path)
-    assert meta["description"] == desc and meta["input_size"] == (64, 64)
+    assert meta.description == desc and meta.input_size == (64, 64) and meta.model_options == {"bins": (1, 2, 4, 8)}
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(restored(x), model(x), atol=5e-2 if half else 0, rtol=0)

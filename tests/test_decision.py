@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from iaseg.cli import CLIError
 from iaseg.cli import main as cli
+from iaseg.cli import user_errors
 from iaseg.data.description import DatasetDescription, load_description
 from iaseg.decision import (CalibrationData, DecisionRule, DecisionRuleError, Quantity, WithDecisionRule,
                             bake_decision_rule, before_after_markdown, calibrate, class_metrics, collect_logits,
@@ -118,7 +118,7 @@ def test_load_rule_errors_name_the_file(tmp_path):
         load_rule(path, other)
     with pytest.raises(DecisionRuleError, match="calibrated for classes"):
         load_rule(path, list(reversed(NAMES)))
-    assert issubclass(DecisionRuleError, CLIError)  # `iaseg evaluate` prints it as one line
+    assert issubclass(DecisionRuleError, user_errors())  # `iaseg evaluate` prints it as one line
     with pytest.raises(DecisionRuleError, match="missing.json not found"):
         load_rule(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"

@@ -11,11 +11,11 @@ from _speed_helpers import SIZE, SPATIAL, camvid, checkpoint_for, fitted_model, 
 
 from iaseg import cli
 from iaseg.checkpoint import save_checkpoint
-from iaseg.export import parity_check
 from iaseg.inference import (ModelMetadata, agreement, export_onnx, export_torchscript, load_runner, load_torchscript,
-                             mean_iou, onnx_bytes, quantize_int8, read_onnx_metadata, runner_from_model)
+                             mean_iou, onnx_bytes, parity_check, quantize_int8, read_onnx_metadata, runner_from_model)
 from iaseg.inference.files import torchscript_sidecar
-from iaseg.inference.synthetic import model_inputs, structured_scenes
+from iaseg.inference.probe import structured_scenes
+from iaseg.models import image_inputs
 
 MODELS = ["erfpspnet", "bierfpspnet"]
 
@@ -135,7 +135,7 @@ def test_metadata_json_round_trip():
 
 def _structured_inputs(name, n, seed):
     images, labels = structured_scenes(n, SIZE, 11, seed=seed)
-    return [model_inputs(name, images[i:i + 1], spatial_for(name)) for i in range(n)], labels
+    return [image_inputs(name, images[i:i + 1], spatial_size=spatial_for(name)) for i in range(n)], labels
 
 
 # honest bounds measured on briefly trained networks (fp32 mIoU ~33 / ~43 on these scenes):

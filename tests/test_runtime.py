@@ -13,8 +13,8 @@ from iaseg.inference import (BACKENDS, PRECISIONS, TorchRunner, agreement, confu
                              runner_from_model)
 from iaseg.inference.fold import FoldedDownsampler
 from iaseg.inference.fuse import Float32Head, max_pool_2x2
-from iaseg.inference.synthetic import model_inputs, structured_scenes
-from iaseg.models import example_inputs
+from iaseg.inference.probe import structured_scenes
+from iaseg.models import example_inputs, image_inputs
 from iaseg.models.blocks import Downsampler
 
 MODELS = ["erfpspnet", "bierfpspnet"]
@@ -144,7 +144,7 @@ def test_bf16_runner_agrees_with_fp32_on_a_trained_model(name):
     model = fitted_model(name)
     meta = meta_for(name)
     images, _ = structured_scenes(4, SIZE, 11, seed=50)
-    x = [model_inputs(name, images, SPATIAL if name == "bierfpspnet" else None)]
+    x = [image_inputs(name, images, spatial_size=SPATIAL if name == "bierfpspnet" else None)]
     ref = runner_from_model(model, meta, precision="fp32", fold_bn=False, fuse=False, channels_last=False)
     a = agreement(ref, runner_from_model(model, meta, precision="bf16"), x)
     # measured: 99.9 % (ERF-PSPNet) / 99.7 % (BiERF-PSPNet) at these settings
@@ -282,7 +282,7 @@ def test_structured_scenes_are_seeded_and_share_colours():
     # class colours are a property of the class, not of the seed
     col = lambda img, lab, c: img.permute(0, 2, 3, 1)[lab == c].median(0).values  # noqa: E731
     torch.testing.assert_close(col(a_img, a_lab, 1), col(c_img, c_lab, 1), atol=0.12, rtol=0)
-    x = model_inputs("bierfpspnet", a_img, (64, 96))
+    x = image_inputs("bierfpspnet", a_img, spatial_size=(64, 96))
     assert [tuple(t.shape[-2:]) for t in x] == [(32, 48), (64, 96)]
 
 

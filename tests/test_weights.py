@@ -26,7 +26,7 @@ def test_weights_are_slim_and_self_describing(loss):
     assert ckpt["config"]["data"]["root"] is None
     assert "optimizer" not in ckpt
     model, meta = model_from_checkpoint(ckpt)
-    assert meta["input_size"] == (360, 480)
+    assert meta.input_size == (360, 480) and meta.description == desc
     with torch.no_grad():
         out = model(torch.rand(1, 3, 360, 480))
     assert out.shape == (1, 11, 360, 480) and torch.isfinite(out).all()

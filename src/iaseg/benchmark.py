@@ -21,53 +21,15 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
-import json
-import shlex
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from iaseg.models.info import parse_size
-
 SCHEMA = "iaseg.benchmark/1"
 MODES = ("inference", "train", "pipeline")
 LOSSES = ("ce", "weighted_ce", "ial")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=MODES, default="inference")
-    p.add_argument("--model", choices=["erfpspnet", "bierfpspnet"], default="erfpspnet")
-    p.add_argument("--checkpoint", default=None, help="use these weights (default: random init)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes of a random-init model (default 11)")
-    p.add_argument("--size", type=parse_size, default=None,
-                   help="input HxW (default 360x720 for inference/pipeline, 360x480 for train)")
-    p.add_argument("--spatial-size", type=parse_size, default=None,
-                   help="BiERF-PSPNet spatial input HxW (default 1024x2048 for 360x720)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 1; train 8)")
-    p.add_argument("--backend", choices=["naive", "eager", "compile", "onnxruntime", "torchscript", "all"],
-                   default="all", help="inference backend, or all of them side by side (default)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8", "all"], default="auto",
-                   help="with one --backend: its precision (auto = iaseg's default for the device)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime")
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 5; train 2)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls (default 30; train 5)")
-    p.add_argument("--no-compile", action="store_true", help="leave torch.compile rows out of --backend all")
-    p.add_argument("--cuda-graphs", action="store_true", help="eager on CUDA: replay CUDA graphs")
-    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON to FILE")
-    g = p.add_argument_group("train mode")
-    g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
-    g.add_argument("--train-precision", choices=["fp32", "fast", "all"], default="all",
-                   help="fp32 eager, fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
-                        "on CUDA), or both side by side (default)")
-    g = p.add_argument_group("pipeline mode")
-    g.add_argument("--dataset", default=None, help="dataset name for iaseg.data.build_dataset")
-    g.add_argument("--root", type=Path, default=None, help="dataset root")
-    g.add_argument("--split", default="train")
-    g.add_argument("--workers", type=int, default=2, help="DataLoader workers")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,24 +90,19 @@ class NaiveRunner:
 
 def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     """(float32 model, ModelMetadata) from --checkpoint or a seeded random init."""
-    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
-    from iaseg.cli import CLIError
+    from iaseg.checkpoint import model_from_checkpoint
     from iaseg.data import load_description
     from iaseg.inference import ModelMetadata
     from iaseg.models import build_model, default_spatial_size
 
     size = args.size or (360, 720)
     if args.checkpoint:
-        try:
-            model, info = model_from_checkpoint(args.checkpoint)
-        except CheckpointError as e:
-            raise CLIError(str(e)) from None
-        meta = ModelMetadata.from_checkpoint_meta(info)  # its network wins over --model
+        model, meta = model_from_checkpoint(args.checkpoint)  # its network wins over --model
     else:
         classes = args.num_classes or 11
         desc = load_description("camvid" if classes == 11 else "cityscapes")
         if classes != desc.num_classes:
-            raise CLIError(f"--num-classes {classes}: use 11 (CamVid) or 19 (Cityscapes), or --checkpoint")
+            raise ValueError(f"--num-classes {classes}: use 11 (CamVid) or 19 (Cityscapes), or --checkpoint")
         torch.manual_seed(0)
         model = build_model(args.model, classes).eval()
         meta = ModelMetadata(args.model, desc)
@@ -200,8 +157,8 @@ def _onnxruntime_available() -> bool:
 
 def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     from iaseg.inference import agreement, default_precision, runner_from_model
-    from iaseg.inference.synthetic import model_inputs, structured_scenes
-    from iaseg.models import describe
+    from iaseg.inference.probe import structured_scenes
+    from iaseg.models import describe, image_inputs
 
     device = torch.device(args.device)
     model, meta = _source(args)
@@ -229,7 +186,7 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
                 calib = None
                 if precision == "int8":  # speed does not depend on the calibration images
                     imgs = structured_scenes(4, meta.input_size, meta.description.num_classes, seed=1)[0]
-                    calib = [model_inputs(meta.model_name, imgs[i:i + 1], meta.spatial_size) for i in range(4)]
+                    calib = [image_inputs(meta.model_name, imgs[i:i + 1], spatial_size=meta.spatial_size) for i in range(4)]
                 runner = runner_from_model(model, meta, backend, precision, device, threads=args.threads,
                                            calibration=calib, **extra)
             out = runner(*inputs).float().cpu()
@@ -469,26 +426,10 @@ def format_pipeline(report: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------------------------
 
-def command_line(args: argparse.Namespace) -> str:
-    """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
-    parts = ["iaseg", "benchmark", "--mode", args.mode]
-    for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
-                "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
-                "dataset", "root", "split", "workers"):
-        v = getattr(args, opt, None)
-        if v is None or (args.mode != "train" and opt in ("loss", "train_precision")) or \
-                (args.mode != "pipeline" and opt in ("dataset", "root", "split", "workers")) or \
-                (args.mode != "inference" and opt in ("backend", "precision", "checkpoint")):
-            continue
-        if isinstance(v, tuple):
-            v = "x".join(map(str, v))
-        parts += ["--" + opt.replace("_", "-"), str(v)]
-    parts += [f"--{flag.replace('_', '-')}" for flag in ("no_compile", "cuda_graphs") if getattr(args, flag, False)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark described by parsed CLI arguments; return the JSON-able report."""
+def benchmark(args: argparse.Namespace, command: str | None = None) -> dict[str, Any]:
+    """Run the benchmark described by parsed `iaseg benchmark` options (any object with those
+    attributes); return the JSON-able report. `command` (the command line that reproduces it)
+    is recorded in the report."""
     from iaseg.inference import machine_info
 
     if args.threads:
@@ -499,7 +440,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     runners = {"inference": run_inference, "train": run_train, "pipeline": run_pipeline}
     report = {"schema": SCHEMA, "mode": args.mode,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "command": command_line(args),
+              "command": command,
               "machine": machine_info(device)}
     report.update(runners[args.mode](args))
     return report
@@ -512,24 +453,3 @@ def format_report(report: dict[str, Any]) -> str:
             f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, GPU {m['gpu'] or '-'}; {report['date']}")
     body = {"inference": format_inference, "train": format_train, "pipeline": format_pipeline}[report["mode"]](report)
     return head + "\n" + body
-
-
-def run(args: argparse.Namespace) -> int:
-    from iaseg.cli import CLIError
-
-    if args.batch is not None and args.batch < 1:
-        raise CLIError("--batch must be >= 1")
-    if (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
-        raise CLIError("--repeats must be >= 1 and --warmup >= 0")
-    if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
-        raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript)")
-    try:
-        report = benchmark(args)
-    except (ValueError, ImportError) as e:
-        raise CLIError(str(e)) from None
-    print(format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"wrote {args.json}")
-    return 0

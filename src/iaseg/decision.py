@@ -37,22 +37,16 @@ The rule is a JSON file (`DecisionRule.save`, `load_rule`); `iaseg evaluate/pred
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import hashlib
 import io
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-
-from iaseg.cli import CLIError
 
 FORMAT = "iaseg-decision-rule"
 VERSION = 1
@@ -80,10 +74,9 @@ _POLISH_MIN_GAIN, _TRADE_MIN_GAIN = 5e-5, 2e-4
 _TRADE_CANDIDATES, _REPAIR_MOVES = 2, 3
 
 
-class DecisionRuleError(CLIError, ValueError):
+class DecisionRuleError(ValueError):
     """A decision rule, target or calibration cache is malformed or does not fit the model; the
-    message is one line naming the file or option. (A CLIError, so `iaseg evaluate/predict`
-    print it as one line.)"""
+    message is one line naming the file or option."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +388,7 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
     label size when they differ; `input_size` resizes the images first) and keep the logits and
     labels of the labelled pixels. When the split has more than `max_pixels` of them, a uniform
     random subset (seeded, so deterministic) is kept: an unbiased sample of the confusion matrix."""
-    from iaseg.evaluate import iter_logits
+    from iaseg.engine.evaluator import iter_logits
 
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -959,126 +952,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
-# ---------------------------------------------------------------------------------------------
-# `iaseg calibrate`
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from iaseg.evaluate import add_data_arguments
-
-    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
-    p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
-                   help="e.g. 'G3.recall>=0.65', 'Pedestrian.recall>=0.8', 'Car.precision>=0.9' (repeatable; "
-                        "NAME is a group or class, case-insensitive; METRIC recall|precision|iou)")
-    p.add_argument("--maximize", default="miou",
-                   help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
-                        "accuracy | NAME.METRIC")
-    p.add_argument("--out", required=True, help="rule JSON to write (report .md and trade-off .png go next to it)")
-    p.add_argument("--cache", help="calibration cache file (default: next to --out, <stem>.cache.pt); "
-                                   "reused when checkpoint, data and settings match")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"keep at most this many labelled pixels, a random sample (default {DEFAULT_MAX_PIXELS:,}; "
-                        "memory ~ 2 bytes x classes per pixel)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pixel subsample")
-    add_data_arguments(p, purpose="calibrate")
-    p.add_argument("--allow-unmet", action="store_true",
-                   help="write the rule even if a target cannot be met (the closest rule found)")
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def run(args: argparse.Namespace) -> int:
-    from iaseg.evaluate import dataset_settings, load_model_for_cli
-    from iaseg.models import TWO_INPUT_MODELS
-
-    if not args.target:
-        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
-    if args.max_pixels < 1:
-        raise CLIError("--max-pixels must be >= 1")
-    out = Path(args.out)
-    if out.suffix.lower() != ".json":
-        raise CLIError(f"--out {out}: the rule is a .json file")
-    device, model, meta = load_model_for_cli(args.checkpoint, args.device)
-    desc = meta["description"]
-    targets = [parse_target(t, desc) for t in args.target]
-    objective = parse_objective(args.maximize, desc)
-    ckpt = meta["checkpoint"]
-    settings = dataset_settings(ckpt, args)
-    input_size = tuple(args.size) if args.size else tuple(meta["input_size"])
-    key = {"checkpoint_sha256": _file_sha256(Path(args.checkpoint)), "dataset": settings["name"],
-           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
-           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
-           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
-    key = json.loads(json.dumps(key, default=str))
-    cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
-    data = None
-    if cache_path.is_file():
-        data = CalibrationData.load(cache_path)
-        if data.info.get("key") != key:
-            print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
-            data = None
-        else:
-            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
-    if data is None:
-        from iaseg.data import build_dataset, build_loader
-
-        spatial = {"spatial_size": meta["spatial_size"]} if meta["model_name"] in TWO_INPUT_MODELS else {}
-        try:
-            dataset = build_dataset(settings["name"], settings["root"], args.split,
-                                    size=None if args.full_resolution else input_size, **spatial,
-                                    **settings["options"])
-        except (ValueError, FileNotFoundError) as e:
-            raise CLIError(str(e)) from None
-        if dataset.description.num_classes != desc.num_classes:
-            raise CLIError(f"dataset {settings['name']!r} has {dataset.description.num_classes} classes, "
-                           f"the checkpoint {desc.num_classes}")
-        loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
-        try:
-            data = collect_logits(model, loader, meta["model_name"], desc.num_classes, desc.ignore_index, device,
-                                  amp=args.amp, input_size=input_size if args.full_resolution else None,
-                                  max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
-        except ValueError as e:
-            raise CLIError(f"{settings['name']} {args.split}: {e}") from None
-        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": str(args.checkpoint)})
-        data.save(cache_path)
-        sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
-        print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
-    del model
-    if device.type == "cuda":
-        data = data.to(device)
-    log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
-    result = calibrate(data, targets, objective, log=log)
-    for s in result.status:
-        print(f"{s['target']}: {_pct(s['before'])} -> {_pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
-    print(f"{objective.label}: {_pct(result.objective_before)} -> {_pct(result.objective_after)}")
-    if not result.met:
-        for line in result.unmet_lines():
-            print(f"iaseg calibrate: {line}", file=sys.stderr)
-        if not args.allow_unmet:
-            print("iaseg calibrate: no rule written (use --allow-unmet to write the closest rule found)",
-                  file=sys.stderr)
-            return 1
-    info = {
-        "calibration": {"checkpoint": str(args.checkpoint), "model": meta["model_name"],
-                        "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
-                        "images": data.info.get("images"), "pixels": data.num_pixels,
-                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
-        "result": result.summary(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "iaseg": _version(),
-    }
-    rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
-    paths = write_calibration_outputs(rule, result, data, desc, out)
-    print(f"{rule!r}")
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
-
-
 def write_calibration_outputs(rule: DecisionRule, result: CalibrationResult, data: CalibrationData,
                               description: Any, out: str | Path) -> list[Path]:
     """RULE.json, RULE.md (before/after tables) and RULE.png (trade-off curves of the most
@@ -1098,9 +971,3 @@ def write_calibration_outputs(rule: DecisionRule, result: CalibrationResult, dat
     top = [classes.index(c) for c in list(description.groups.values())[-1]]
     tradeoff_plot(data, rule, top, png, before=result.before, targets=result.targets)
     return [out, md, png]
-
-
-def _version() -> str:
-    from iaseg import __version__
-
-    return __version__

@@ -1,11 +1,17 @@
-"""Accuracy checks for fast paths: agreement of two runners' logits, and mean IoU with labels."""
+"""Accuracy checks for fast paths: agreement of two runners' logits, an exported file's parity
+with its checkpoint, and mean IoU with labels."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from .runners import _source_kind, load_runner
+
 Inputs = Sequence[torch.Tensor]
+# the reference of every parity check: the network as trained, no inference-time rewrites
+PLAIN_FP32 = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
 
 
 def _batches(inputs: Inputs | Iterable[Inputs]) -> Iterable[tuple[torch.Tensor, ...]]:
@@ -51,6 +57,34 @@ def agreement(reference: Callable[..., torch.Tensor], candidate: Callable[..., t
     return {"max_abs_diff": max_diff, "mean_abs_diff": sum_diff / values,
             "argmax_agreement": agree / pixels, "near_ties": ties / pixels,
             "pixels": pixels, "images": images}
+
+
+def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
+                 inputs: Sequence[Sequence[torch.Tensor]] | None = None, count: int = 4,
+                 batch: int = 2, seed: int = 0, offsets: torch.Tensor | None = None) -> dict[str, Any]:
+    """Run an exported file and the checkpoint (plain fp32 eager, BN unfolded) on the same
+    inputs: agreement() of their logits plus 'precision' of the file. Default inputs: `count`
+    seeded uniform images at the file's sizes in batches of `batch` (also exercises the
+    dynamic batch axis). `offsets`: the file has a decision rule baked in; the checkpoint's
+    logits + offsets are the reference."""
+    # an exported checkpoint is compared as it is stored (plain fp32 eager, like the reference);
+    # ONNX/TorchScript files run as they would be deployed
+    candidate = load_runner(exported, **(PLAIN_FP32 if _source_kind(exported) == "checkpoint" else {}))
+    reference = load_runner(checkpoint, **PLAIN_FP32)
+    if inputs is None:
+        g = torch.Generator().manual_seed(seed)
+        sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
+        inputs = []
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            inputs.append(tuple(torch.rand(n, 3, *s, generator=g) for s in sizes))
+    if offsets is not None:
+        b = torch.as_tensor(offsets, dtype=torch.float32).view(1, -1, 1, 1)
+        plain = reference
+        reference = lambda *xs: plain(*xs).float() + b  # noqa: E731
+    result = agreement(reference, candidate, inputs)
+    result["precision"] = candidate.precision
+    return result
 
 
 def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int,

@@ -11,22 +11,21 @@ The dataset description, model name and sizes travel inside the file (ONNX metad
 TorchScript extra file + FILE.json), so `iaseg.inference.load_runner(FILE)` needs nothing else.
 After writing, the file is run on a few inputs at batch 2 and compared with the checkpoint in
 plain fp32 eager PyTorch: max |logit diff| and argmax agreement are printed, and the command
-fails (exit 1) when fp32 agreement is below --min-agreement (99.9 %).
+fails (exit 1) when fp32 agreement is below --min-agreement (99.9 %)
+(`iaseg.inference.parity_check`).
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
-from iaseg.models.info import parse_size
+from .common import CLIError, parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt"}
-# the reference of every parity check: the network as trained, no inference-time rewrites
-PLAIN_FP32 = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,50 +62,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-count", type=int, default=None, help="validation images (default: all)")
 
 
-def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
-                 inputs: Sequence[Sequence[torch.Tensor]] | None = None, count: int = 4,
-                 batch: int = 2, seed: int = 0, offsets: torch.Tensor | None = None) -> dict[str, Any]:
-    """Run an exported file and the checkpoint (plain fp32 eager, BN unfolded) on the same
-    inputs: agreement() of their logits plus 'precision' of the file. Default inputs: `count`
-    seeded uniform images at the file's sizes in batches of `batch` (also exercises the
-    dynamic batch axis). `offsets`: the file has a decision rule baked in; the checkpoint's
-    logits + offsets are the reference."""
-    from iaseg.inference import agreement, load_runner
-    from iaseg.inference.runners import _source_kind
-
-    # an exported checkpoint is compared as it is stored (plain fp32 eager, like the reference);
-    # ONNX/TorchScript files run as they would be deployed
-    candidate = load_runner(exported, **(PLAIN_FP32 if _source_kind(exported) == "checkpoint" else {}))
-    reference = load_runner(checkpoint, **PLAIN_FP32)
-    if inputs is None:
-        g = torch.Generator().manual_seed(seed)
-        sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
-        inputs = []
-        for start in range(0, count, batch):
-            n = min(batch, count - start)
-            inputs.append(tuple(torch.rand(n, 3, *s, generator=g) for s in sizes))
-    if offsets is not None:
-        b = torch.as_tensor(offsets, dtype=torch.float32).view(1, -1, 1, 1)
-        plain = reference
-        reference = lambda *xs: plain(*xs).float() + b  # noqa: E731
-    result = agreement(reference, candidate, inputs)
-    result["precision"] = candidate.precision
-    return result
-
-
 def _samples(root: Path, dataset: str | None, split: str, meta: Any, count: int | None,
              labels: Path | None = None) -> list[tuple[tuple[torch.Tensor, ...], torch.Tensor | None]]:
-    from iaseg.cli import CLIError
     from iaseg.inference.images import dataset_samples, folder_inputs, labelled_folder_samples
 
-    try:
-        if dataset:
-            return dataset_samples(dataset, root, split, meta, count)
-        if labels is not None:
-            return labelled_folder_samples(root, labels, meta, count)
-        return [(x, None) for x in folder_inputs(root, meta, count)]
-    except (FileNotFoundError, ValueError) as e:
-        raise CLIError(str(e)) from None
+    if dataset:
+        return dataset_samples(dataset, root, split, meta, count)
+    if labels is not None:
+        return labelled_folder_samples(root, labels, meta, count)
+    return [(x, None) for x in folder_inputs(root, meta, count)]
 
 
 def _batched(samples: list[tuple[tuple[torch.Tensor, ...], Any]], batch: int) -> list[tuple[torch.Tensor, ...]]:
@@ -120,10 +84,9 @@ def _fmt_agreement(a: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.checkpoint import CheckpointError, model_from_checkpoint
-    from iaseg.cli import CLIError
-    from iaseg.inference import (ModelMetadata, agreement, export_onnx, export_torchscript, load_runner,
-                                 mean_iou, onnx_bytes, quantize_int8, runner_from_model)
+    from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
+    from iaseg.inference import (agreement, export_onnx, export_torchscript, load_runner, mean_iou, onnx_bytes,
+                                 parity_check, quantize_int8, runner_from_model)
     from iaseg.inference.files import complete_metadata
     from iaseg.models import default_spatial_size
 
@@ -142,11 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return _export_checkpoint(args, out)
     if args.half:
         raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
-    try:
-        model, info = model_from_checkpoint(args.checkpoint)
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
-    meta = ModelMetadata.from_checkpoint_meta(info)
+    ckpt = load_checkpoint(args.checkpoint)
+    model, meta = model_from_checkpoint(ckpt)
     if args.size is not None and args.size != meta.input_size:
         meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
     if args.spatial_size is not None:
@@ -164,23 +124,20 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             rule = load_rule(args.decision_rule, meta.description)
-        except (ValueError, FileNotFoundError, OSError) as e:
+        except (ValueError, OSError) as e:
             raise CLIError(f"--decision-rule: {str(e).strip().splitlines()[0]}") from None
         model = bake_decision_rule(model, rule)
         meta = meta.with_(decision_rule=rule.to_dict())
 
     t0 = time.perf_counter()
-    try:
-        if args.format == "torchscript":
-            export_torchscript(model, meta, out, fold_bn=not args.no_fold_bn)
-        elif not args.int8:
-            export_onnx(model, meta, out, opset=args.opset, fold_bn=not args.no_fold_bn)
-        else:
-            calib = _samples(args.calib_root, args.calib_dataset, "train", meta, args.calib_count)
-            fp32 = onnx_bytes(model, meta, opset=args.opset, fold_bn=not args.no_fold_bn)
-            quantize_int8(fp32, out, [s[0] for s in calib], method=args.calib_method)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    if args.format == "torchscript":
+        export_torchscript(model, meta, out, fold_bn=not args.no_fold_bn)
+    elif not args.int8:
+        export_onnx(model, meta, out, opset=args.opset, fold_bn=not args.no_fold_bn)
+    else:
+        calib = _samples(args.calib_root, args.calib_dataset, "train", meta, args.calib_count)
+        fp32 = onnx_bytes(model, meta, opset=args.opset, fold_bn=not args.no_fold_bn)
+        quantize_int8(fp32, out, [s[0] for s in calib], method=args.calib_method)
     sizes = f"{meta.input_names[0]} {meta.input_size[0]}x{meta.input_size[1]}"
     if meta.num_inputs == 2:
         sizes += f", spatial {meta.spatial_size[0]}x{meta.spatial_size[1]}"
@@ -193,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.val_root is not None:
         val = _samples(args.val_root, args.val_dataset, "val", meta, args.val_count, args.val_labels)
     parity_inputs = _batched(val[: args.parity_count], 2) if val else None
-    result = parity_check(info["checkpoint"], out, inputs=parity_inputs, count=args.parity_count,
+    result = parity_check(ckpt, out, inputs=parity_inputs, count=args.parity_count,
                           offsets=None if rule is None else rule.offsets)
     minimum = args.min_agreement if args.min_agreement is not None else (None if args.int8 else 99.9)
     ok = minimum is None or 100 * result["argmax_agreement"] >= minimum
@@ -219,15 +176,12 @@ def run(args: argparse.Namespace) -> int:
 def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
     """--format checkpoint: a slim weights file (`iaseg.checkpoint.release_checkpoint`), checked
     against the source checkpoint with both run as plain fp32 eager."""
-    from iaseg.checkpoint import CheckpointError, release_checkpoint, save_checkpoint
-    from iaseg.cli import CLIError
+    from iaseg.checkpoint import release_checkpoint, save_checkpoint
+    from iaseg.inference import parity_check
 
     if args.int8 or args.size or args.spatial_size:
         raise CLIError("--int8/--size/--spatial-size do not apply to --format checkpoint")
-    try:
-        slim = release_checkpoint(args.checkpoint, half=args.half)
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
+    slim = release_checkpoint(args.checkpoint, half=args.half)
     save_checkpoint(slim, out)
     print(f"wrote {out}: {slim['model_name']} ({len(slim['classes'])} classes), "
           f"{'fp16' if args.half else 'fp32'} weights, {out.stat().st_size / 1e6:.1f} MB")

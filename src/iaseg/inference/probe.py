@@ -1,5 +1,6 @@
-"""Structured synthetic scenes and a briefly trained network, for accuracy checks of fast paths
-when no trained weights are at hand.
+"""Probe scenes (structured synthetic images) and a briefly trained network, for accuracy checks
+of fast paths when no trained weights are at hand. (The street scenes of the synthetic dataset
+are `iaseg.data.street_scenes`; these are simpler on purpose: learnable in ~100 steps.)
 
 A randomly initialised network has near-tied logits almost everywhere, so "argmax agreement
 with fp32" is dominated by tie-breaking noise there. A network fitted for ~100 steps on scenes
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iaseg.models import TWO_INPUT_MODELS, build_model
+from iaseg.models import build_model, image_inputs
 
 
 def structured_scenes(n: int, size: tuple[int, int], num_classes: int, seed: int = 0
@@ -48,30 +49,20 @@ def structured_scenes(n: int, size: tuple[int, int], num_classes: int, seed: int
     return images.clamp_(0, 1), labels
 
 
-def model_inputs(model_name: str, images: torch.Tensor, spatial_size: tuple[int, int] | None = None
-                 ) -> tuple[torch.Tensor, ...]:
-    """The input tuple for `model_name`: the images, plus for BiERF-PSPNet the same images
-    resized to `spatial_size` (default: twice the context size)."""
-    if model_name not in TWO_INPUT_MODELS:
-        return (images,)
-    if spatial_size is None:
-        spatial_size = (images.shape[-2] * 2, images.shape[-1] * 2)
-    spatial = F.interpolate(images, size=spatial_size, mode="bilinear", align_corners=False)
-    return images, spatial
-
-
 def fit_briefly(model_name: str, num_classes: int = 11, size: tuple[int, int] = (64, 64),
                 steps: int = 100, batch: int = 4, seed: int = 0, lr: float = 3e-3,
                 spatial_size: tuple[int, int] | None = None) -> nn.Module:
     """A network trained for `steps` Adam steps on structured_scenes (eval mode on return, BN
-    running statistics non-trivial). ~10-20 s on one CPU core at the defaults."""
+    running statistics non-trivial). ~10-20 s on one CPU core at the defaults. BiERF-PSPNet's
+    spatial input defaults to twice the context size."""
     torch.manual_seed(seed)
     model = build_model(model_name, num_classes).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     images, labels = structured_scenes(steps * batch // 4 + batch, size, num_classes, seed=seed + 1)
+    spatial_size = spatial_size or (2 * size[0], 2 * size[1])
     for step in range(steps):
         idx = torch.randint(0, images.shape[0], (batch,))
-        logits = model(*model_inputs(model_name, images[idx], spatial_size))
+        logits = model(*image_inputs(model_name, images[idx], spatial_size=spatial_size))
         loss = F.cross_entropy(logits, labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -19,10 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.checkpoint import CheckpointError
-    from iaseg.cli import CLIError
-    from iaseg.data import DescriptionError
-    from iaseg.engine.config import ConfigError, load_config
+    from iaseg.engine.config import load_config
     from iaseg.engine.trainer import Trainer, TrainingError, TrainingInterrupted
 
     overrides = list(args.overrides)
@@ -32,20 +29,16 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"data.root={args.root}")
     if args.device is not None:
         overrides.append(f"train.device={args.device}")
-    try:
-        cfg = load_config(args.config, overrides)
-        trainer = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress)
-    except (ConfigError, DescriptionError, TrainingError, CheckpointError) as e:
-        raise CLIError(str(e)) from None
-    except (ValueError, FileNotFoundError) as e:  # dataset problems name their file
-        raise CLIError(str(e)) from None
+    # config, dataset and resume problems raise here; iaseg.cli.main prints them as one line
+    cfg = load_config(args.config, overrides)
+    trainer = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     try:
         trainer.fit()
     except TrainingInterrupted as e:
         cmd = " ".join(a for a in sys.argv[1:] if a != "--resume")
         print(f"interrupted: saved {e.checkpoint}. Resume with: iaseg {cmd} --resume", file=sys.stderr)
         return 130
-    except TrainingError as e:
+    except TrainingError as e:  # diverged mid-run: exit 1, unlike bad input
         print(f"iaseg train: error: {e}", file=sys.stderr)
         return 1
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import torch
 
 from iaseg.engine.config import Config, load_config
+
+from .common import CLIError
 
 
 def plan_epochs(seconds_per_epoch: float, budget_s: float, minimum: int = 2) -> tuple[int, list[int]]:
@@ -53,16 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.cli import CLIError
-    from iaseg.engine.config import ConfigError
     from iaseg.engine.trainer import Trainer
 
     if args.minutes <= 0:
         raise CLIError("--minutes must be > 0")
-    try:
-        base = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        raise CLIError(str(e)) from None
+    base = load_config(args.config, args.overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
@@ -104,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_demo_report(out: Path, ce: dict[str, Any], ial: dict[str, Any], epochs: int, seconds: float,
                       cfg: Config) -> str:
+    from iaseg.io import atomic_write_text
     from iaseg.metrics.compare import compare_reports
 
     result = compare_reports(ce, ial, ("Weighted CE", "IAL"), out)
@@ -136,7 +133,7 @@ def write_demo_report(out: Path, ce: dict[str, Any], ial: dict[str, Any], epochs
     ]
     for fig in result.get("figures", []):
         lines += ["", f"![{Path(fig).stem}]({Path(fig).name})"]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return summary
 
 

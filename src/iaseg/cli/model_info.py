@@ -3,18 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from iaseg.models import MODELS, build_model, describe, example_inputs, format_table
+from iaseg.models import MODELS
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'360x720' -> (360, 720) (height x width)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 360x720), got {text!r}") from None
-    if h <= 0 or w <= 0 or h % 8 or w % 8:
-        raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be positive multiples of 8")
-    return h, w
+from .common import CLIError, parse_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.cli import CLIError
+    from iaseg.models import build_model, describe, example_inputs, format_table
 
     rows = []
     for name in args.name:

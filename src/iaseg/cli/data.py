@@ -10,7 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-from .build import DATASETS
+from iaseg.data.build import DATASETS
+
+from .common import CLIError
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -57,14 +59,12 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _require_root(args: argparse.Namespace) -> None:
-    from iaseg.cli import CLIError
-
     if args.root is None and args.dataset != "synthetic":
         raise CLIError(f"--root is required for --dataset {args.dataset}")
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from .checks import check_dataset
+    from iaseg.data.checks import check_dataset
 
     _require_root(args)
     report = check_dataset(args.dataset, args.root, args.split, limit=args.limit, **_options(args))
@@ -79,29 +79,17 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_weights(args: argparse.Namespace) -> int:
-    from iaseg.cli import CLIError
+    from iaseg.data.build import build_dataset, default_split
+    from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
 
-    from .build import build_dataset, default_split
-    from .errors import DatasetError, DescriptionError
-
-    try:
-        from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
-    except ImportError as e:
-        raise CLIError(f"class weights are not available in this installation ({e})") from None
     _require_root(args)
     split = args.split if args.split is not None else default_split(args.dataset)
-    try:
-        ds = build_dataset(args.dataset, args.root, split, size=args.size, **_options(args))
-    except (DatasetError, DescriptionError) as e:
-        raise CLIError(str(e)) from None
+    ds = build_dataset(args.dataset, args.root, split, size=args.size, **_options(args))
     desc = ds.description
     key = {"dataset": args.dataset, "root": str(args.root), "split": split,
            "size": list(args.size) if args.size else None, "description": desc.to_dict(), "files": len(ds)}
-    try:
-        stats = dataset_class_stats(ds, desc.num_classes, desc.ignore_index, cache=args.cache,
-                                    progress=sys.stderr.isatty(), cache_key=key)
-    except DatasetError as e:
-        raise CLIError(str(e)) from None
+    stats = dataset_class_stats(ds, desc.num_classes, desc.ignore_index, cache=args.cache,
+                                progress=sys.stderr.isatty(), cache_key=key)
     weights = compute_class_weights(stats, method=args.method, a=args.a, include_void=not args.exclude_void)
     counts = [int(c) for c in stats["counts"]]
     void = int(stats["void"])
@@ -119,16 +107,11 @@ def run_weights(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from iaseg.cli import CLIError
+    from iaseg.data.download import DEFAULT_BASE_URL, SPLITS, download_camvid
 
-    from .download import DEFAULT_BASE_URL, SPLITS, DownloadError, download_camvid
-
-    try:
-        report = download_camvid(args.root, base_url=args.base_url or DEFAULT_BASE_URL,
-                                 splits=args.split or SPLITS, jobs=args.jobs,
-                                 progress=not args.no_progress and sys.stderr.isatty())
-    except DownloadError as e:
-        raise CLIError(str(e)) from None
+    report = download_camvid(args.root, base_url=args.base_url or DEFAULT_BASE_URL,
+                             splits=args.split or SPLITS, jobs=args.jobs,
+                             progress=not args.no_progress and sys.stderr.isatty())
     print(report.summary())
     return 0
 

@@ -12,9 +12,10 @@ from iaseg.cli import main as cli
 from iaseg.cli import user_errors
 from iaseg.data.description import DatasetDescription, load_description
 from iaseg.decision import (CalibrationData, DecisionRule, DecisionRuleError, Quantity, WithDecisionRule,
-                            bake_decision_rule, before_after_markdown, calibrate, class_metrics, collect_logits,
-                            compare_rules, confusion_from_cache, flip_thresholds, load_rule, parse_objective,
-                            parse_target, sweep_confusions, tradeoff_curves, tradeoff_plot)
+                            bake_decision_rule, before_after_markdown, calibrate, collect_logits, confusion_from_cache,
+                            flip_thresholds, load_rule, parse_objective, parse_target, sweep_confusions,
+                            tradeoff_curves, tradeoff_plot)
+from iaseg.metrics import ReportError, class_metrics, reports_table
 
 NAMES = ["sky", "road", "pole", "car", "person"]
 
@@ -418,11 +419,11 @@ def test_markdown_tradeoff_plot_and_compare(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "ial").mkdir()
     (tmp_path / "ial" / "report.json").write_text(json.dumps(after))
-    table = compare_rules({"CE": before, "IAL": tmp_path / "ial"})
+    table = reports_table({"CE": before, "IAL": tmp_path / "ial"})
     assert "| | CE | IAL |" in table and "| G3 recall |" in table and "| mean iou |" in table
     assert f"{100 * after['groups']['G3']['recall']:.1f}" in table
-    with pytest.raises(DecisionRuleError, match="missing"):
-        compare_rules({"x": tmp_path / "missing.json"})
+    with pytest.raises(ReportError, match="missing"):
+        reports_table({"x": tmp_path / "missing.json"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ figures.
     >>> report = build_report(cm.matrix, classes, {"G1": [...], "G2": [...], "G3": [...]})
     >>> write_report(report, "runs/x/eval")          # report.json/.md/.csv, confusion_matrix.png
 """
-from .compare import compare_reports, comparison_dict, comparison_markdown, summary_line
+from .compare import compare_reports, comparison_dict, comparison_markdown, reports_table, summary_line
 from .confusion import METRICS, ConfusionMatrix, class_metrics
 from .figures import (importance_overlay, plot_class_bars, plot_confusion_matrix, plot_overlays,
                       plot_curves_comparison, plot_training_curves, read_metrics_jsonl)
@@ -22,7 +22,7 @@ __all__ = [
     "ReportError", "UndefinedMetricWarning", "build_report", "summarize", "write_report", "load_report",
     "find_report", "report_to_json", "report_markdown", "report_csv",
     "format_table_md", "format_table2_md", "format_table5_md", "display_groups", "pct", "delta_pct",
-    "compare_reports", "comparison_dict", "comparison_markdown", "summary_line",
+    "compare_reports", "comparison_dict", "comparison_markdown", "reports_table", "summary_line",
     "importance_overlay", "plot_class_bars", "plot_confusion_matrix", "plot_overlays", "plot_training_curves",
     "read_metrics_jsonl", "plot_curves_comparison", "paper_report", "paper_table5", "paper_vs_ours_markdown",
 ]

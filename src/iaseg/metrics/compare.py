@@ -1,5 +1,6 @@
-"""Two runs side by side in the layout of the paper's Tables II and V, with deltas B - A, a
-per-class recall/precision bar chart and a plain-language summary (`iaseg compare`)."""
+"""Comparisons of reports: two runs side by side in the layout of the paper's Tables II and V,
+with deltas B - A, a per-class recall/precision bar chart and a plain-language summary
+(`iaseg compare`); and any number of reports in one table of mean and group values."""
 from __future__ import annotations
 
 import math
@@ -185,3 +186,26 @@ def write_comparison_md(result: dict[str, Any], out_dir: str | Path) -> Path:
     atomic_write_bytes(path, ("\n".join(lines).rstrip() + "\n").encode())
     result["files"]["md"] = path
     return path
+
+
+def reports_table(reports: Mapping[str, Mapping[str, Any] | str | Path], groups: Sequence[str] | None = None) -> str:
+    """Markdown table, one column per labelled report (report dicts, report.json files or run
+    folders), e.g. {"CE": ..., "CE + rule": ..., "IAL": ..., "IAL + rule": ...}: mean and
+    per-group precision / recall / IoU in percent. Groups: `groups`, else the first report's."""
+    loaded = {label: (load_report(rep) if isinstance(rep, (str, Path)) else rep) for label, rep in reports.items()}
+    if not loaded:
+        raise ValueError("reports_table needs at least one report")
+    first = next(iter(loaded.values()))
+    groups = list(groups) if groups is not None else list(first.get("groups", {}))
+    labels = list(loaded)
+    lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for section, keys in [("mean", ["mean"])] + [(g, ["groups", g]) for g in groups]:
+        for m in METRICS:
+            cells = []
+            for rep in loaded.values():
+                node: Any = rep
+                for key in keys:
+                    node = node.get(key, {}) if isinstance(node, Mapping) else {}
+                cells.append(pct(node.get(m) if isinstance(node, Mapping) else None))
+            lines.append(f"| {section} {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

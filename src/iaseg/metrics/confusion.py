@@ -19,18 +19,20 @@ METRICS = ("precision", "recall", "iou")
 
 def _as_matrix(matrix: Any) -> torch.Tensor:
     m = torch.as_tensor(np.asarray(matrix) if isinstance(matrix, (list, tuple)) else matrix)
-    if m.dim() != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"a confusion matrix must be square C x C, got shape {tuple(m.shape)}")
+    if m.dim() < 2 or m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"a confusion matrix must be square C x C (or a batch ... x C x C), got shape "
+                         f"{tuple(m.shape)}")
     return m.detach().cpu().to(torch.float64)
 
 
 def class_metrics(matrix: Any) -> dict[str, torch.Tensor]:
     """Per-class precision, recall and IoU (float64 CPU tensors, NaN where undefined) of a
-    C x C confusion matrix with rows = ground truth and columns = prediction."""
+    C x C confusion matrix with rows = ground truth and columns = prediction, or of a batch of
+    them (... x C x C, e.g. the candidate rules of a decision-rule search)."""
     m = _as_matrix(matrix)
-    tp = m.diagonal()
-    gt = m.sum(1)
-    predicted = m.sum(0)
+    tp = m.diagonal(dim1=-2, dim2=-1)
+    gt = m.sum(-1)
+    predicted = m.sum(-2)
     # 0/0 -> NaN is what we want; x/0 with x > 0 cannot happen (tp <= gt, tp <= predicted)
     return {"precision": tp / predicted, "recall": tp / gt, "iou": tp / (gt + predicted - tp)}
 

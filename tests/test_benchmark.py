@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from iaseg import cli
-from iaseg.benchmark import SCHEMA, format_report, summarize, time_calls
+from iaseg.speed import SCHEMA, format_report, summarize, time_calls
 from iaseg.cli.benchmark import add_arguments, command_line
 
 LATENCY_KEYS = {"median", "p25", "p75", "iqr", "min", "max", "mean", "n"}
@@ -98,7 +98,7 @@ def test_inference_with_a_checkpoint(tmp_path):
     save_checkpoint(checkpoint_for(random_model("erfpspnet"), "erfpspnet"), tmp_path / "m.pt")
     args = parse(["--checkpoint", str(tmp_path / "m.pt"), "--size", "64x64", "--warmup", "0", "--repeats", "1",
                   "--backend", "eager", "--precision", "fp32"])
-    from iaseg.benchmark import benchmark
+    from iaseg.speed import benchmark
 
     r = benchmark(args)
     assert r["settings"]["weights"] == "checkpoint" and [x["status"] for x in r["results"]] == ["ok", "ok"]

@@ -15,7 +15,7 @@ from .common import CLIError, parse_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from iaseg.benchmark import LOSSES, MODES
+    from iaseg.speed import LOSSES, MODES
 
     p.add_argument("--mode", choices=MODES, default="inference")
     p.add_argument("--model", choices=["erfpspnet", "bierfpspnet"], default="erfpspnet")
@@ -68,7 +68,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from iaseg.benchmark import benchmark, format_report
+    from iaseg.speed import benchmark, format_report
     from iaseg.io import atomic_write_text
 
     if args.batch is not None and args.batch < 1:

@@ -241,20 +241,24 @@ def test_export_cli_fails_when_parity_is_below_the_bound(tmp_path, checkpoints, 
 def test_read_label_maps_raw_values_and_resizes(tmp_path):
     from PIL import Image
 
-    from iaseg.data import DatasetDescription
+    from iaseg.data import DatasetDescription, DatasetError
     from iaseg.inference.images import read_label
 
     d = camvid().to_dict()
-    d["label_map"] = {7: 0, 8: 1, 26: 2}  # raw ids -> class ids, everything else -> ignore
+    d["label_map"] = {7: 0, 8: 1, 26: 2, 0: 11}  # raw ids -> class ids or void
     meta = ModelMetadata("erfpspnet", DatasetDescription.from_dict(d), (2, 4))
-    raw = np.array([[7, 7, 8, 8, 26, 26, 3, 3]] * 4, dtype=np.uint8)  # 4 x 8, resized to 2 x 4
+    raw = np.array([[7, 7, 8, 8, 26, 26, 0, 0]] * 4, dtype=np.uint8)  # 4 x 8, resized to 2 x 4
     Image.fromarray(raw, mode="L").save(tmp_path / "l.png")
     assert read_label(tmp_path / "l.png", meta).tolist() == [[0, 1, 2, 11]] * 2
     plain = meta.with_(description=camvid(), input_size=(4, 8))
-    raw[0, 0] = 200  # outside the classes -> ignore
+    raw = np.array([[11, 7, 8, 8, 3, 3, 0, 0]] * 4, dtype=np.uint8)
     Image.fromarray(raw, mode="L").save(tmp_path / "m.png")
     lab = read_label(tmp_path / "m.png", plain)
-    assert lab[0, 0] == 11 and lab[0, 1] == 7 and lab.dtype == torch.int64
+    assert lab[0].tolist() == [11, 7, 8, 8, 3, 3, 0, 0] and lab.dtype == torch.int64
+    raw[0, 0] = 200  # neither a class nor void: refused, as the datasets do
+    Image.fromarray(raw, mode="L").save(tmp_path / "m.png")
+    with pytest.raises(DatasetError, match=r"m\.png: label values \[200\]"):
+        read_label(tmp_path / "m.png", plain)
 
 
 def test_image_folder_inputs_for_both_models(tmp_path):

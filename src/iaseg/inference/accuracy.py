@@ -7,6 +7,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from iaseg.metrics.confusion import ConfusionMatrix, class_metrics
+
 from .runners import _source_kind, load_runner
 
 Inputs = Sequence[torch.Tensor]
@@ -89,20 +91,17 @@ def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
 
 def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
                      ignore_index: int) -> torch.Tensor:
-    """num_classes x num_classes int64 counts, rows = ground truth, columns = prediction; pixels
-    labelled ignore_index (or outside 0..C-1) are left out."""
-    pred, label = pred.flatten().long().cpu(), label.flatten().long().cpu()
-    keep = (label != ignore_index) & (label >= 0) & (label < num_classes)
-    idx = label[keep] * num_classes + pred[keep]
-    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+    """num_classes x num_classes int64 counts (CPU), rows = ground truth, columns = prediction;
+    pixels labelled ignore_index are left out (`iaseg.metrics.ConfusionMatrix`: any other value
+    outside 0..C-1 is an error)."""
+    cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
+    cm.update(pred.cpu(), label.cpu())
+    return cm.matrix
 
 
 def iou_from_confusion(conf: torch.Tensor) -> torch.Tensor:
     """Per-class IoU (float64; NaN where a class is absent from both prediction and labels)."""
-    conf = conf.double()
-    tp = conf.diag()
-    union = conf.sum(0) + conf.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+    return class_metrics(conf)["iou"]
 
 
 @torch.no_grad()
@@ -110,11 +109,10 @@ def mean_iou(runner: Callable[..., torch.Tensor], samples: Iterable[tuple[Inputs
              num_classes: int, ignore_index: int) -> dict[str, object]:
     """Mean IoU (in %) of a runner over (inputs, label N x H x W) pairs, classes absent from
     both prediction and labels left out of the mean."""
-    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
     for inputs, label in samples:
-        logits = runner(*inputs)
-        conf += confusion_matrix(logits.argmax(1), label, num_classes, ignore_index)
-    iou = iou_from_confusion(conf)
+        cm.update(runner(*inputs).argmax(1).cpu(), label.cpu())
+    iou = iou_from_confusion(cm.matrix)
     valid = ~torch.isnan(iou)
     miou = float(iou[valid].mean()) * 100 if valid.any() else float("nan")
-    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": conf}
+    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": cm.matrix}

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from iaseg.data import build_dataset, render_scene
-from iaseg.data.synthetic import BICYCLIST, CAR, PEDESTRIAN, SIGN, VOID, scene_rng
+from iaseg.data.street_scenes import BICYCLIST, CAR, PEDESTRIAN, SIGN, VOID
+from iaseg.data.synthetic import scene_rng
 
 CAMVID_TRAIN_SHARE = np.array([16.85, 23.26, 0.98, 31.66, 4.49, 9.72, 1.17, 1.13, 5.87, 0.64, 0.29, 3.95]) / 100
 

@@ -10,6 +10,7 @@ from iaseg.checkpoint import model_from_checkpoint
 from iaseg.cli import main as cli
 from iaseg.data import load_description
 
+
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 LOSSES = {"ce": "weighted_ce", "ial": "ial"}
 

@@ -30,6 +30,7 @@ from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.io import atomic_write_bytes
+from iaseg.metrics.tables import pct
 from iaseg.models import build_model, model_class
 
 
@@ -454,8 +455,8 @@ class Trainer:
             m = val["mean"]
             top = list(val["groups"])[-1]
             g = val["groups"][top]
-            line += (f"  | val mIoU {_pct(m['iou'])}  mean P/R {_pct(m['precision'])}/{_pct(m['recall'])}"
-                     f"  {top} recall {_pct(g['recall'])}")
+            line += (f"  | val mIoU {pct(m['iou'])}  mean P/R {pct(m['precision'])}/{pct(m['recall'])}"
+                     f"  {top} recall {pct(g['recall'])}")
         self._log(line)
         if self.writer is not None:
             step = record["epoch"]
@@ -512,10 +513,6 @@ def _compact(report: dict[str, Any]) -> dict[str, Any]:
 
 def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
-
-
-def _pct(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
 def _json_default(o: Any) -> Any:

@@ -14,8 +14,7 @@ import time
 
 import torch
 
-from iaseg.data import build_dataset, build_loader
-from iaseg.data.synthetic import render_scene, scene_rng
+from iaseg.data import build_dataset, build_loader, render_scene, scene_rng
 
 
 def throughput(dataset, batch_size: int, workers: int, batches: int, warmup: int = 2) -> float:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from iaseg.checkpoint import (CheckpointError, inference_checkpoint, load_checkpoint,
+from iaseg.checkpoint import (CheckpointError, dataset_settings, inference_checkpoint, load_checkpoint,
                               model_from_checkpoint, save_checkpoint)
 from iaseg.data import load_description
 from iaseg.models import build_model
@@ -15,7 +15,7 @@ def test_inference_checkpoint_round_trip(tmp_path, half):
     save_checkpoint(inference_checkpoint(model, "erfpspnet", {"bins": (1, 2, 4, 8)}, desc, (64, 64), half=half), path)
     torch.load(path, weights_only=True)  # plain containers only
     restored, meta = model_from_checkpoint(path)
-    assert meta["description"] == desc and meta["input_size"] == (64, 64)
+    assert meta.description == desc and meta.input_size == (64, 64) and meta.model_options == {"bins": (1, 2, 4, 8)}
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(restored(x), model(x), atol=5e-2 if half else 0, rtol=0)
@@ -76,3 +76,19 @@ def test_kill_during_save_leaves_previous_checkpoint_valid(tmp_path):
     ckpt = load_checkpoint(path)  # whole and readable, never half-written
     assert ckpt["v"] >= 0
     assert ckpt["model"]["w"].numel() == 4_000_000
+
+
+def test_dataset_settings_default_to_the_training_data():
+    ckpt = {"config": {"data": {"dataset": "camvid", "root": "/train/camvid", "options": {"list_file": False},
+                                "description": None}}}
+    assert dataset_settings(ckpt) == {"name": "camvid", "root": "/train/camvid", "options": {"list_file": False}}
+    assert dataset_settings(ckpt, root="/here") == {"name": "camvid", "root": "/here", "options": {"list_file": False}}
+    other = dataset_settings(ckpt, dataset="folder", root="/f", description="my.yaml")
+    assert other == {"name": "folder", "root": "/f", "options": {"description": "my.yaml"}}  # not camvid's options
+    assert dataset_settings({}, dataset="synthetic")["root"] is None
+    assert dataset_settings({}, root="/d", fallback="camvid")["name"] == "camvid"
+    with pytest.raises(ValueError, match="records no dataset"):
+        dataset_settings({})
+    published = {"config": {"data": {"dataset": "camvid", "root": None}}}
+    with pytest.raises(ValueError, match="no camvid folder: give --root DIR"):
+        dataset_settings(published)

@@ -10,6 +10,7 @@ from iaseg.checkpoint import model_from_checkpoint
 from iaseg.cli import main as cli
 from iaseg.data import load_description
 
+
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 LOSSES = {"ce": "weighted_ce", "ial": "ial"}
 
@@ -26,7 +27,7 @@ def test_weights_are_slim_and_self_describing(loss):
     assert ckpt["config"]["data"]["root"] is None
     assert "optimizer" not in ckpt
     model, meta = model_from_checkpoint(ckpt)
-    assert meta["input_size"] == (360, 480)
+    assert meta.input_size == (360, 480) and meta.description == desc
     with torch.no_grad():
         out = model(torch.rand(1, 3, 360, 480))
     assert out.shape == (1, 11, 360, 480) and torch.isfinite(out).all()

@@ -14,58 +14,20 @@ best_metric, metrics.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from iaseg.data.description import DatasetDescription
+from iaseg.inference.metadata import ModelMetadata
+from iaseg.io import atomic_write_bytes
 from iaseg.models import build_model
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt or not an iaseg checkpoint; the message names it."""
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file so that readers see either the old file or the whole new one: `write(f)`
-    fills a temp file in the same folder, which is fsynced and renamed over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """atomic_write() of a bytes object."""
-    atomic_write(path, lambda f: f.write(data))
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -94,10 +56,10 @@ def checkpoint_description(ckpt: dict[str, Any]) -> DatasetDescription:
 
 
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path,
-                          device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the network of a checkpoint (eval mode, float32) and return it with its metadata:
-    {'model_name', 'model_options', 'description' (DatasetDescription), 'input_size',
-    'spatial_size', 'checkpoint' (the dict)}."""
+                          device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
+    """Rebuild the network of a checkpoint (a path or a dict from `load_checkpoint`) in eval
+    mode, float32, and return it with its ModelMetadata (name, options, description, input
+    size: the checkpoint's, else the description's native size; spatial size)."""
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt, map_location="cpu")
     desc = checkpoint_description(ckpt)
@@ -106,15 +68,35 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path,
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
     model.load_state_dict(state)
     model.to(device).eval()
-    meta = {
-        "model_name": ckpt["model_name"],
-        "model_options": options,
-        "description": desc,
-        "input_size": tuple(ckpt["input_size"]) if ckpt.get("input_size") else desc.native_size,
-        "spatial_size": tuple(ckpt["spatial_size"]) if ckpt.get("spatial_size") else None,
-        "checkpoint": ckpt,
-    }
+    meta = ModelMetadata(
+        model_name=ckpt["model_name"], description=desc,
+        input_size=tuple(ckpt["input_size"]) if ckpt.get("input_size") else desc.native_size,
+        spatial_size=tuple(ckpt["spatial_size"]) if ckpt.get("spatial_size") else None,
+        model_options=options)
     return model, meta
+
+
+def dataset_settings(ckpt: dict[str, Any], dataset: str | None = None, root: str | Path | None = None,
+                     description: str | None = None, fallback: str | None = None) -> dict[str, Any]:
+    """{'name', 'root', 'options'} of the dataset to run a checkpoint on: the given `dataset`,
+    `root` and `description`, each defaulting to what the checkpoint was trained on (its root
+    and options only for that same dataset), the name finally to `fallback`. ValueError when no
+    dataset or no root is known (published weights record no root: the training machine's path
+    means nothing elsewhere)."""
+    data = (ckpt.get("config") or {}).get("data") or {}
+    name = dataset or data.get("dataset") or fallback
+    if not name:
+        raise ValueError("the checkpoint records no dataset: give --dataset and --root")
+    same = name == data.get("dataset")
+    root = root if root is not None else (data.get("root") if same else None)
+    options = dict(data.get("options") or {}) if same else {}
+    description = description or (data.get("description") if same else None)
+    if description:
+        options["description"] = description
+    if root is None and name != "synthetic":
+        raise ValueError(f"no {name} folder: give --root DIR (published weights do not record the training "
+                         "machine's path)")
+    return {"name": name, "root": root, "options": options}
 
 
 def inference_checkpoint(model: nn.Module, model_name: str, model_options: dict[str, Any],
@@ -156,6 +138,6 @@ def release_checkpoint(ckpt: dict[str, Any] | str | Path, half: bool = True) -> 
     for key in ("epoch", "best_metric", "class_weights", "trained"):
         if key in ckpt:
             extra[key] = ckpt[key]
-    return inference_checkpoint(model, meta["model_name"], meta["model_options"], meta["description"],
-                                meta["input_size"], meta["spatial_size"], half=half, **extra)
+    return inference_checkpoint(model, meta.model_name, meta.model_options, meta.description,
+                                meta.input_size, meta.spatial_size, half=half, **extra)
 

@@ -1,9 +1,13 @@
-"""Colour masks and overlays from label maps (dataset palettes)."""
+"""Colour masks and overlays from label maps (dataset palettes), and PNG files of them."""
 from __future__ import annotations
+
+import io
+from pathlib import Path
 
 import numpy as np
 
 from iaseg.data.description import DatasetDescription
+from iaseg.io import atomic_write_bytes
 
 
 def palette_lut(description: DatasetDescription) -> np.ndarray:
@@ -28,3 +32,13 @@ def overlay(image: np.ndarray, label: np.ndarray, description: DatasetDescriptio
     valid = ((label >= 0) & (label < description.num_classes))[..., None]
     out = np.where(valid, (1 - alpha) * img + alpha * color, img)
     return out.round().clip(0, 255).astype(np.uint8)
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    """Encode an H x W (x 3) uint8 array as PNG in memory, then write it atomically: a crash
+    never leaves half a PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

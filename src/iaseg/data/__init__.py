@@ -7,16 +7,18 @@
 from .augment import Augment
 from .build import DATASETS, build_dataset, dataset_options, default_split
 from .camvid import CamVidDataset
-from .checks import CheckReport, DatasetError, check_dataset
+from .checks import CheckReport, check_dataset
 from .cityscapes import CityscapesDataset
-from .description import DatasetDescription, DescriptionError, available_descriptions, load_description
+from .description import DatasetDescription, available_descriptions, load_description
+from .errors import DatasetError, DescriptionError
 from .folder import FolderDataset
 from .loader import Loader, build_loader, collate, default_num_workers
-from .synthetic import SyntheticStreets, render_scene
+from .street_scenes import render_scene
+from .synthetic import SyntheticStreets, scene_rng
 
 __all__ = [
     "Augment", "CamVidDataset", "CheckReport", "CityscapesDataset", "DATASETS", "DatasetDescription",
     "DatasetError", "DescriptionError", "FolderDataset", "Loader", "SyntheticStreets", "available_descriptions",
     "build_dataset", "build_loader", "check_dataset", "collate", "dataset_options", "default_num_workers",
-    "default_split", "load_description", "render_scene",
+    "default_split", "load_description", "render_scene", "scene_rng",
 ]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .augment import make_augment
-from .checks import DatasetError
+from .errors import DatasetError
 from .description import DatasetDescription, load_description
 from .io import label_lut, map_label, nearest_index, read_image, read_label, resize_image, resize_label
 

@@ -1,4 +1,4 @@
-"""Strict dataset checks: a typed error for bad input, and a scan that collects every problem.
+"""Strict dataset checks: a scan of a whole split that collects every problem.
 
     >>> from iaseg.data import check_dataset
     >>> report = check_dataset("camvid", "/data/camvid", "train")
@@ -13,23 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .description import DatasetDescription, DescriptionError
-
-
-class DatasetError(ValueError):
-    """Bad dataset input (unreadable file, missing label, bad label values, wrong layout, ...).
-    The message starts with the file or folder it is about."""
-
-    def __init__(self, message: str = "") -> None:
-        # A DataLoader worker's error is re-raised in the main process as
-        # DatasetError("Caught DatasetError in DataLoader worker process N.\nOriginal Traceback
-        # ...\n<module>.DatasetError: <message>"): keep the one line that matters.
-        if isinstance(message, str) and message.startswith("Caught DatasetError") and "\nOriginal " in message:
-            last = message.rstrip().rsplit("\n", 1)[-1]
-            head, sep, tail = last.partition("DatasetError: ")
-            if sep:
-                message = tail
-        super().__init__(message)
+from .description import DatasetDescription
+from .errors import DatasetError, DescriptionError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import FileDataset, Pair, require_root, resolve_description, subfolders
-from .checks import DatasetError
+from .errors import DatasetError
 
 LAYOUT = ("<root>/leftImg8bit/<split>/<city>/*_leftImg8bit.png with labels "
           "<root>/gtFine/<split>/<city>/*_gtFine_labelIds.png (official Cityscapes layout)")

@@ -8,13 +8,11 @@ from typing import Any
 
 import yaml
 
+from .errors import DescriptionError
+
 DESCRIPTIONS_DIR = Path(__file__).with_name("descriptions")
 _REQUIRED = ("name", "classes", "palette", "ignore_index", "groups")
 _OPTIONAL = ("native_size", "ignore_color", "label_map")
-
-
-class DescriptionError(ValueError):
-    """A dataset description file is malformed; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def fetch(url: str, dest: Path, expected_sha: str | None = None, timeout: float 
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import FileDataset, Pair, list_files, require_root, resolve_description, subfolders
-from .checks import DatasetError
+from .errors import DatasetError
 from .io import IMAGE_EXTENSIONS, LABEL_EXTENSIONS
 
 LAYOUT = "<root>/images/ and <root>/labels/ (or <root>/<split>/images/ and <root>/<split>/labels/)"

@@ -269,7 +269,7 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
 
 
 def _write_summary(out: Path, jobs: Sequence[SweepJob], eval_split: str | None, result: SweepResult) -> None:
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     failed = {(j.name, j.seed): why for j, why in result.failed}
     rows = []

@@ -13,21 +13,25 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from iaseg.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from iaseg.checkpoint import load_checkpoint, save_checkpoint
 from iaseg.engine.config import Config
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       resolve_device)
-from iaseg.models import TWO_INPUT_MODELS, build_model
+from iaseg.engine.evaluator import evaluate_loader
+from iaseg.engine.samplers import ShardSampler, SkipSampler
+from iaseg.engine.step import autocast_context, model_inputs
+from iaseg.io import atomic_write_bytes
+from iaseg.metrics.tables import pct
+from iaseg.models import build_model, model_class
 
 
 class TrainingError(RuntimeError):
@@ -43,21 +47,7 @@ class TrainingInterrupted(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# small pieces, kept as functions so evaluate/demo/benchmark can reuse them
-
-def model_inputs(batch: dict[str, Any], model_name: str, device: torch.device,
-                 channels_last: bool = False) -> tuple[torch.Tensor, ...]:
-    """The network inputs of a collated batch: (image,) or (image, spatial) for BiERF-PSPNet."""
-    keys = ("image", "spatial") if model_name in TWO_INPUT_MODELS else ("image",)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return tuple(batch[k].to(device, non_blocking=True).contiguous(memory_format=fmt) for k in keys)
-
-
-def autocast_context(device: torch.device, amp: str):
-    if amp == "off":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
+# small pieces
 
 def decay_parameter_groups(model: nn.Module, model_name: str, weight_decay: float,
                            scope: str = "conv_kernels") -> list[dict[str, Any]]:
@@ -68,8 +58,7 @@ def decay_parameter_groups(model: nn.Module, model_name: str, weight_decay: floa
     skipped: set[int] = set()
     if scope == "authors":
         layers = model.encoder.layers
-        skip_idx = (0, 1, 7) if model_name in TWO_INPUT_MODELS else (7,)
-        skipped = {id(layers[i].conv.weight) for i in skip_idx}
+        skipped = {id(layers[i].conv.weight) for i in model_class(model_name).authors_undecayed_layers}
     decay, no_decay = [], []
     for m in model.modules():
         for name, p in m.named_parameters(recurse=False):
@@ -102,36 +91,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class SkipSampler(Sampler[int]):
-    """Wraps a sampler and drops its first `skip` indices (resuming in the middle of an epoch
-    without loading the skipped samples)."""
-
-    def __init__(self, sampler: Sampler[int], skip: int) -> None:
-        self.sampler, self.skip = sampler, skip
-
-    def __iter__(self) -> Iterator[int]:
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it, None)
-        return it
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
-
-
-class ShardSampler(Sampler[int]):
-    """Indices rank, rank + world, ...: each sample on exactly one rank, no padding."""
-
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
-        self.indices = range(rank, n, world_size)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 def lookup(report: dict[str, Any], dotted: str) -> float:
@@ -464,7 +423,6 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        from iaseg.evaluate import evaluate_loader
         from iaseg.metrics import build_report
 
         assert self.val_set is not None
@@ -497,8 +455,8 @@ class Trainer:
             m = val["mean"]
             top = list(val["groups"])[-1]
             g = val["groups"][top]
-            line += (f"  | val mIoU {_pct(m['iou'])}  mean P/R {_pct(m['precision'])}/{_pct(m['recall'])}"
-                     f"  {top} recall {_pct(g['recall'])}")
+            line += (f"  | val mIoU {pct(m['iou'])}  mean P/R {pct(m['precision'])}/{pct(m['recall'])}"
+                     f"  {top} recall {pct(g['recall'])}")
         self._log(line)
         if self.writer is not None:
             step = record["epoch"]
@@ -555,10 +513,6 @@ def _compact(report: dict[str, Any]) -> dict[str, Any]:
 
 def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
-
-
-def _pct(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
 def _json_default(o: Any) -> Any:

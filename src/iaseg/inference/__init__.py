@@ -5,7 +5,7 @@ int8, and one runner interface over all of them (see docs/speed.md).
     >>> runner = load_runner("best.pt")             # fastest checked path on this machine
     >>> logits = runner(images)                     # float32 N x C x H x W
 """
-from .accuracy import agreement, confusion_matrix, iou_from_confusion, mean_iou
+from .accuracy import PLAIN_FP32, agreement, confusion_matrix, iou_from_confusion, mean_iou, parity_check
 from .cpu import cpu_name, default_precision, machine_info, native_bf16_cpu
 from .files import (export_onnx, export_torchscript, int8_onnx_bytes, load_torchscript, onnx_bytes,
                     quantize_int8, read_onnx_metadata, trace_torchscript)
@@ -17,11 +17,11 @@ from .runners import (BACKENDS, PRECISIONS, OnnxRunner, Runner, TorchRunner, Tor
                       load_runner, runner_from_model)
 
 __all__ = [
-    "BACKENDS", "PRECISIONS", "ModelMetadata", "OnnxRunner", "Runner", "TorchRunner",
+    "BACKENDS", "PLAIN_FP32", "PRECISIONS", "ModelMetadata", "OnnxRunner", "Runner", "TorchRunner",
     "TorchScriptRunner", "agreement", "confusion_matrix", "count_batchnorms", "cpu_name",
     "default_precision", "export_onnx", "export_ready", "export_torchscript", "fold_batchnorm",
     "fold_conv_bn", "fuse_conv_relu", "int8_onnx_bytes", "iou_from_confusion", "load_runner",
     "load_torchscript", "machine_info", "mean_iou", "native_bf16_cpu", "onnx_bytes",
-    "quantize_int8", "read_onnx_metadata", "runner_from_model", "specialise_pooling",
+    "parity_check", "quantize_int8", "read_onnx_metadata", "runner_from_model", "specialise_pooling",
     "trace_torchscript",
 ]

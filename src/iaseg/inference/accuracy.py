@@ -1,11 +1,19 @@
-"""Accuracy checks for fast paths: agreement of two runners' logits, and mean IoU with labels."""
+"""Accuracy checks for fast paths: agreement of two runners' logits, an exported file's parity
+with its checkpoint, and mean IoU with labels."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from iaseg.metrics.confusion import ConfusionMatrix, class_metrics
+
+from .runners import _source_kind, load_runner
+
 Inputs = Sequence[torch.Tensor]
+# the reference of every parity check: the network as trained, no inference-time rewrites
+PLAIN_FP32 = {"backend": "eager", "precision": "fp32", "fold_bn": False, "channels_last": False, "fuse": False}
 
 
 def _batches(inputs: Inputs | Iterable[Inputs]) -> Iterable[tuple[torch.Tensor, ...]]:
@@ -53,22 +61,47 @@ def agreement(reference: Callable[..., torch.Tensor], candidate: Callable[..., t
             "pixels": pixels, "images": images}
 
 
+def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
+                 inputs: Sequence[Sequence[torch.Tensor]] | None = None, count: int = 4,
+                 batch: int = 2, seed: int = 0, offsets: torch.Tensor | None = None) -> dict[str, Any]:
+    """Run an exported file and the checkpoint (plain fp32 eager, BN unfolded) on the same
+    inputs: agreement() of their logits plus 'precision' of the file. Default inputs: `count`
+    seeded uniform images at the file's sizes in batches of `batch` (also exercises the
+    dynamic batch axis). `offsets`: the file has a decision rule baked in; the checkpoint's
+    logits + offsets are the reference."""
+    # an exported checkpoint is compared as it is stored (plain fp32 eager, like the reference);
+    # ONNX/TorchScript files run as they would be deployed
+    candidate = load_runner(exported, **(PLAIN_FP32 if _source_kind(exported) == "checkpoint" else {}))
+    reference = load_runner(checkpoint, **PLAIN_FP32)
+    if inputs is None:
+        g = torch.Generator().manual_seed(seed)
+        sizes = [candidate.input_size, candidate.spatial_size][: len(candidate.input_names)]
+        inputs = []
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            inputs.append(tuple(torch.rand(n, 3, *s, generator=g) for s in sizes))
+    if offsets is not None:
+        b = torch.as_tensor(offsets, dtype=torch.float32).view(1, -1, 1, 1)
+        plain = reference
+        reference = lambda *xs: plain(*xs).float() + b  # noqa: E731
+    result = agreement(reference, candidate, inputs)
+    result["precision"] = candidate.precision
+    return result
+
+
 def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
                      ignore_index: int) -> torch.Tensor:
-    """num_classes x num_classes int64 counts, rows = ground truth, columns = prediction; pixels
-    labelled ignore_index (or outside 0..C-1) are left out."""
-    pred, label = pred.flatten().long().cpu(), label.flatten().long().cpu()
-    keep = (label != ignore_index) & (label >= 0) & (label < num_classes)
-    idx = label[keep] * num_classes + pred[keep]
-    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+    """num_classes x num_classes int64 counts (CPU), rows = ground truth, columns = prediction;
+    pixels labelled ignore_index are left out (`iaseg.metrics.ConfusionMatrix`: any other value
+    outside 0..C-1 is an error)."""
+    cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
+    cm.update(pred.cpu(), label.cpu())
+    return cm.matrix
 
 
 def iou_from_confusion(conf: torch.Tensor) -> torch.Tensor:
     """Per-class IoU (float64; NaN where a class is absent from both prediction and labels)."""
-    conf = conf.double()
-    tp = conf.diag()
-    union = conf.sum(0) + conf.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+    return class_metrics(conf)["iou"]
 
 
 @torch.no_grad()
@@ -76,11 +109,10 @@ def mean_iou(runner: Callable[..., torch.Tensor], samples: Iterable[tuple[Inputs
              num_classes: int, ignore_index: int) -> dict[str, object]:
     """Mean IoU (in %) of a runner over (inputs, label N x H x W) pairs, classes absent from
     both prediction and labels left out of the mean."""
-    conf = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
     for inputs, label in samples:
-        logits = runner(*inputs)
-        conf += confusion_matrix(logits.argmax(1), label, num_classes, ignore_index)
-    iou = iou_from_confusion(conf)
+        cm.update(runner(*inputs).argmax(1).cpu(), label.cpu())
+    iou = iou_from_confusion(cm.matrix)
     valid = ~torch.isnan(iou)
     miou = float(iou[valid].mean()) * 100 if valid.any() else float("nan")
-    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": conf}
+    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": cm.matrix}

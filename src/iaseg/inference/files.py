@@ -6,7 +6,6 @@ import contextlib
 import io
 import itertools
 import json
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from iaseg.checkpoint import atomic_write_bytes
+from iaseg.io import atomic_write_bytes
 from iaseg.models import default_spatial_size, example_inputs
 
 from .cpu import cpu_flags
@@ -38,13 +37,8 @@ def quiet_jit() -> Iterator[None]:
 
 
 def write_file(path: str | Path, data: bytes) -> Path:
-    """Atomic write with the usual permissions (0666 minus umask): exported models are meant to
-    be shared, while atomic_write_bytes' temp files are private (0600)."""
-    atomic_write_bytes(path, data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return Path(path)
+    """Atomic write (with the usual 0666-minus-umask permissions: exported models are shared)."""
+    return atomic_write_bytes(path, data)
 
 
 def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:

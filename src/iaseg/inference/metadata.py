@@ -10,14 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iaseg.data.description import DatasetDescription
-from iaseg.models import TWO_INPUT_MODELS
+from iaseg.models import input_names
 
 FORMAT_VERSION = 1
-
-
-def input_names(model_name: str) -> tuple[str, ...]:
-    """Input names of exported graphs: ('image',) or ('context', 'spatial') for BiERF-PSPNet."""
-    return ("context", "spatial") if model_name in TWO_INPUT_MODELS else ("image",)
 
 
 @dataclass(frozen=True)
@@ -32,6 +27,8 @@ class ModelMetadata:
 
     @property
     def input_names(self) -> tuple[str, ...]:
+        """The network's inputs, also the input names of exported graphs: ('image',) or
+        ('context', 'spatial') for BiERF-PSPNet."""
         return input_names(self.model_name)
 
     @property
@@ -79,14 +76,6 @@ class ModelMetadata:
         except json.JSONDecodeError as e:
             raise ValueError(f"{source}: iaseg metadata is not valid JSON ({e})") from None
         return cls.from_dict(d, source)
-
-    @classmethod
-    def from_checkpoint_meta(cls, meta: dict[str, Any]) -> "ModelMetadata":
-        """From the metadata dict of `iaseg.checkpoint.model_from_checkpoint`."""
-        return cls(model_name=meta["model_name"], description=meta["description"],
-                   input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
-                   spatial_size=tuple(meta["spatial_size"]) if meta.get("spatial_size") else None,
-                   model_options=dict(meta.get("model_options") or {}))
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

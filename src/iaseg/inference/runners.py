@@ -351,8 +351,7 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
     if kind == "checkpoint":
         from iaseg.checkpoint import model_from_checkpoint
 
-        model, info = model_from_checkpoint(source, device="cpu")
-        meta = ModelMetadata.from_checkpoint_meta(info)
+        model, meta = model_from_checkpoint(source, device="cpu")
         return runner_from_model(model, meta, backend or "eager", precision, device, fold_bn,
                                  channels_last, threads=threads, calibration=calibration,
                                  calibration_method=calibration_method, compile_mode=compile_mode,

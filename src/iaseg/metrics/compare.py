@@ -1,24 +1,17 @@
-"""`iaseg compare A B --out DIR`: two runs side by side in the layout of the paper's Tables II and
-V, with deltas B - A, a per-class recall/precision bar chart and, given the two checkpoints and a
-dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group)."""
+"""Comparisons of reports: two runs side by side in the layout of the paper's Tables II and V,
+with deltas B - A, a per-class recall/precision bar chart and a plain-language summary
+(`iaseg compare`); and any number of reports in one table of mean and group values."""
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from .confusion import METRICS
-from .report import (LABELS, ReportError, _num, delta_pct, display_groups, format_table2_md, format_table5_md,
-                     group_members, load_report, pct, report_to_json, summarize)
-
-
-class OverlayUnavailable(RuntimeError):
-    """The overlay cannot be drawn for these checkpoints (the message says why)."""
+from .report import find_report, load_report, report_to_json, summarize
+from .tables import (LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, group_members,
+                     pct)
 
 
 # -- comparison of two reports ------------------------------------------------------------------
@@ -68,8 +61,6 @@ def summary_line(comparison: Mapping[str, Any]) -> str:
 
 def _resolve(report: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str | None]:
     if isinstance(report, (str, Path)):
-        from .report import find_report
-
         return load_report(report), str(find_report(report))
     return dict(report), None
 
@@ -148,7 +139,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     loaded}. With `out_dir`,
     writes comparison.md, comparison.json and comparison_bars.png there.
     """
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     from .figures import plot_class_bars
 
@@ -176,7 +167,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
 
 def write_comparison_md(result: dict[str, Any], out_dir: str | Path) -> Path:
     """(Re)write comparison.md from a `compare_reports` result, linking its figures."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     comparison = result["comparison"]
     a, b = comparison["names"]
@@ -197,159 +188,24 @@ def write_comparison_md(result: dict[str, Any], out_dir: str | Path) -> Path:
     return path
 
 
-# -- Fig. 7-style overlay from two checkpoints --------------------------------------------------
-
-def _to_uint8(image: Any) -> np.ndarray:
-    x = np.asarray(image.detach().cpu().float() if hasattr(image, "detach") else image, dtype=np.float32)
-    if x.ndim == 3 and x.shape[0] == 3:
-        x = x.transpose(1, 2, 0)
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:  # normalised input: stretch for display
-        x = (x - lo) / max(hi - lo, 1e-6)
-    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
-
-
-def _predict(model: Any, image: Any, size: tuple[int, int], device: Any) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    x = image[None].float().to(device)
-    hw = tuple(x.shape[-2:])
-    if hw != tuple(size):
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-    with torch.no_grad():
-        logits = model(x)
-    if tuple(logits.shape[-2:]) != hw:
-        logits = F.interpolate(logits, size=hw, mode="bilinear", align_corners=False)
-    return logits.argmax(1)[0].cpu().numpy()
-
-
-def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[str], out_png: str | Path,
-                             dataset: str | None = None, root: str | Path | None = None, split: str = "val",
-                             images: int = 4, device: str = "cpu") -> Path:
-    """Run both checkpoints on `images` images of a split, spread over it, that contain the most
-    important group and draw `importance_overlay` panels into one PNG. Raises OverlayUnavailable
-    for two-input models (BiERF-PSPNet) or when no dataset loader is available."""
-    from iaseg.checkpoint import model_from_checkpoint
-    from iaseg.models import TWO_INPUT_MODELS
-
-    from .figures import importance_overlay, plot_overlays
-
-    loaded = [model_from_checkpoint(c, device=device) for c in checkpoints]
-    for path, (_, meta) in zip(checkpoints, loaded):
-        if meta["model_name"] in TWO_INPUT_MODELS:
-            raise OverlayUnavailable(f"{path} is a two-input {meta['model_name']} model; the overlay supports "
-                                     "single-input models (erfpspnet) only")
-    desc = loaded[0][1]["description"]
-    if loaded[1][1]["description"].classes != desc.classes:
-        raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
-    data = ((loaded[0][1]["checkpoint"].get("config") or {}).get("data") or {})
-    name = dataset or data.get("dataset") or desc.name
-    same = name == data.get("dataset")
-    root = root if root is not None else (data.get("root") if same else None)
-    if root is None:
-        raise ValueError("the overlay needs the dataset folder: give --root")
-    options = dict(data.get("options") or {}) if same else {}
-    try:
-        from iaseg.data import build_dataset
-    except ImportError:
-        raise OverlayUnavailable("this iaseg installation has no dataset loaders (iaseg.data.build_dataset)") from None
-    size = tuple(loaded[0][1]["input_size"])
-    ds = build_dataset(name, root, split, size=size, **options)
-    top_group = list(desc.groups)[-1]
-    top_ids = desc.group_indices()[-1]
-    # Images spread over the split (consecutive video frames look alike): scan up to 10 per
-    # wanted image at even spacing, keep those showing the group, then pick evenly among them.
-    scan = sorted({int(round(v)) for v in np.linspace(0, len(ds) - 1, min(len(ds), 10 * images))}) if len(ds) else []
-    showing, spare = [], []
-    for i in scan:
-        item = ds[i]
-        frac = float(np.isin(np.asarray(item["label"]), top_ids).mean())
-        (showing if frac >= 0.005 else spare).append(item)
-    if len(showing) > images:
-        showing = [showing[int(round(v))] for v in np.linspace(0, len(showing) - 1, images)]
-    chosen = (showing + spare)[:images]
-    if not chosen:
-        raise ValueError(f"dataset {name!r} split {split!r} at {root} has no images")
-    panels = []
-    for item in chosen:
-        gt = np.asarray(item["label"])
-        preds = [_predict(m, item["image"], tuple(meta["input_size"]), device) for m, meta in loaded]
-        region = np.isin(gt, top_ids)
-        scores = [f"{100 * float((p[region] == gt[region]).mean()):.0f}%" if region.any() else "-" for p in preds]
-        caption = (f"{Path(str(item.get('path', ''))).name}: {top_group} pixels correct "
-                   f"{names[0]} {scores[0]}, {names[1]} {scores[1]}")
-        panels.append((importance_overlay(_to_uint8(item["image"]), gt, preds[0], preds[1], top_ids), caption))
-    return plot_overlays(panels, out_png, (names[0], names[1]), top_group)
-
-
-# -- CLI ----------------------------------------------------------------------------------------
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", metavar="A", help="first run: a report.json or a run folder (report.json, eval/report.json)")
-    p.add_argument("b", metavar="B", help="second run, compared against A (deltas are B - A)")
-    p.add_argument("--out", required=True, help="output folder for comparison.md/.json and the figures")
-    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="display names (default: run folder names)")
-    p.add_argument("--checkpoints", nargs=2, metavar=("CKPT_A", "CKPT_B"),
-                   help="checkpoints of A and B: adds a Fig. 7-style overlay of the most important group")
-    p.add_argument("--dataset", help="dataset for the overlay (default: the one A was trained on)")
-    p.add_argument("--root", help="dataset folder for the overlay (default: A's training root)")
-    p.add_argument("--split", default="val", help="split for the overlay (default: val)")
-    p.add_argument("--images", type=int, default=4, help="number of overlay images (default: 4)")
-    p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
-    p.add_argument("--paper", metavar="DATASET",
-                   help="add the paper's published CE and IAL results (camvid: Table II, cityscapes: Tables "
-                        "III-IV) next to ours; A must be the CE run and B the IAL run")
-
-
-def run(args: argparse.Namespace) -> int:
-    from iaseg.checkpoint import CheckpointError
-    from iaseg.cli import CLIError
-
-    if not args.checkpoints and (args.dataset or args.root):
-        raise CLIError("--dataset/--root are for the overlay and need --checkpoints CKPT_A CKPT_B")
-    if args.images < 1:
-        raise CLIError(f"--images must be >= 1, got {args.images}")
-    try:
-        result = compare_reports(args.a, args.b, args.names, args.out)
-    except (ReportError, ValueError) as e:
-        raise CLIError(str(e)) from None
-    names = result["comparison"]["names"]
-    extended = False  # comparison.md is rewritten once, after every addition
-    if args.paper:
-        from .paper import paper_vs_ours_markdown
-
-        try:
-            extra = paper_vs_ours_markdown(args.paper, dict(zip(("CE", "IAL"), result["reports"])))
-        except ValueError as e:
-            raise CLIError(f"--paper: {e}") from None
-        result["markdown"] += "\n## Paper vs ours\n\n" + extra
-        extended = True
-    runs = [Path(x) for x in (args.a, args.b)]
-    if all((r / "metrics.jsonl").is_file() for r in runs):
-        from .figures import plot_curves_comparison
-
-        fig = plot_curves_comparison(dict(zip(names, runs)), Path(args.out) / "curves.png")
-        result["figures"].append(fig)
-        result["files"]["curves"] = fig
-        extended = True
-    if args.checkpoints:
-        try:
-            fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
-                                           dataset=args.dataset, root=args.root, split=args.split,
-                                           images=args.images, device=args.device)
-        except OverlayUnavailable as e:
-            print(f"iaseg compare: overlay skipped: {e}", file=sys.stderr)
-        except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
-            if extended:
-                write_comparison_md(result, args.out)
-            raise CLIError(f"overlay: {e}") from None
-        else:
-            result["figures"].append(fig)
-            result["files"]["overlay"] = fig
-            extended = True
-    if extended:
-        write_comparison_md(result, args.out)
-    print(result["summary"])
-    print("wrote " + ", ".join(str(p) for p in result["files"].values()))
-    return 0
+def reports_table(reports: Mapping[str, Mapping[str, Any] | str | Path], groups: Sequence[str] | None = None) -> str:
+    """Markdown table, one column per labelled report (report dicts, report.json files or run
+    folders), e.g. {"CE": ..., "CE + rule": ..., "IAL": ..., "IAL + rule": ...}: mean and
+    per-group precision / recall / IoU in percent. Groups: `groups`, else the first report's."""
+    loaded = {label: (load_report(rep) if isinstance(rep, (str, Path)) else rep) for label, rep in reports.items()}
+    if not loaded:
+        raise ValueError("reports_table needs at least one report")
+    first = next(iter(loaded.values()))
+    groups = list(groups) if groups is not None else list(first.get("groups", {}))
+    labels = list(loaded)
+    lines = ["| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for section, keys in [("mean", ["mean"])] + [(g, ["groups", g]) for g in groups]:
+        for m in METRICS:
+            cells = []
+            for rep in loaded.values():
+                node: Any = rep
+                for key in keys:
+                    node = node.get(key, {}) if isinstance(node, Mapping) else {}
+                cells.append(pct(node.get(m) if isinstance(node, Mapping) else None))
+            lines.append(f"| {section} {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

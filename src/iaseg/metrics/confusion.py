@@ -28,7 +28,8 @@ def _as_matrix(matrix: Any) -> torch.Tensor:
 def class_metrics(matrix: Any) -> dict[str, torch.Tensor]:
     """Per-class precision, recall and IoU (float64 CPU tensors, NaN where undefined) of a
     C x C confusion matrix with rows = ground truth and columns = prediction, or of a batch of
-    them (... x C x C -> ... x C; the bootstrap scores thousands of resampled matrices at once)."""
+    them (... x C x C -> ... x C: the candidate rules of a decision-rule search, the bootstrap's
+    resampled matrices))."""
     m = _as_matrix(matrix)
     tp = m.diagonal(dim1=-2, dim2=-1)
     gt = m.sum(-1)

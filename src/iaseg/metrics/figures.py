@@ -11,6 +11,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .tables import LABELS, display_groups, group_members
+
 # Paper Fig. 7: blue = ground truth, yellow = model A (cross-entropy), red = model B (IAL).
 GT_COLOR = (30, 110, 255)
 A_COLOR = (255, 215, 0)
@@ -32,7 +34,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, out_png: str | Path) -> Path:
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -73,8 +75,6 @@ def plot_confusion_matrix(matrix: Any, class_names: Sequence[str], out_png: str 
 
 
 def _importance_order(report: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    from .report import display_groups, group_members
-
     classes = list(report["per_class"])
     groups = display_groups(classes, group_members(report))
     return [c for _, members in groups for c in members], groups
@@ -86,8 +86,6 @@ def plot_class_bars(reports: Mapping[str, Mapping[str, Any]], out_png: str | Pat
     ordered by importance group, most important first. `reports`: {run name: report}."""
     if not reports:
         raise ValueError("plot_class_bars needs at least one report")
-    from .report import LABELS
-
     first = next(iter(reports.values()))
     classes, groups = _importance_order(first)
     names = list(reports)

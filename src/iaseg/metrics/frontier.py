@@ -174,7 +174,7 @@ class OffsetSweep:
 
 def save_frontier(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write `OffsetSweep.to_dict(...)` as JSON, atomically."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, (json.dumps(data, separators=(",", ":")) + "\n").encode())

@@ -111,7 +111,7 @@ def save_per_image(path: str | Path, names: Sequence[str], counts: Any, classes:
                         classes=np.array(classes, dtype=np.str_), names=np.array(names, dtype=np.str_),
                         ignore_index=np.array([] if ignore_index is None else [int(ignore_index)], np.int64),
                         counts=counts.astype(dtype))
-    from iaseg.checkpoint import atomic_write_bytes  # moves to iaseg.io with the renovation
+    from iaseg.io import atomic_write_bytes
 
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())

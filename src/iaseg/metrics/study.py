@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .confusion import METRICS
-from .report import LABELS, ReportError, _jsonable, find_report, group_members, load_report
+from .report import ReportError, _jsonable, find_report, load_report
+from .tables import LABELS, group_members
 
 MATCH_MARGIN = 0.005  # matched operating point: the reference's mean IoU minus 0.5 points
 
@@ -447,7 +448,7 @@ def plot_seeds(study: Mapping[str, Any], out_png: str | Path) -> Path:
 
 def write_study(study: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """study.json, study.md, seeds.png and (with frontiers) frontier.png in out_dir."""
-    from iaseg.checkpoint import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .bierfpspnet import BiERFPSPNet
@@ -18,17 +19,35 @@ MODELS: dict[str, type[nn.Module]] = {
     "bierfpspnet": BiERFPSPNet,
 }
 
-# The two-input model reads a context image plus the same image at full resolution.
-TWO_INPUT_MODELS = frozenset({"bierfpspnet"})
+# Dataset items (and batches) carry a network's inputs under these keys, in the order of its
+# forward arguments: the image at the network's input size, then (BiERF-PSPNet) the same image
+# at the spatial size.
+INPUT_KEYS = ("image", "spatial")
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The network class registered as `name` ('erfpspnet', 'BiERF-PSPNet', ...)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[key]
+
+
+def input_names(name: str) -> tuple[str, ...]:
+    """The inputs network `name` takes, in order: ('image',) or ('context', 'spatial')."""
+    return tuple(model_class(name).input_names)
+
+
+def takes_spatial(name: str) -> bool:
+    """True for networks with a second, full-resolution ('spatial') input (BiERF-PSPNet)."""
+    return len(input_names(name)) > 1
 
 
 def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
     """Build a network by name ('erfpspnet' or 'bierfpspnet') with its options."""
-    key = name.lower().replace("-", "").replace("_", "")
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    cls = model_class(name)
     try:
-        return MODELS[key](num_classes, **options)
+        return cls(num_classes, **options)
     except TypeError as e:  # unknown option: name it instead of a constructor traceback
         raise ValueError(f"bad option for model {name!r}: {e}") from None
 
@@ -44,11 +63,29 @@ def example_inputs(name: str, input_size: tuple[int, int], batch: int = 1,
     context is 360x720, else to the context size scaled by 2048/720)."""
     h, w = input_size
     x = torch.zeros(batch, 3, h, w, device=device)
-    if name not in TWO_INPUT_MODELS:
+    if not takes_spatial(name):
         return (x,)
     if spatial_size is None:
         spatial_size = default_spatial_size((h, w))
     return x, torch.zeros(batch, 3, *spatial_size, device=device)
+
+
+def image_inputs(name: str, images: torch.Tensor, size: tuple[int, int] | None = None,
+                 spatial_size: tuple[int, int] | None = None) -> tuple[torch.Tensor, ...]:
+    """The inputs of network `name` for N x 3 x H x W images in [0, 1]: the images resized
+    (bilinear) to `size` (default: as they are) and, for a network with a spatial input, the
+    same images resized to `spatial_size` (default: `default_spatial_size(size)`)."""
+    size = tuple(size) if size is not None else tuple(images.shape[-2:])
+    out = [_resized(images, size)]
+    if takes_spatial(name):
+        out.append(_resized(images, tuple(spatial_size) if spatial_size else default_spatial_size(size)))
+    return tuple(out)
+
+
+def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(images.shape[-2:]) == size:
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False).clamp_(0, 1)
 
 
 def default_spatial_size(context_size: tuple[int, int]) -> tuple[int, int]:
@@ -96,5 +133,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-__all__ = ["MODELS", "TWO_INPUT_MODELS", "BiERFPSPNet", "ERFPSPNet", "build_model",
-           "count_parameters", "describe", "example_inputs", "default_spatial_size", "format_table"]
+__all__ = ["INPUT_KEYS", "MODELS", "BiERFPSPNet", "ERFPSPNet", "build_model", "count_parameters",
+           "default_spatial_size", "describe", "example_inputs", "format_table", "image_inputs", "input_names",
+           "model_class", "takes_spatial"]

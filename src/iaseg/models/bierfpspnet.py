@@ -67,6 +67,11 @@ class BiERFPSPNet(nn.Module):
         init: 'kaiming' or 'tf_normal'.
     """
 
+    # the forward arguments, also the input names of exported graphs
+    input_names: tuple[str, ...] = ("context", "spatial")
+    # encoder layers whose conv kernels the authors' code leaves out of the L2 decay (d1, d2, d8)
+    authors_undecayed_layers: tuple[int, ...] = (0, 1, 7)
+
     def __init__(self, num_classes: int, final_relu: bool = True, init: str = "kaiming") -> None:
         super().__init__()
         if num_classes < 1:

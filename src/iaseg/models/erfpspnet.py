@@ -25,6 +25,11 @@ class ERFPSPNet(nn.Module):
     N x C x H x W (bilinearly upsampled from 1/8 resolution).
     """
 
+    # the forward arguments, also the input names of exported graphs
+    input_names: tuple[str, ...] = ("image",)
+    # encoder layers whose conv kernels the authors' code leaves out of the L2 decay (d8)
+    authors_undecayed_layers: tuple[int, ...] = (7,)
+
     def __init__(self, num_classes: int, bins: Sequence[int] = (0, 2, 4, 8),
                  init: str = "kaiming", dropout: float = 0.1) -> None:
         super().__init__()

@@ -1,0 +1,88 @@
+"""`iaseg benchmark`: inference, training-step and input-pipeline throughput (`iaseg.speed`).
+
+    iaseg benchmark --model erfpspnet --size 360x720 --batch 1 --backend all --threads 2
+    iaseg benchmark --mode train --size 360x480 --batch 8 --loss all --threads 2
+    iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from .common import CLIError, parse_size
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from iaseg.speed import LOSSES, MODES
+
+    p.add_argument("--mode", choices=MODES, default="inference")
+    p.add_argument("--model", choices=["erfpspnet", "bierfpspnet"], default="erfpspnet")
+    p.add_argument("--checkpoint", default=None, help="use these weights (default: random init)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of a random-init model (default 11)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="input HxW (default 360x720 for inference/pipeline, 360x480 for train)")
+    p.add_argument("--spatial-size", type=parse_size, default=None,
+                   help="BiERF-PSPNet spatial input HxW (default 1024x2048 for 360x720)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 1; train 8)")
+    p.add_argument("--backend", choices=["naive", "eager", "compile", "onnxruntime", "torchscript", "all"],
+                   default="all", help="inference backend, or all of them side by side (default)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8", "all"], default="auto",
+                   help="with one --backend: its precision (auto = iaseg's default for the device)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 5; train 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls (default 30; train 5)")
+    p.add_argument("--no-compile", action="store_true", help="leave torch.compile rows out of --backend all")
+    p.add_argument("--cuda-graphs", action="store_true", help="eager on CUDA: replay CUDA graphs")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON to FILE")
+    g = p.add_argument_group("train mode")
+    g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
+    g.add_argument("--train-precision", choices=["fp32", "fast", "all"], default="all",
+                   help="fp32 eager, fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
+                        "on CUDA), or both side by side (default)")
+    g = p.add_argument_group("pipeline mode")
+    g.add_argument("--dataset", default=None, help="dataset name for iaseg.data.build_dataset")
+    g.add_argument("--root", type=Path, default=None, help="dataset root")
+    g.add_argument("--split", default="train")
+    g.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
+    parts = ["iaseg", "benchmark", "--mode", args.mode]
+    for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
+                "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
+                "dataset", "root", "split", "workers"):
+        v = getattr(args, opt, None)
+        if v is None or (args.mode != "train" and opt in ("loss", "train_precision")) or \
+                (args.mode != "pipeline" and opt in ("dataset", "root", "split", "workers")) or \
+                (args.mode != "inference" and opt in ("backend", "precision", "checkpoint")):
+            continue
+        if isinstance(v, tuple):
+            v = "x".join(map(str, v))
+        parts += ["--" + opt.replace("_", "-"), str(v)]
+    parts += [f"--{flag.replace('_', '-')}" for flag in ("no_compile", "cuda_graphs") if getattr(args, flag, False)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from iaseg.speed import benchmark, format_report
+    from iaseg.io import atomic_write_text
+
+    if args.batch is not None and args.batch < 1:
+        raise CLIError("--batch must be >= 1")
+    if (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
+        raise CLIError("--repeats must be >= 1 and --warmup >= 0")
+    if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
+        raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript)")
+    try:
+        report = benchmark(args, command_line(args))
+    except ImportError as e:  # an optional dependency (ONNX Runtime, ...)
+        raise CLIError(str(e)) from None
+    print(format_report(report))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")
+    return 0

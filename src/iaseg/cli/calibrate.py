@@ -1,0 +1,122 @@
+"""`iaseg calibrate`: fit a decision rule (per-class logit offsets) to recall/precision targets on
+a labelled split, without retraining (see `iaseg.decision`)."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from .common import CLIError, add_data_arguments
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from iaseg.decision import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
+    p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
+                   help="e.g. 'G3.recall>=0.65', 'Pedestrian.recall>=0.8', 'Car.precision>=0.9' (repeatable; "
+                        "NAME is a group or class, case-insensitive; METRIC recall|precision|iou)")
+    p.add_argument("--maximize", default="miou",
+                   help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
+                        "accuracy | NAME.METRIC")
+    p.add_argument("--out", required=True, help="rule JSON to write (report .md and trade-off .png go next to it)")
+    p.add_argument("--cache", help="calibration cache file (default: next to --out, <stem>.cache.pt); "
+                                   "reused when checkpoint, data and settings match")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"keep at most this many labelled pixels, a random sample (default {DEFAULT_MAX_PIXELS:,}; "
+                        "memory ~ 2 bytes x classes per pixel)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pixel subsample")
+    add_data_arguments(p, purpose="calibrate")
+    p.add_argument("--allow-unmet", action="store_true",
+                   help="write the rule even if a target cannot be met (the closest rule found)")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(args: argparse.Namespace) -> int:
+    from iaseg import __version__
+    from iaseg.data import build_loader
+    from iaseg.decision import (CalibrationData, DecisionRule, calibrate, collect_logits, parse_objective,
+                                parse_target, write_calibration_outputs)
+    from iaseg.metrics import pct
+
+    from .common import data_settings, labelled_dataset, load_model
+
+    if not args.target:
+        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
+    if args.max_pixels < 1:
+        raise CLIError("--max-pixels must be >= 1")
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise CLIError(f"--out {out}: the rule is a .json file")
+    device, model, meta, ckpt = load_model(args.checkpoint, args.device)
+    desc = meta.description
+    targets = [parse_target(t, desc) for t in args.target]
+    objective = parse_objective(args.maximize, desc)
+    settings = data_settings(args, ckpt)
+    input_size = tuple(args.size) if args.size else tuple(meta.input_size)
+    key = {"checkpoint_sha256": _file_sha256(Path(args.checkpoint)), "dataset": settings["name"],
+           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
+           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
+           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
+    key = json.loads(json.dumps(key, default=str))
+    cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
+    data = None
+    if cache_path.is_file():
+        data = CalibrationData.load(cache_path)
+        if data.info.get("key") != key:
+            print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
+            data = None
+        else:
+            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
+    if data is None:
+        dataset = labelled_dataset(args, settings, meta, input_size)
+        loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+        try:
+            data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+                                  amp=args.amp, input_size=input_size if args.full_resolution else None,
+                                  max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
+        except ValueError as e:
+            raise CLIError(f"{settings['name']} {args.split}: {e}") from None
+        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": str(args.checkpoint)})
+        data.save(cache_path)
+        sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
+        print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
+    del model
+    if device.type == "cuda":
+        data = data.to(device)
+    log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
+    result = calibrate(data, targets, objective, log=log)
+    for s in result.status:
+        print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
+    print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
+    if not result.met:
+        for line in result.unmet_lines():
+            print(f"iaseg calibrate: {line}", file=sys.stderr)
+        if not args.allow_unmet:
+            print("iaseg calibrate: no rule written (use --allow-unmet to write the closest rule found)",
+                  file=sys.stderr)
+            return 1
+    info = {
+        "calibration": {"checkpoint": str(args.checkpoint), "model": meta.model_name,
+                        "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
+                        "images": data.info.get("images"), "pixels": data.num_pixels,
+                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
+        "result": result.summary(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "iaseg": __version__,
+    }
+    rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
+    paths = write_calibration_outputs(rule, result, data, desc, out)
+    print(f"{rule!r}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,87 @@
+"""What the commands share: the user-error type, size parsing, and the dataset/checkpoint
+options of `evaluate` and `calibrate`. Only argparse at import time: `iaseg --help` stays fast."""
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from iaseg.inference.metadata import ModelMetadata
+
+
+class CLIError(Exception):
+    """A user error found by a command itself (bad option combination, ...): printed as one
+    line, exit status 2. Library code raises its own errors instead; `iaseg.cli.main` maps
+    those the same way."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'360x720' -> (360, 720) (height x width)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like HEIGHTxWIDTH (e.g. 360x720), got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 8 or w % 8:
+        raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be positive multiples of 8")
+    return h, w
+
+
+def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") -> None:
+    """Dataset, resolution and device options shared by `evaluate` and `calibrate`."""
+    p.add_argument("--dataset", help="camvid | cityscapes | folder | synthetic (default: the training dataset)")
+    p.add_argument("--root", help="dataset root folder (default: the training root)")
+    p.add_argument("--split", default="val", help=f"split to {purpose} on (default: val)")
+    p.add_argument("--description", help="dataset description YAML (folder datasets)")
+    p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="score at the labels' native resolution (logits upsampled), e.g. Cityscapes 1024x2048")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=None, help="data loader workers")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast precision")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def device_from(spec: str) -> "torch.device":
+    """--device auto | cpu | cuda | cuda:N as a torch.device (ValueError without CUDA)."""
+    from iaseg.engine.distributed import DistInfo, resolve_device
+
+    return resolve_device(spec, DistInfo())
+
+
+def load_model(checkpoint: str, device_spec: str
+               ) -> tuple["torch.device", "nn.Module", "ModelMetadata", dict[str, Any]]:
+    """(device, fp32 eval model, its metadata, the checkpoint dict) of --checkpoint/--device."""
+    from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
+
+    device = device_from(device_spec)
+    ckpt = load_checkpoint(checkpoint)
+    model, meta = model_from_checkpoint(ckpt, device=device)
+    return device, model, meta, ckpt
+
+
+def data_settings(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """--dataset/--root/--description, defaulting to the data the checkpoint was trained on."""
+    from iaseg.checkpoint import dataset_settings
+
+    return dataset_settings(ckpt, args.dataset, args.root, args.description)
+
+
+def labelled_dataset(args: argparse.Namespace, settings: dict[str, Any], meta: "ModelMetadata",
+                     input_size: tuple[int, int]) -> Any:
+    """The --split of the dataset of `settings` for `evaluate`/`calibrate`: images at
+    `input_size` unless --full-resolution; it must have the model's classes."""
+    from iaseg.data import build_dataset
+    from iaseg.models import takes_spatial
+
+    spatial = {"spatial_size": meta.spatial_size} if takes_spatial(meta.model_name) else {}
+    dataset = build_dataset(settings["name"], settings["root"], args.split,
+                            size=None if args.full_resolution else input_size, **spatial, **settings["options"])
+    desc = meta.description
+    if dataset.description.num_classes != desc.num_classes:
+        raise CLIError(f"dataset {settings['name']!r} has {dataset.description.num_classes} classes, the checkpoint "
+                       f"{desc.num_classes}")
+    return dataset

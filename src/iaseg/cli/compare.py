@@ -1,0 +1,78 @@
+"""`iaseg compare A B --out DIR`: two runs side by side in the layout of the paper's Tables II and
+V, with deltas B - A, a per-class recall/precision bar chart and, given the two checkpoints and a
+dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import CLIError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="first run: a report.json or a run folder (report.json, eval/report.json)")
+    p.add_argument("b", metavar="B", help="second run, compared against A (deltas are B - A)")
+    p.add_argument("--out", required=True, help="output folder for comparison.md/.json and the figures")
+    p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="display names (default: run folder names)")
+    p.add_argument("--checkpoints", nargs=2, metavar=("CKPT_A", "CKPT_B"),
+                   help="checkpoints of A and B: adds a Fig. 7-style overlay of the most important group")
+    p.add_argument("--dataset", help="dataset for the overlay (default: the one A was trained on)")
+    p.add_argument("--root", help="dataset folder for the overlay (default: A's training root)")
+    p.add_argument("--split", default="val", help="split for the overlay (default: val)")
+    p.add_argument("--images", type=int, default=4, help="number of overlay images (default: 4)")
+    p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
+    p.add_argument("--paper", metavar="DATASET",
+                   help="add the paper's published CE and IAL results (camvid: Table II, cityscapes: Tables "
+                        "III-IV) next to ours; A must be the CE run and B the IAL run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from iaseg.checkpoint import CheckpointError
+    from iaseg.engine.overlay import OverlayUnavailable, overlay_from_checkpoints
+    from iaseg.metrics.compare import compare_reports, write_comparison_md
+
+    if not args.checkpoints and (args.dataset or args.root):
+        raise CLIError("--dataset/--root are for the overlay and need --checkpoints CKPT_A CKPT_B")
+    if args.images < 1:
+        raise CLIError(f"--images must be >= 1, got {args.images}")
+    result = compare_reports(args.a, args.b, args.names, args.out)
+    names = result["comparison"]["names"]
+    extended = False  # comparison.md is rewritten once, after every addition
+    if args.paper:
+        from iaseg.metrics.paper import paper_vs_ours_markdown
+
+        try:
+            extra = paper_vs_ours_markdown(args.paper, dict(zip(("CE", "IAL"), result["reports"])))
+        except ValueError as e:
+            raise CLIError(f"--paper: {e}") from None
+        result["markdown"] += "\n## Paper vs ours\n\n" + extra
+        extended = True
+    runs = [Path(x) for x in (args.a, args.b)]
+    if all((r / "metrics.jsonl").is_file() for r in runs):
+        from iaseg.metrics.figures import plot_curves_comparison
+
+        fig = plot_curves_comparison(dict(zip(names, runs)), Path(args.out) / "curves.png")
+        result["figures"].append(fig)
+        result["files"]["curves"] = fig
+        extended = True
+    if args.checkpoints:
+        try:
+            fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
+                                           dataset=args.dataset, root=args.root, split=args.split,
+                                           images=args.images, device=args.device)
+        except OverlayUnavailable as e:
+            print(f"iaseg compare: overlay skipped: {e}", file=sys.stderr)
+        except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
+            if extended:
+                write_comparison_md(result, args.out)
+            raise CLIError(f"overlay: {e}") from None
+        else:
+            result["figures"].append(fig)
+            result["files"]["overlay"] = fig
+            extended = True
+    if extended:
+        write_comparison_md(result, args.out)
+    print(result["summary"])
+    print("wrote " + ", ".join(str(p) for p in result["files"].values()))
+    return 0

@@ -1,0 +1,194 @@
+"""`iaseg export`: a checkpoint to ONNX or TorchScript, checked against the checkpoint.
+
+    iaseg export --checkpoint best.pt --format onnx --out erfpspnet.onnx
+    iaseg export --checkpoint best.pt --format onnx --out erfpspnet-int8.onnx \\
+        --int8 --calib-root data/camvid/train --val-root data/camvid/val --val-labels data/camvid/valannot
+
+The exported graph has BatchNorm folded into the convolutions, a dynamic batch axis and a fixed
+H x W (the checkpoint's input size or --size; BiERF-PSPNet: context and spatial sizes). Inputs
+are named 'image' (ERF-PSPNet) or 'context' and 'spatial' (BiERF-PSPNet), the output 'logits'.
+The dataset description, model name and sizes travel inside the file (ONNX metadata_props;
+TorchScript extra file + FILE.json), so `iaseg.inference.load_runner(FILE)` needs nothing else.
+After writing, the file is run on a few inputs at batch 2 and compared with the checkpoint in
+plain fp32 eager PyTorch: max |logit diff| and argmax agreement are printed, and the command
+fails (exit 1) when fp32 agreement is below --min-agreement (99.9 %)
+(`iaseg.inference.parity_check`).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .common import CLIError, parse_size
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="iaseg checkpoint (.pt)")
+    p.add_argument("--format", choices=sorted(FORMATS), default="onnx")
+    p.add_argument("--out", required=True, help="output file (.onnx / .ts / .pt)")
+    p.add_argument("--half", action="store_true",
+                   help="--format checkpoint: store the weights in fp16 (half the size; computation stays fp32)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="input HxW (context size for BiERF-PSPNet; default: the checkpoint's)")
+    p.add_argument("--spatial-size", type=parse_size, default=None,
+                   help="BiERF-PSPNet spatial input HxW (default: the checkpoint's, else 1024x2048 for 360x720)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 20 (default 17)")
+    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers in the graph")
+    p.add_argument("--decision-rule", metavar="RULE.json",
+                   help="bake a rule from `iaseg calibrate` into the graph: outputs become logits + offsets, "
+                        "so a plain argmax applies it (recorded in the file's metadata)")
+    p.add_argument("--min-agreement", type=float, default=None, metavar="PCT",
+                   help="fail below this argmax agreement with the checkpoint, in %% "
+                        "(default 99.9 for fp32; int8: report only unless given)")
+    p.add_argument("--parity-count", type=int, default=4, help="inputs for the parity check (default 4)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
+    g = p.add_argument_group("int8 (ONNX Runtime static quantization, CPU)")
+    g.add_argument("--int8", action="store_true", help="write an int8 model (needs --calib-root)")
+    g.add_argument("--calib-root", type=Path,
+                   help="calibration images: a folder, or a dataset root with --calib-dataset")
+    g.add_argument("--calib-dataset", default=None,
+                   help="dataset name read with iaseg.data.build_dataset (split train)")
+    g.add_argument("--calib-count", type=int, default=32, help="calibration images (default 32)")
+    g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    g.add_argument("--val-root", type=Path, help="validation images for the accuracy change (folder or dataset root)")
+    g.add_argument("--val-labels", type=Path, help="label images with the same names as --val-root's (for mIoU)")
+    g.add_argument("--val-dataset", default=None, help="dataset name for --val-root (split val)")
+    g.add_argument("--val-count", type=int, default=None, help="validation images (default: all)")
+
+
+def _samples(root: Path, dataset: str | None, split: str, meta: Any, count: int | None,
+             labels: Path | None = None) -> list[tuple[tuple[torch.Tensor, ...], torch.Tensor | None]]:
+    from iaseg.inference.images import dataset_samples, folder_inputs, labelled_folder_samples
+
+    if dataset:
+        return dataset_samples(dataset, root, split, meta, count)
+    if labels is not None:
+        return labelled_folder_samples(root, labels, meta, count)
+    return [(x, None) for x in folder_inputs(root, meta, count)]
+
+
+def _batched(samples: list[tuple[tuple[torch.Tensor, ...], Any]], batch: int) -> list[tuple[torch.Tensor, ...]]:
+    xs = [s[0] for s in samples]
+    return [tuple(torch.cat(parts) for parts in zip(*xs[i:i + batch])) for i in range(0, len(xs), batch)]
+
+
+def _fmt_agreement(a: dict[str, Any]) -> str:
+    return (f"max |logit diff| {a['max_abs_diff']:.3g}, argmax agreement {100 * a['argmax_agreement']:.3f}% "
+            f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
+    from iaseg.inference import (agreement, export_onnx, export_torchscript, load_runner, mean_iou, onnx_bytes,
+                                 parity_check, quantize_int8, runner_from_model)
+    from iaseg.inference.files import complete_metadata
+    from iaseg.models import default_spatial_size
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not 17 <= args.opset <= 20:
+        raise CLIError(f"--opset {args.opset}: iaseg exports opset 17 to 20")
+    if args.int8 and args.format != "onnx":
+        raise CLIError("--int8 needs --format onnx (ONNX Runtime quantization)")
+    if args.int8 and args.calib_root is None:
+        raise CLIError("--int8 needs calibration images: --calib-root DIR")
+    if args.val_labels is not None and args.val_root is None:
+        raise CLIError("--val-labels needs --val-root")
+    out = Path(args.out)
+    if args.format == "checkpoint":
+        return _export_checkpoint(args, out)
+    if args.half:
+        raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
+    ckpt = load_checkpoint(args.checkpoint)
+    model, meta = model_from_checkpoint(ckpt)
+    if args.size is not None and args.size != meta.input_size:
+        meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
+    if args.spatial_size is not None:
+        if meta.num_inputs == 1:
+            raise CLIError(f"--spatial-size: {meta.model_name} has a single input")
+        meta = meta.with_(spatial_size=args.spatial_size)
+    if meta.input_size is None:
+        raise CLIError(f"{args.checkpoint} states no input size: pass --size HxW")
+    if meta.num_inputs == 2 and meta.spatial_size is None:
+        meta = meta.with_(spatial_size=default_spatial_size(meta.input_size))
+    meta = complete_metadata(meta)
+    rule = None
+    if args.decision_rule:
+        from iaseg.decision import bake_decision_rule, load_rule
+
+        try:
+            rule = load_rule(args.decision_rule, meta.description)
+        except (ValueError, OSError) as e:
+            raise CLIError(f"--decision-rule: {str(e).strip().splitlines()[0]}") from None
+        model = bake_decision_rule(model, rule)
+        meta = meta.with_(decision_rule=rule.to_dict())
+
+    t0 = time.perf_counter()
+    if args.format == "torchscript":
+        export_torchscript(model, meta, out, fold_bn=not args.no_fold_bn)
+    elif not args.int8:
+        export_onnx(model, meta, out, opset=args.opset, fold_bn=not args.no_fold_bn)
+    else:
+        calib = _samples(args.calib_root, args.calib_dataset, "train", meta, args.calib_count)
+        fp32 = onnx_bytes(model, meta, opset=args.opset, fold_bn=not args.no_fold_bn)
+        quantize_int8(fp32, out, [s[0] for s in calib], method=args.calib_method)
+    sizes = f"{meta.input_names[0]} {meta.input_size[0]}x{meta.input_size[1]}"
+    if meta.num_inputs == 2:
+        sizes += f", spatial {meta.spatial_size[0]}x{meta.spatial_size[1]}"
+    kind = f"onnx opset {args.opset}" if args.format == "onnx" else "torchscript"
+    print(f"exported {meta.model_name} ({meta.description.name}, {meta.description.num_classes} classes) to {out}: "
+          f"{kind}, {'int8' if args.int8 else 'fp32'}, N x 3 x {sizes} (dynamic batch), "
+          f"{out.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
+
+    val = None
+    if args.val_root is not None:
+        val = _samples(args.val_root, args.val_dataset, "val", meta, args.val_count, args.val_labels)
+    parity_inputs = _batched(val[: args.parity_count], 2) if val else None
+    result = parity_check(ckpt, out, inputs=parity_inputs, count=args.parity_count,
+                          offsets=None if rule is None else rule.offsets)
+    minimum = args.min_agreement if args.min_agreement is not None else (None if args.int8 else 99.9)
+    ok = minimum is None or 100 * result["argmax_agreement"] >= minimum
+    verdict = "" if minimum is None else (f"  OK (>= {minimum}%)" if ok else f"  FAILED (< {minimum}%)")
+    print(f"parity vs checkpoint (fp32 eager): {_fmt_agreement(result)}{verdict}")
+
+    if args.int8 and val:
+        fp32_runner = runner_from_model(model, meta, backend="onnxruntime", precision="fp32",
+                                        threads=args.threads)
+        int8_runner = load_runner(out, threads=args.threads)
+        a = agreement(fp32_runner, int8_runner, _batched(val, 2))
+        print(f"int8 vs fp32 on {len(val)} validation images: {_fmt_agreement(a)}")
+        labelled = [(x, y) for x, y in val if y is not None]
+        if labelled:
+            desc = meta.description
+            m32 = mean_iou(fp32_runner, labelled, desc.num_classes, desc.ignore_index)["miou"]
+            m8 = mean_iou(int8_runner, labelled, desc.num_classes, desc.ignore_index)["miou"]
+            print(f"mean IoU on {len(labelled)} labelled images: fp32 {m32:.2f}, int8 {m8:.2f} "
+                  f"(change {m8 - m32:+.2f} points)")
+    return 0 if ok else 1
+
+
+def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
+    """--format checkpoint: a slim weights file (`iaseg.checkpoint.release_checkpoint`), checked
+    against the source checkpoint with both run as plain fp32 eager."""
+    from iaseg.checkpoint import release_checkpoint, save_checkpoint
+    from iaseg.inference import parity_check
+
+    if args.int8 or args.size or args.spatial_size:
+        raise CLIError("--int8/--size/--spatial-size do not apply to --format checkpoint")
+    slim = release_checkpoint(args.checkpoint, half=args.half)
+    save_checkpoint(slim, out)
+    print(f"wrote {out}: {slim['model_name']} ({len(slim['classes'])} classes), "
+          f"{'fp16' if args.half else 'fp32'} weights, {out.stat().st_size / 1e6:.1f} MB")
+    result = parity_check(args.checkpoint, out, count=args.parity_count)
+    minimum = args.min_agreement if args.min_agreement is not None else (99.0 if args.half else 99.9)
+    ok = 100 * result["argmax_agreement"] >= minimum
+    print(f"parity vs {args.checkpoint} (both fp32 eager): {_fmt_agreement(result)}  "
+          + (f"OK (>= {minimum}%)" if ok else f"FAILED (< {minimum}%)"))
+    return 0 if ok else 1
+

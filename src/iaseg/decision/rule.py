@@ -1,0 +1,144 @@
+"""The decision rule: per-class offsets b on the logits, decide(logits) = argmax(logits + b); its
+JSON file format, and baking it into an exported model."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from iaseg.io import atomic_write_bytes
+
+FORMAT = "iaseg-decision-rule"
+VERSION = 1
+ONNX_METADATA_KEY = "iaseg.decision_rule"  # where an exporter may store rule.to_dict() as JSON
+
+
+class DecisionRuleError(ValueError):
+    """A decision rule, target or calibration cache is malformed or does not fit the model; the
+    message is one line naming the file or option."""
+
+
+class DecisionRule:
+    """Per-class offsets b on the log-probabilities: decide(logits) = argmax(logits + b)."""
+
+    def __init__(self, offsets: torch.Tensor | Sequence[float], class_names: Sequence[str],
+                 targets: Sequence[str] = (), info: dict[str, Any] | None = None) -> None:
+        offsets = torch.as_tensor(offsets, dtype=torch.float32).detach().cpu().clone()
+        if offsets.ndim != 1 or offsets.numel() != len(class_names):
+            raise ValueError(f"{offsets.numel()} offsets for {len(class_names)} classes")
+        if not torch.isfinite(offsets).all():
+            raise ValueError("decision rule offsets must be finite")
+        self.offsets = offsets
+        self.class_names = tuple(str(c) for c in class_names)
+        self.targets = tuple(str(t) for t in targets)
+        self.info = dict(info or {})
+
+    @property
+    def is_identity(self) -> bool:
+        return not bool(self.offsets.any())
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W logits (or log-probabilities) -> N x H x W class ids."""
+        if logits.shape[1] != self.offsets.numel():
+            raise ValueError(f"logits have {logits.shape[1]} classes, the rule {self.offsets.numel()}")
+        if self.is_identity:  # plain argmax, bit for bit
+            return logits.argmax(1)
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        b = self.offsets.to(device=logits.device, dtype=dtype).view(1, -1, *([1] * (logits.ndim - 2)))
+        return (logits.to(dtype) + b).argmax(1)
+
+    __call__ = decide
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION,
+            "classes": list(self.class_names),
+            "offsets": [float(v) for v in self.offsets.tolist()],
+            "targets": list(self.targets),
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the rule as JSON, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default)
+        atomic_write_bytes(path, (text + "\n").encode())
+        return Path(path)
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "<dict>") -> "DecisionRule":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise DecisionRuleError(f"{source}: not an iaseg decision rule (no \"format\": \"{FORMAT}\")")
+        if d.get("version") != VERSION:
+            raise DecisionRuleError(f"{source}: decision rule version {d.get('version')!r} is not supported "
+                                    f"(this iaseg reads version {VERSION})")
+        classes, offsets = d.get("classes"), d.get("offsets")
+        if not isinstance(classes, list) or not isinstance(offsets, list) or len(classes) != len(offsets):
+            raise DecisionRuleError(f"{source}: 'classes' and 'offsets' must be lists of the same length")
+        try:
+            values = [float(v) for v in offsets]
+        except (TypeError, ValueError):
+            raise DecisionRuleError(f"{source}: 'offsets' must be numbers") from None
+        if not all(math.isfinite(v) for v in values):
+            raise DecisionRuleError(f"{source}: 'offsets' must be finite numbers")
+        return cls(values, [str(c) for c in classes], d.get("targets") or [], d.get("info") or {})
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(f"{c}={v:+.3g}" for c, v in zip(self.class_names, self.offsets.tolist()) if v)
+        return f"DecisionRule({pairs or 'identity'})"
+
+
+def load_rule(path: str | Path, description: Any = None) -> DecisionRule:
+    """Read a rule JSON; when `description` (a DatasetDescription or a list of class names) is
+    given, the rule's classes must be the model's, in the same order."""
+    path = Path(path)
+    if not path.is_file():
+        raise DecisionRuleError(f"decision rule {path} not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DecisionRuleError(f"decision rule {path} is not valid JSON ({e})") from None
+    rule = DecisionRule.from_dict(data, str(path))
+    if description is not None:
+        expected = tuple(getattr(description, "classes", description))
+        if rule.class_names != tuple(expected):
+            raise DecisionRuleError(f"decision rule {path} was calibrated for classes {list(rule.class_names)}, "
+                                    f"the model has {list(expected)}")
+    return rule
+
+
+
+class WithDecisionRule(nn.Module):
+    """model(*inputs) + b: the exported model's argmax applies the rule. Its outputs are no
+    longer plain logits, so do not pass --decision-rule again when running it."""
+
+    def __init__(self, model: nn.Module, offsets: torch.Tensor | Sequence[float]) -> None:
+        super().__init__()
+        self.model = model
+        b = torch.as_tensor(offsets, dtype=torch.float32).detach().clone()
+        self.register_buffer("offsets", b.view(1, -1, 1, 1))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        logits = self.model(*inputs)
+        return logits + self.offsets.to(logits.dtype)
+
+
+def bake_decision_rule(model: nn.Module, rule: DecisionRule | str | Path,
+                       description: Any = None) -> WithDecisionRule:
+    """For `iaseg export --decision-rule RULE.json`: wrap `model` so its output is logits + b
+    (a path is read with `load_rule(path, description)`). Store rule.to_dict() as JSON under the
+    ONNX metadata key ONNX_METADATA_KEY so the file says which rule it carries."""
+    if not isinstance(rule, DecisionRule):
+        rule = load_rule(rule, description)
+    return WithDecisionRule(model, rule.offsets)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")

@@ -1,0 +1,83 @@
+"""A Fig. 7-style overlay of two checkpoints (ground truth vs A vs B for the most important
+group) on a few images of a split, for `iaseg compare --checkpoints`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from iaseg.checkpoint import dataset_settings, load_checkpoint, model_from_checkpoint
+from iaseg.data.loader import collate
+from iaseg.metrics.figures import importance_overlay, plot_overlays
+from iaseg.models import takes_spatial
+
+from .evaluator import iter_logits
+
+
+class OverlayUnavailable(RuntimeError):
+    """The overlay cannot be drawn for these checkpoints (the message says why)."""
+
+
+def _to_uint8(image: Any) -> np.ndarray:
+    x = np.asarray(image.detach().cpu().float() if hasattr(image, "detach") else image, dtype=np.float32)
+    if x.ndim == 3 and x.shape[0] == 3:
+        x = x.transpose(1, 2, 0)
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:  # normalised input: stretch for display
+        x = (x - lo) / max(hi - lo, 1e-6)
+    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+
+
+def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[str], out_png: str | Path,
+                             dataset: str | None = None, root: str | Path | None = None, split: str = "val",
+                             images: int = 4, device: str = "cpu") -> Path:
+    """Run both checkpoints on `images` images of a split, spread over it, that contain the most
+    important group and draw `importance_overlay` panels into one PNG. The dataset defaults to
+    the one checkpoint A was trained on, else to the name of its description
+    (`iaseg.checkpoint.dataset_settings`). Raises
+    OverlayUnavailable for two-input models (BiERF-PSPNet)."""
+    from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
+
+    ckpts = [load_checkpoint(c) for c in checkpoints]
+    loaded = [model_from_checkpoint(c, device=device) for c in ckpts]
+    for path, (_, meta) in zip(checkpoints, loaded):
+        if takes_spatial(meta.model_name):
+            raise OverlayUnavailable(f"{path} is a two-input {meta.model_name} model; the overlay supports "
+                                     "single-input models (erfpspnet) only")
+    desc = loaded[0][1].description
+    if loaded[1][1].description.classes != desc.classes:
+        raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
+    settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
+    name, root = settings["name"], settings["root"]
+    ds = build_dataset(name, root, split, size=tuple(loaded[0][1].input_size), **settings["options"])
+    top_group = list(desc.groups)[-1]
+    top_ids = desc.group_indices()[-1]
+    # Images spread over the split (consecutive video frames look alike): scan up to 10 per
+    # wanted image at even spacing, keep those showing the group, then pick evenly among them.
+    scan = sorted({int(round(v)) for v in np.linspace(0, len(ds) - 1, min(len(ds), 10 * images))}) if len(ds) else []
+    showing, spare = [], []
+    for i in scan:
+        item = ds[i]
+        frac = float(np.isin(np.asarray(item["label"]), top_ids).mean())
+        (showing if frac >= 0.005 else spare).append(item)
+    if len(showing) > images:
+        showing = [showing[int(round(v))] for v in np.linspace(0, len(showing) - 1, images)]
+    chosen = (showing + spare)[:images]
+    if not chosen:
+        raise ValueError(f"dataset {name!r} split {split!r} at {root} has no images")
+    batches = [collate([item]) for item in chosen]
+    preds = [[logits.argmax(1)[0].cpu().numpy()
+              for _, logits, _ in iter_logits(model, batches, meta.model_name, device,
+                                              input_size=tuple(meta.input_size), progress=False)]
+             for model, meta in loaded]
+    panels = []
+    for k, item in enumerate(chosen):
+        gt = np.asarray(item["label"])
+        pa, pb = preds[0][k], preds[1][k]
+        region = np.isin(gt, top_ids)
+        scores = [f"{100 * float((p[region] == gt[region]).mean()):.0f}%" if region.any() else "-" for p in (pa, pb)]
+        caption = (f"{Path(str(item.get('path', ''))).name}: {top_group} pixels correct "
+                   f"{names[0]} {scores[0]}, {names[1]} {scores[1]}")
+        panels.append((importance_overlay(_to_uint8(item["image"]), gt, pa, pb, top_ids), caption))
+    return plot_overlays(panels, out_png, (names[0], names[1]), top_group)

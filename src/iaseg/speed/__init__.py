@@ -1,0 +1,68 @@
+"""Speed: inference, training-step and input-pipeline throughput (`iaseg benchmark`).
+
+    iaseg benchmark --model erfpspnet --size 360x720 --batch 1 --backend all --threads 2
+    iaseg benchmark --mode train --size 360x480 --batch 8 --loss all --threads 2
+    iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
+
+Protocol: inputs are made once and moved to the device before timing (no data loading or
+host-to-device copy inside the timed region; the cast to the runner's precision is timed);
+`--warmup` untimed calls, then `--repeats` timed calls, each ended by torch.cuda.synchronize on
+GPU; the median and spread (IQR, min, max) are reported. Every row of a table is measured in
+the same process, one after the other, so ratios between rows are meaningful even on a busy
+machine; absolute numbers are only as good as the machine's idleness.
+
+The 'naive' row is the plain PyTorch way: `iaseg.models.build_model(...)` in eval mode under
+torch.no_grad, float32, default (NCHW) memory format, no folding or fusion. Speed-ups are over
+that row. 'default' marks what `iaseg.inference.load_runner` does when given no options.
+The --json schema is documented in docs/speed.md.
+
+Modules: `timing` (the harness), `inference`, `train`, `pipeline` (one benchmark each).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+from typing import Any
+
+import torch
+
+from .inference import NaiveRunner, format_inference, run_inference
+from .pipeline import format_pipeline, run_pipeline
+from .timing import summarize, sync, time_calls
+from .train import LOSSES, format_train, run_train
+
+SCHEMA = "iaseg.benchmark/1"
+MODES = ("inference", "train", "pipeline")
+
+__all__ = ["LOSSES", "MODES", "SCHEMA", "NaiveRunner", "benchmark", "format_inference", "format_pipeline",
+           "format_report", "format_train", "run_inference", "run_pipeline", "run_train", "summarize", "sync",
+           "time_calls"]
+
+
+def benchmark(args: argparse.Namespace, command: str | None = None) -> dict[str, Any]:
+    """Run the benchmark described by parsed `iaseg benchmark` options (any object with those
+    attributes); return the JSON-able report. `command` (the command line that reproduces it)
+    is recorded in the report."""
+    from iaseg.inference import machine_info
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but no CUDA device is available")
+    runners = {"inference": run_inference, "train": run_train, "pipeline": run_pipeline}
+    report = {"schema": SCHEMA, "mode": args.mode,
+              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "command": command,
+              "machine": machine_info(device)}
+    report.update(runners[args.mode](args))
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    head = (f"machine: {m['cpu']} ({m['cpu_cores']} cores, {m['torch_threads']} torch threads"
+            f"{', AMX' if m['cpu_amx'] else ''}{', native bf16' if m['cpu_bf16'] else ''}), "
+            f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, GPU {m['gpu'] or '-'}; {report['date']}")
+    body = {"inference": format_inference, "train": format_train, "pipeline": format_pipeline}[report["mode"]](report)
+    return head + "\n" + body

@@ -1,0 +1,182 @@
+"""Inference speed: every backend and precision of `iaseg.inference` side by side with the plain
+PyTorch baseline (the 'naive' row), with their argmax agreement."""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from typing import Any
+
+import torch
+
+from .timing import results_table, summarize, time_calls
+
+
+class NaiveRunner:
+    """The plain PyTorch baseline: the network in eval mode, torch.no_grad, float32, NCHW."""
+
+    backend = "naive"
+    precision = "fp32"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = copy.deepcopy(model).to(device).float().eval()
+        self.device = device
+
+    def options(self) -> dict[str, Any]:
+        return {"backend": "naive", "precision": "fp32", "device": str(self.device)}
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(*(t.to(self.device) for t in inputs))
+
+
+def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
+    """(float32 model, ModelMetadata) from --checkpoint or a seeded random init."""
+    from iaseg.checkpoint import model_from_checkpoint
+    from iaseg.data import load_description
+    from iaseg.inference import ModelMetadata
+    from iaseg.models import build_model, default_spatial_size
+
+    size = args.size or (360, 720)
+    if args.checkpoint:
+        model, meta = model_from_checkpoint(args.checkpoint)  # its network wins over --model
+    else:
+        classes = args.num_classes or 11
+        desc = load_description("camvid" if classes == 11 else "cityscapes")
+        if classes != desc.num_classes:
+            raise ValueError(f"--num-classes {classes}: use 11 (CamVid) or 19 (Cityscapes), or --checkpoint")
+        torch.manual_seed(0)
+        model = build_model(args.model, classes).eval()
+        meta = ModelMetadata(args.model, desc)
+    spatial = args.spatial_size or (default_spatial_size(size) if meta.num_inputs == 2 else None)
+    return model, meta.with_(input_size=size, spatial_size=spatial)
+
+
+def _inference_configs(args: argparse.Namespace, device: torch.device) -> list[tuple[str, str, dict[str, Any]]]:
+    """(backend, precision, extra options) rows to measure, the naive baseline first."""
+    from iaseg.inference import default_precision, native_bf16_cpu
+
+    rows: list[tuple[str, str, dict[str, Any]]] = [("naive", "fp32", {})]
+    cpu = device.type == "cpu"
+    if args.backend == "all":
+        fast = ["bf16"] if cpu and native_bf16_cpu() else (["fp16", "bf16"] if not cpu else [])
+        rows += [("eager", "fp32", {})] + [("eager", p, {}) for p in fast]
+        if not cpu:
+            rows += [("eager", "fp16", {"cuda_graphs": True})]
+        if not args.no_compile and _compile_available():
+            rows += [("compile", "fp32", {})] + [("compile", p, {}) for p in fast[:1]]
+        if _onnxruntime_available():
+            rows += [("onnxruntime", "fp32", {})] + ([("onnxruntime", "int8", {})] if cpu else [])
+        rows += [("torchscript", "fp32", {})]
+        return rows
+    if args.backend == "naive":
+        return rows
+    precisions = {"eager": ["fp32", "bf16", "fp16"], "compile": ["fp32", "bf16", "fp16"],
+                  "onnxruntime": ["fp32", "int8"], "torchscript": ["fp32"]}[args.backend]
+    if args.precision == "all":
+        chosen = precisions
+    elif args.precision == "auto":
+        chosen = [default_precision(device, args.backend)]
+    else:
+        chosen = [args.precision]
+    extra = {"cuda_graphs": True} if args.cuda_graphs and args.backend == "eager" else {}
+    return rows + [(args.backend, p, dict(extra)) for p in chosen]
+
+
+def _compile_available() -> bool:
+    import shutil
+
+    return shutil.which("cc") is not None or shutil.which("gcc") is not None or torch.cuda.is_available()
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_inference(args: argparse.Namespace) -> dict[str, Any]:
+    from iaseg.inference import agreement, default_precision, runner_from_model
+    from iaseg.inference.probe import structured_scenes
+    from iaseg.models import describe, image_inputs
+
+    device = torch.device(args.device)
+    model, meta = _source(args)
+    batch = args.batch or 1
+    warmup = 5 if args.warmup is None else args.warmup
+    repeats = 30 if args.repeats is None else args.repeats
+    g = torch.Generator().manual_seed(0)
+    sizes = [meta.input_size] + ([meta.spatial_size] if meta.num_inputs == 2 else [])
+    inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in sizes)
+    info = describe(model, tuple(t[:1] for t in inputs))
+    inputs = tuple(t.to(device) for t in inputs)  # on the device before timing: no host copies timed
+    default = ("eager", default_precision(device, "eager"))
+    naive = NaiveRunner(model, device)
+    reference = naive(*inputs).float().cpu()
+    results: list[dict[str, Any]] = []
+    for backend, precision, extra in _inference_configs(args, device):
+        row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else ""),
+                               "backend": backend, "precision": precision,
+                               "default": (backend, precision) == default and not extra}
+        t0 = time.perf_counter()
+        try:
+            if backend == "naive":
+                runner: Any = naive
+            else:
+                calib = None
+                if precision == "int8":  # speed does not depend on the calibration images
+                    imgs = structured_scenes(4, meta.input_size, meta.description.num_classes, seed=1)[0]
+                    calib = [image_inputs(meta.model_name, imgs[i:i + 1], spatial_size=meta.spatial_size) for i in range(4)]
+                runner = runner_from_model(model, meta, backend, precision, device, threads=args.threads,
+                                           calibration=calib, **extra)
+            out = runner(*inputs).float().cpu()
+        except Exception as e:  # noqa: BLE001 - one failing backend must not end the table
+            row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            results.append(row)
+            continue
+        row["setup_s"] = time.perf_counter() - t0
+        row["options"] = runner.options()
+        latency = summarize(time_calls(lambda: runner(*inputs), warmup, repeats, device))
+        agree = agreement(lambda *_: reference, lambda *_: out, [inputs])
+        row.update(status="ok", latency_ms=latency, fps=1000 * batch / latency["median"],
+                   gflops_per_s=info["gflops"] * batch / (latency["median"] / 1000),
+                   agreement={k: agree[k] for k in ("argmax_agreement", "max_abs_diff", "near_ties")})
+        results.append(row)
+        del runner
+    base = next((r for r in results if r["backend"] == "naive" and r["status"] == "ok"), None)
+    for r in results:
+        if r["status"] == "ok" and base is not None:
+            r["speedup"] = r["fps"] / base["fps"]
+    return {"settings": {"model": meta.model_name, "num_classes": meta.description.num_classes,
+                         "size": list(meta.input_size),
+                         "spatial_size": list(meta.spatial_size) if meta.spatial_size else None,
+                         "batch": batch, "warmup": warmup, "repeats": repeats, "device": str(device),
+                         "threads": torch.get_num_threads(), "checkpoint": args.checkpoint,
+                         "weights": "checkpoint" if args.checkpoint else "random init (seed 0)"},
+            "model": {"params": info["params"], "gflops_per_image": info["gflops"]},
+            "results": results}
+
+
+def format_inference(report: dict[str, Any]) -> str:
+    def row(r: dict[str, Any]) -> dict[str, Any]:
+        lat = r["latency_ms"]
+        return {"path": r["name"] + (" (default)" if r["default"] else ""),
+                "fps": round(r["fps"], 2), "median ms": round(lat["median"], 2),
+                "IQR ms": round(lat["iqr"], 2), "min ms": round(lat["min"], 2), "max ms": round(lat["max"], 2),
+                "GFLOP/s": round(r["gflops_per_s"], 1), "speed-up": f"{r.get('speedup', float('nan')):.2f}x",
+                "agree %": f"{100 * r['agreement']['argmax_agreement']:.2f}",
+                "setup s": round(r["setup_s"], 1)}
+
+    s = report["settings"]
+    size = "x".join(map(str, s["size"]))
+    if s["spatial_size"]:
+        size += " + spatial " + "x".join(map(str, s["spatial_size"]))
+    head = (f"{s['model']} {size}, batch {s['batch']}, {s['device']}, {s['threads']} threads, "
+            f"{report['model']['params']:,} params, {report['model']['gflops_per_image']:.2f} GFLOPs/image, "
+            f"weights: {s['weights']}; {s['warmup']} warm-up + {s['repeats']} timed calls")
+    cols = ["path", "fps", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s", "speed-up", "agree %", "setup s"]
+    note = ("speed-up: over the naive row (plain PyTorch fp32 eager); agree %: argmax agreement with the naive "
+            "row on the benchmark input" + (" (random weights: a weak check)" if not s["checkpoint"] else ""))
+    return head + "\n" + results_table(report["results"], cols, "path", "fps", row) + "\n" + note

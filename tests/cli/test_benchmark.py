@@ -1,0 +1,167 @@
+"""`iaseg benchmark`: JSON schema, tables, options, errors (no timing assertions)."""
+import json
+
+import pytest
+import torch
+
+from iaseg import cli
+from iaseg.cli.benchmark import command_line
+from iaseg.speed import SCHEMA
+
+from tests.helpers.speed import benchmark_args
+
+
+LATENCY_KEYS = {"median", "p25", "p75", "iqr", "min", "max", "mean", "n"}
+MACHINE_KEYS = {"cpu", "cpu_cores", "torch_threads", "torch", "gpu", "device", "onnxruntime", "cpu_bf16"}
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """--threads changes PyTorch's global thread count: restore it for the other tests."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_inference_json_schema_all_backends(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = cli.main(["benchmark", "--size", "64x64", "--warmup", "0", "--repeats", "2", "--threads", "1",
+                   "--backend", "all", "--no-compile", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["schema"] == SCHEMA and r["mode"] == "inference"
+    assert MACHINE_KEYS <= set(r["machine"]) and r["machine"]["torch_threads"] == 1
+    assert r["command"].startswith("iaseg benchmark --mode inference --model erfpspnet")
+    assert "--size 64x64" in r["command"] and "--no-compile" in r["command"]
+    s = r["settings"]
+    assert (s["model"], s["size"], s["batch"]) == ("erfpspnet", [64, 64], 1)
+    assert (s["repeats"], s["warmup"], s["threads"]) == (2, 0, 1)
+    assert r["model"]["params"] == 2483836 and r["model"]["gflops_per_image"] > 0
+    rows = r["results"]
+    assert rows[0]["backend"] == "naive" and rows[0]["speedup"] == pytest.approx(1.0)
+    names = [x["name"] for x in rows]
+    assert {"eager fp32", "onnxruntime fp32", "onnxruntime int8", "torchscript fp32"} <= set(names)
+    assert not any(n.startswith("compile") for n in names)
+    assert sum(x["default"] for x in rows) == 1
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert LATENCY_KEYS == set(row["latency_ms"]) and row["latency_ms"]["n"] == 2
+        assert row["fps"] > 0 and row["gflops_per_s"] > 0 and row["speedup"] > 0 and row["setup_s"] >= 0
+        assert set(row["agreement"]) == {"argmax_agreement", "max_abs_diff", "near_ties"}
+        assert row["options"]["backend"] == row["backend"] and row["options"]["precision"] == row["precision"]
+    fp32 = [x for x in rows if x["precision"] == "fp32"]
+    assert all(x["agreement"]["argmax_agreement"] > 0.999 for x in fp32)
+    for n in names:
+        assert n in text
+    assert "speed-up" in text and "GFLOP/s" in text and "machine:" in text
+
+
+def test_inference_single_backend_bierf(tmp_path):
+    out = tmp_path / "r.json"
+    rc = cli.main(["benchmark", "--model", "bierfpspnet", "--size", "64x64", "--spatial-size", "128x128",
+                   "--batch", "2", "--warmup", "1", "--repeats", "1", "--backend", "onnxruntime",
+                   "--precision", "fp32", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert [x["name"] for x in r["results"]] == ["naive fp32", "onnxruntime fp32"]
+    assert r["settings"]["spatial_size"] == [128, 128] and r["settings"]["batch"] == 2
+    assert r["results"][1]["fps"] == pytest.approx(2000 / r["results"][1]["latency_ms"]["median"])
+
+
+def test_train_json_schema(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    rc = cli.main(["benchmark", "--mode", "train", "--size", "64x64", "--batch", "2", "--warmup", "0",
+                   "--repeats", "1", "--threads", "1", "--loss", "all", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["mode"] == "train" and r["settings"]["batch"] == 2 and r["settings"]["optimizer"] == "Adam"
+    rows = {x["name"]: x for x in r["results"]}
+    assert set(rows) == {f"{loss} {p}" for loss in ("ce", "weighted_ce", "ial") for p in ("fp32", "fast")}
+    for name, row in rows.items():
+        if row["status"] == "skipped":  # IAL lives in iaseg.losses (another module)
+            assert row["loss"] == "ial" and "iaseg.losses" in row["reason"]
+            continue
+        assert row["status"] == "ok" and LATENCY_KEYS == set(row["step_ms"]) and row["images_per_s"] > 0
+        assert row["channels_last"] == name.endswith("fast") and "speedup" in row
+        assert row["loss_impl"] in ("iaseg.losses", "torch.nn.CrossEntropyLoss")
+    assert rows["ce fast"]["precision"] == "bf16-autocast"
+    if rows["ial fp32"]["status"] == "ok":
+        assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32", "ial_over_weighted_ce_fast"}
+    assert "training step" in text
+
+
+def test_cli_errors(capsys):
+    cases = [
+        (["--backend", "all", "--precision", "int8"], "needs one --backend"),
+        (["--batch", "0"], "--batch must be >= 1"),
+        (["--mode", "pipeline"], "--dataset NAME and --root DIR"),
+        (["--num-classes", "7"], "--num-classes 7"),
+        (["--repeats", "0"], "--repeats must be >= 1"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "no CUDA device"))
+    for extra, message in cases:
+        rc = cli.main(["benchmark", "--size", "64x64", "--repeats", "1", "--warmup", "0", *extra])
+        assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_command_line_reproduces_the_settings():
+    args = benchmark_args(["--mode", "train", "--size", "360x480", "--batch", "8", "--loss", "ial", "--threads", "2"])
+    cmd = command_line(args)
+    assert cmd.startswith("iaseg benchmark --mode train")
+    for part in ("--size 360x480", "--batch 8", "--loss ial", "--threads 2", "--train-precision all"):
+        assert part in cmd
+    assert "--workers" not in cmd
+    assert benchmark_args(cmd.split()[2:]).size == (360, 480)
+
+
+def test_pipeline_mode_times_the_loader(tmp_path, monkeypatch, capsys):
+    import iaseg.data
+
+    built = {}
+
+    def build_dataset(name, root, split):
+        built["dataset"] = (name, str(root), split)
+        return list(range(10))
+
+    def build_loader(dataset, batch_size, num_workers):
+        built["loader"] = (batch_size, num_workers)
+        return [torch.zeros(batch_size, 3, 8, 8) for _ in range(len(dataset) // batch_size)]
+
+    monkeypatch.setattr(iaseg.data, "build_dataset", build_dataset, raising=False)
+    monkeypatch.setattr(iaseg.data, "build_loader", build_loader, raising=False)
+    out = tmp_path / "p.json"
+    rc = cli.main(["benchmark", "--mode", "pipeline", "--dataset", "camvid", "--root", "/data", "--batch", "4",
+                   "--workers", "0", "--warmup", "1", "--repeats", "3", "--json", str(out)])
+    assert rc == 0 and "images/s" in capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert built == {"dataset": ("camvid", "/data", "train"), "loader": (4, 0)}
+    assert r["mode"] == "pipeline" and r["settings"]["workers"] == 0 and r["settings"]["batch"] == 4
+    (row,) = r["results"]
+    assert row["status"] == "ok" and LATENCY_KEYS == set(row["batch_ms"]) and row["batch_ms"]["n"] == 3
+    assert row["images_per_s"] > 0 and "--dataset camvid" in r["command"]
+
+
+def test_train_mode_uses_iaseg_losses_and_reports_the_ial_ratio(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    seen = []
+
+    def build_loss(name, class_weights=None, groups=None, ignore_index=255):
+        seen.append((name, None if class_weights is None else tuple(class_weights.shape), groups, ignore_index))
+        return torch.nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index)
+
+    monkeypatch.setitem(sys.modules, "iaseg.losses", types.SimpleNamespace(build_loss=build_loss))
+    out = tmp_path / "t.json"
+    rc = cli.main(["benchmark", "--mode", "train", "--size", "64x64", "--batch", "1", "--warmup", "0",
+                   "--repeats", "1", "--train-precision", "fp32", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert [x["status"] for x in r["results"]] == ["ok"] * 3
+    assert {x["loss_impl"] for x in r["results"]} == {"iaseg.losses"}
+    assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32"} and r["ratios"]["ial_over_weighted_ce_fp32"] > 0
+    assert [s[0] for s in seen] == ["ce", "weighted_ce", "ial"]
+    assert seen[1][1] == (11,) and seen[2][2] == [[0, 1, 5], [2, 3, 4, 7], [6, 8, 9, 10]] and seen[2][3] == 11

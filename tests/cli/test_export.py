@@ -1,0 +1,118 @@
+"""`iaseg export`: formats, sizes, int8 with labels, errors, parity bound, baked rules."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from iaseg import cli
+from iaseg.checkpoint import load_checkpoint
+from iaseg.inference import load_runner
+
+from tests.helpers.speed import SIZE, SPATIAL, batch_inputs, write_scene_folder
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_cli_writes_and_checks(fmt, tmp_path, checkpoints, capsys):
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["bierfpspnet"]), "--format", fmt, "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and out.is_file()
+    assert "context 64x64, spatial 128x128" in text and "OK (>= 99.9%)" in text and "max |logit diff|" in text
+    assert load_runner(out).spatial_size == SPATIAL
+
+
+def test_export_cli_size_override_and_int8_with_labels(tmp_path, checkpoints, capsys):
+    calib, _ = write_scene_folder(tmp_path / "calib", 3, seed=1)
+    val, lab = write_scene_folder(tmp_path / "val", 2, seed=2, with_labels=True)
+    out = tmp_path / "q.onnx"
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(out), "--size", "64x96",
+                   "--int8", "--calib-root", str(calib), "--val-root", str(val), "--val-labels", str(lab)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    runner = load_runner(out)
+    assert runner.precision == "int8" and runner.input_size == (64, 96)
+    assert "int8 vs fp32 on 2 validation images" in text and "mean IoU on 2 labelled images" in text
+
+
+def test_export_cli_errors(tmp_path, checkpoints, capsys):
+    ck = str(checkpoints["erfpspnet"])
+    cases = [
+        (["--format", "torchscript", "--int8", "--calib-root", str(tmp_path)], "--int8 needs --format onnx"),
+        (["--int8"], "--calib-root"),
+        (["--opset", "13"], "opset 17 to 20"),
+        (["--spatial-size", "128x128"], "single input"),
+        (["--int8", "--calib-root", str(tmp_path / "none")], "not found"),
+    ]
+    for extra, message in cases:
+        rc = cli.main(["export", "--checkpoint", ck, "--out", str(tmp_path / "x.onnx"), *extra])
+        assert rc == 2 and message in capsys.readouterr().err
+    rc = cli.main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")])
+    assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_export_cli_fails_when_parity_is_below_the_bound(tmp_path, checkpoints, capsys):
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(tmp_path / "m.onnx"),
+                   "--min-agreement", "100.001"])
+    assert rc == 1 and "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_cli_bakes_a_decision_rule(fmt, tmp_path, checkpoints, capsys):
+    from iaseg.decision import DecisionRule
+
+    ck = checkpoints["erfpspnet"]
+    desc = load_runner(ck).description
+    offsets = torch.linspace(-1.0, 1.5, desc.num_classes)
+    rule_path = tmp_path / "rule.json"
+    rule_path.write_text(json.dumps(DecisionRule(offsets, desc.classes).to_dict()))
+    out = tmp_path / ("r.onnx" if fmt == "onnx" else "r.ts")
+    rc = cli.main(["export", "--checkpoint", str(ck), "--format", fmt, "--out", str(out),
+                   "--decision-rule", str(rule_path)])
+    assert rc == 0 and "OK (>= 99.9%)" in capsys.readouterr().out  # parity against logits + offsets
+    runner = load_runner(out)
+    assert runner.meta.decision_rule["offsets"] == pytest.approx(offsets.tolist())
+    if fmt == "onnx":
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert json.loads(props["iaseg.decision_rule"])["classes"] == list(desc.classes)
+    x = batch_inputs("erfpspnet", 2)
+    plain = load_runner(ck, backend="eager", precision="fp32", fold_bn=False, channels_last=False, fuse=False)
+    logits = plain(*x).float()
+    baked = runner(*x).float()
+    assert torch.allclose(baked, logits + offsets.view(1, -1, 1, 1), atol=1e-4)
+    assert (baked.argmax(1) != logits.argmax(1)).any()  # the rule changes decisions here
+    # running the baked file with the rule again would apply it twice
+    img = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((SIZE[0], SIZE[1], 3), np.uint8)).save(img)
+    rc = cli.main(["predict", "--checkpoint", str(out), "--input", str(img), "--out", str(tmp_path / "p"),
+                   "--decision-rule", str(rule_path)])
+    assert rc == 2 and "already applies a decision rule" in capsys.readouterr().err
+    rc = cli.main(["export", "--checkpoint", str(ck), "--out", str(tmp_path / "y.onnx"),
+                   "--decision-rule", str(tmp_path / "missing.json")])
+    assert rc == 2 and "--decision-rule" in capsys.readouterr().err
+
+
+def test_release_weights_are_slim_and_evaluate_like_the_training_checkpoint(tiny_run, tmp_path, capsys):
+    weights = tmp_path / "w" / "tiny.pt"
+    assert cli.main(["export", "--checkpoint", str(tiny_run / "best.pt"), "--format", "checkpoint", "--half",
+                "--out", str(weights)]) == 0
+    assert "OK (>= 99.0%)" in capsys.readouterr().out
+    slim = torch.load(weights, weights_only=True)
+    full = load_checkpoint(tiny_run / "best.pt")
+    assert "optimizer" not in slim and "rng" not in slim
+    assert all(v.dtype == torch.float16 for v in slim["model"].values() if v.is_floating_point())
+    assert slim["config"]["data"]["root"] is None and slim["config"]["loss"] == full["config"]["loss"]
+    assert slim["classes"] == full["classes"] and slim["groups"] == full["groups"]
+    assert slim["epoch"] == full["epoch"]
+    assert weights.stat().st_size < 0.5 * (tiny_run / "best.pt").stat().st_size
+    reports = {}
+    for name, ckpt in (("full", tiny_run / "best.pt"), ("slim", weights)):
+        assert cli.main(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / name), "--no-progress"]) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text())
+    m_full = np.array(reports["full"]["confusion_matrix"])
+    m_slim = np.array(reports["slim"]["confusion_matrix"])
+    assert m_full.sum() == m_slim.sum()
+    assert np.abs(m_full - m_slim).sum() / 2 <= 0.01 * m_full.sum()  # fp16 weights flip < 1% of pixels

@@ -1,0 +1,74 @@
+"""Collate, seeded loaders, spatial items, and worker errors."""
+import pytest
+import torch
+
+from iaseg.data import build_dataset, build_loader, collate, default_num_workers
+
+from tests.helpers.data import camvid_tree
+
+
+def _items(n=3, h=8, w=12):
+    return [{"image": torch.rand(3, h, w), "label": torch.randint(0, 11, (h, w)), "path": f"p{i}"} for i in range(n)]
+
+
+def test_collate_stacks_dicts():
+    items = _items()
+    batch = collate(items)
+    assert batch["image"].shape == (3, 3, 8, 12) and batch["label"].dtype == torch.int64
+    assert batch["path"] == ["p0", "p1", "p2"]
+    assert torch.equal(batch["image"][1], items[1]["image"])
+    with pytest.raises(ValueError, match=r"different 'image' shapes .* give the dataset a fixed size"):
+        collate(_items(1) + _items(1, h=9))
+    with pytest.raises(ValueError, match="empty batch"):
+        collate([])
+
+
+def test_loader_seeded_shuffling_and_workers():
+    ds = build_dataset("synthetic", None, "val", size=(32, 48), length=12)
+
+    def order(seed, workers):
+        loader = build_loader(ds, batch_size=4, shuffle=True, num_workers=workers, seed=seed)
+        return [p for batch in loader for p in batch["path"]]
+
+    first = order(0, 0)
+    assert sorted(first) == sorted(ds[i]["path"] for i in range(12))
+    assert order(0, 0) == first and order(0, 2) == first           # workers do not change the order
+    assert order(1, 0) != first
+    loader = build_loader(ds, batch_size=5, shuffle=False, num_workers=2, drop_last=True)
+    assert loader.persistent_workers and not loader.pin_memory or torch.cuda.is_available()
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0]["image"].shape == (5, 3, 32, 48)
+    assert batches[0]["path"][0] == ds[0]["path"]
+    sampler = torch.utils.data.SubsetRandomSampler([3, 5], generator=torch.Generator().manual_seed(0))
+    got = [p for b in build_loader(ds, 2, shuffle=True, num_workers=0, sampler=sampler) for p in b["path"]]
+    assert sorted(got) == sorted([ds[3]["path"], ds[5]["path"]])
+    assert 1 <= default_num_workers() <= 2
+    with pytest.raises(ValueError, match="batch_size"):
+        build_loader(ds, 0)
+
+
+def test_loader_spatial_items():
+    ds = build_dataset("synthetic", None, "val", size=(24, 32), spatial_size=(48, 64), length=4)
+    batch = next(iter(build_loader(ds, 4, num_workers=0)))
+    assert batch["spatial"].shape == (4, 3, 48, 64) and batch["image"].shape == (4, 3, 24, 32)
+    # the same scene twice: drawn at the spatial size, the context image is its antialiased 2x shrink
+    shrunk = torch.nn.functional.avg_pool2d(batch["spatial"], 2)
+    assert (shrunk - batch["image"]).abs().mean() < 0.02
+    for i in range(4):
+        assert torch.equal(batch["spatial"][i], ds[i]["spatial"]) and torch.equal(batch["label"][i], ds[i]["label"])
+
+
+def test_worker_errors_keep_the_one_line_message(tmp_path):
+    from tests.helpers.data import truncate
+    from iaseg.data import DatasetError
+
+    root = camvid_tree(tmp_path)
+    truncate(root / "train/b.png")
+    loader = build_loader(build_dataset("camvid", root, "train"), batch_size=1, num_workers=2)
+    with pytest.raises(DatasetError) as info:
+        list(loader)
+    message = str(info.value)
+    del info    # the traceback refers to this frame: a cycle only the slow garbage collector would free
+    assert "\n" not in message and message.startswith(str(root / "train/b.png") + ": unreadable or truncated image")
+    camvid_tree(root)                                   # repaired: the same (persistent) loader works again
+    assert [p for b in loader for p in b["path"]] == [str(root / f"train/{n}.png") for n in "abc"]

@@ -1,0 +1,1 @@
+"""Tests of iaseg.decision (one test module per module of the package)."""

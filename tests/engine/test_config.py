@@ -1,0 +1,86 @@
+import pytest
+
+from iaseg.engine.config import CONFIG_DIR, ConfigError, load_config
+
+
+PAPER = ["camvid_erfpspnet_ce", "camvid_erfpspnet_ial", "cityscapes_erfpspnet_ce", "cityscapes_erfpspnet_ial",
+         "cityscapes_bierfpspnet_ce", "cityscapes_bierfpspnet_ial"]
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_configs_follow_the_protocol(name):
+    cfg = load_config(name)
+    assert cfg.optim.lr == 1e-3 and cfg.optim.milestones == [100, 200] and cfg.optim.gamma == 0.1
+    assert cfg.optim.weight_decay == 2e-4 and cfg.train.epochs == 300 and not cfg.data.augment
+    assert cfg.loss.name == ("ial" if name.endswith("ial") else "weighted_ce")
+    assert cfg.loss.class_weights == "enet" and cfg.loss.a == 1.02
+    if "bierf" in name:
+        assert cfg.train.batch_size == 5 and cfg.data.spatial_size == [1024, 2048]
+    else:
+        assert cfg.train.batch_size == 8
+    assert cfg.data.size == ([360, 480] if name.startswith("camvid") else [360, 720])
+
+
+def test_ce_and_ial_configs_differ_only_in_the_loss():
+    for a, b in [("camvid_erfpspnet_ce", "camvid_erfpspnet_ial"),
+                 ("cityscapes_bierfpspnet_ce", "cityscapes_bierfpspnet_ial")]:
+        da, db = load_config(a).to_dict(), load_config(b).to_dict()
+        da.pop("loss"), db.pop("loss")
+        assert da == db
+
+
+def test_every_shipped_config_loads():
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    assert set(PAPER) <= set(names) and "tiny_synthetic" in names
+    for n in names:
+        load_config(n)
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml.*train\.epochz"):
+        load_config(f)
+    f.write_text("trian:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml.*unknown section 'trian'"):
+        load_config(f)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("train:\n  epochs: three\n", "train.epochs: expected an integer"),
+    ("train:\n  amp: fp8\n", "train.amp must be one of"),
+    ("data:\n  size: [360, 100]\n", "data.size must be"),
+    ("loss:\n  name: dice\n", "loss.name must be one of"),
+    ("model:\n  name: bierfpspnet\n", "needs data.spatial_size"),
+    ("train:\n  channels_last: 1\n", "expected true/false"),
+    ("[1, 2]\n", "must be a mapping"),
+    ("train: [\n", "not valid YAML"),
+])
+def test_bad_values(tmp_path, text, match):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(f)
+
+
+def test_overrides():
+    cfg = load_config("camvid_erfpspnet_ial", ["optim.lr=1e-4", "train.amp=bf16", "data.size=[120, 160]",
+                                                "model.options.bins=[1, 2, 4, 8]", "data.root=null"])
+    assert cfg.optim.lr == 1e-4 and cfg.train.amp == "bf16" and cfg.data.size == [120, 160]
+    assert cfg.model.options == {"bins": [1, 2, 4, 8]} and cfg.data.root is None
+    for bad, match in [("optim.lrr=1", "unknown key optim.lrr"), ("lr=1", "expected section.key=value"),
+                       ("train.epochs=0", "train.epochs must be >= 1")]:
+        with pytest.raises(ConfigError, match=match):
+            load_config("camvid_erfpspnet_ial", [bad])
+
+
+def test_missing_config_lists_shipped_ones():
+    with pytest.raises(ConfigError, match="camvid_erfpspnet_ial"):
+        load_config("no_such_config")
+
+
+def test_round_trip_yaml(tmp_path):
+    cfg = load_config("cityscapes_bierfpspnet_ial")
+    f = tmp_path / "c.yaml"
+    f.write_text(cfg.to_yaml())
+    assert load_config(f) == cfg

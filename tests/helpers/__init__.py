@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (plain functions and data; shared fixtures live in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Tests of iaseg.models (one test module per module of the package)."""

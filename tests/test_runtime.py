@@ -10,7 +10,7 @@ from _speed_helpers import (SIZE, SPATIAL, checkpoint_for, fitted_model, meta_fo
 from iaseg.inference import (BACKENDS, PRECISIONS, TorchRunner, agreement, confusion_matrix, count_batchnorms,
                              default_precision, fold_batchnorm, fold_conv_bn, fuse_conv_relu,
                              iou_from_confusion, load_runner, machine_info, mean_iou, native_bf16_cpu,
-                             runner_from_model)
+                             openvino_available, runner_from_model)
 from iaseg.inference.fold import FoldedDownsampler
 from iaseg.inference.fuse import Float32Head, max_pool_2x2
 from iaseg.inference.synthetic import model_inputs, structured_scenes
@@ -188,7 +188,8 @@ def test_load_runner_from_checkpoint_dict_and_file(tmp_path):
         runner = load_runner(source, precision="fp32")
         assert runner.model_name == "bierfpspnet" and runner.description.name == "camvid"
         assert runner.input_names == ("context", "spatial") and runner.input_size == SIZE
-        assert runner.num_classes == 11 and runner.backend == "eager"
+        # without a named backend: OpenVINO where it is installed (tests/test_inference_openvino.py)
+        assert runner.num_classes == 11 and runner.backend == ("openvino" if openvino_available() else "eager")
         out = runner(*inputs_for("bierfpspnet", batch=1))
         assert out.shape == (1, 11, *SIZE)
 
@@ -197,7 +198,8 @@ def test_default_precision_follows_the_hardware():
     assert default_precision("cpu") == ("bf16" if native_bf16_cpu() else "fp32")
     assert default_precision("cuda") == "fp16"
     assert default_precision("cpu", "onnxruntime") == "fp32"
-    runner = load_runner(checkpoint_for(random_model("erfpspnet"), "erfpspnet"))
+    assert default_precision("cpu", "openvino") == default_precision("cpu")
+    runner = load_runner(checkpoint_for(random_model("erfpspnet"), "erfpspnet"), backend="eager")
     assert runner.precision == default_precision("cpu") and runner.fold_bn and runner.channels_last
 
 
@@ -220,7 +222,7 @@ def test_runner_errors_are_clear():
         TorchRunner(model, meta, cuda_graphs=True)
     with pytest.raises(ValueError, match="fuse=True needs fold_bn=True"):
         TorchRunner(model, meta, fold_bn=False, fuse=True)
-    assert set(BACKENDS) == {"eager", "compile", "onnxruntime", "torchscript"}
+    assert set(BACKENDS) == {"eager", "compile", "onnxruntime", "torchscript", "openvino"}
     assert set(PRECISIONS) == {"fp32", "bf16", "fp16", "int8"}
 
 
@@ -288,7 +290,7 @@ def test_structured_scenes_are_seeded_and_share_colours():
 
 def test_machine_info_states_the_machine():
     info = machine_info("cpu")
-    for key in ("cpu", "cpu_cores", "torch_threads", "torch", "gpu", "cpu_bf16", "onnxruntime"):
+    for key in ("cpu", "cpu_cores", "torch_threads", "torch", "gpu", "cpu_bf16", "onnxruntime", "openvino", "nncf"):
         assert key in info
     assert info["torch"] == torch.__version__ and info["gpu"] is None
 

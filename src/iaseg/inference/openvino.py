@@ -41,12 +41,11 @@ from torch import nn
 from .cpu import native_bf16_cpu
 from .files import _Reader, complete_metadata, onnx_bytes
 from .metadata import ModelMetadata
-from .runners import Runner, numpy_inputs
+from .runners import OPENVINO_SUFFIXES, Runner, numpy_inputs
 
-OPENVINO_SUFFIXES = (".xml",)
 RT_INFO_KEY = "iaseg"
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}  # iaseg name -> INFERENCE_PRECISION_HINT
-DEFAULT_CALIBRATION_COUNT = 30  # images; the issue's measurements used ~30 training images
+DEFAULT_CALIBRATION_COUNT = 30  # training images for NNCF int8 (a seeded subset): enough in the measurements
 
 
 def _quiet_telemetry() -> None:
@@ -56,14 +55,21 @@ def _quiet_telemetry() -> None:
     os.environ.setdefault("NNCF_CI", "1")  # NNCF's own switch to its telemetry stub
 
 
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ValueError:  # sys.modules[package] is None: blocked in this process
+        return False
+
+
 def openvino_available() -> bool:
     """True when the `openvino` package is installed (nothing is imported)."""
-    return importlib.util.find_spec("openvino") is not None
+    return _installed("openvino")
 
 
 def nncf_available() -> bool:
     """True when `nncf` (needed for int8) is installed."""
-    return importlib.util.find_spec("nncf") is not None
+    return _installed("nncf")
 
 
 def _ov() -> Any:

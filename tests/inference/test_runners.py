@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from iaseg.inference import (BACKENDS, PRECISIONS, TorchRunner, agreement, count_batchnorms, default_precision,
-                             load_runner, native_bf16_cpu, runner_from_model)
+                             load_runner, native_bf16_cpu, openvino_available, runner_from_model)
 from iaseg.inference.probe import structured_scenes
 from iaseg.models import image_inputs
 
@@ -78,7 +78,8 @@ def test_load_runner_from_checkpoint_dict_and_file(tmp_path):
         runner = load_runner(source, precision="fp32")
         assert runner.model_name == "bierfpspnet" and runner.description.name == "camvid"
         assert runner.input_names == ("context", "spatial") and runner.input_size == SIZE
-        assert runner.num_classes == 11 and runner.backend == "eager"
+        # without a named backend: OpenVINO where it is installed (tests/inference/test_openvino.py)
+        assert runner.num_classes == 11 and runner.backend == ("openvino" if openvino_available() else "eager")
         out = runner(*inputs_for("bierfpspnet", batch=1))
         assert out.shape == (1, 11, *SIZE)
 
@@ -87,7 +88,8 @@ def test_default_precision_follows_the_hardware():
     assert default_precision("cpu") == ("bf16" if native_bf16_cpu() else "fp32")
     assert default_precision("cuda") == "fp16"
     assert default_precision("cpu", "onnxruntime") == "fp32"
-    runner = load_runner(checkpoint_for(random_model("erfpspnet"), "erfpspnet"))
+    assert default_precision("cpu", "openvino") == default_precision("cpu")
+    runner = load_runner(checkpoint_for(random_model("erfpspnet"), "erfpspnet"), backend="eager")
     assert runner.precision == default_precision("cpu") and runner.fold_bn and runner.channels_last
 
 
@@ -110,7 +112,7 @@ def test_runner_errors_are_clear():
         TorchRunner(model, meta, cuda_graphs=True)
     with pytest.raises(ValueError, match="fuse=True needs fold_bn=True"):
         TorchRunner(model, meta, fold_bn=False, fuse=True)
-    assert set(BACKENDS) == {"eager", "compile", "onnxruntime", "torchscript"}
+    assert set(BACKENDS) == {"eager", "compile", "onnxruntime", "torchscript", "openvino"}
     assert set(PRECISIONS) == {"fp32", "bf16", "fp16", "int8"}
 
 

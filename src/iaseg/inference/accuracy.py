@@ -1,12 +1,15 @@
 """Accuracy checks for fast paths: agreement of two runners' logits, an exported file's parity
-with its checkpoint, and mean IoU with labels."""
+with its checkpoint, mean IoU with labels, and the guard that refuses a reduced-precision model
+whose accuracy dropped too far."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from iaseg.data.description import DatasetDescription
 from iaseg.metrics.confusion import ConfusionMatrix, class_metrics
 
 from .runners import _source_kind, load_runner
@@ -116,3 +119,75 @@ def mean_iou(runner: Callable[..., torch.Tensor], samples: Iterable[tuple[Inputs
     valid = ~torch.isnan(iou)
     miou = float(iou[valid].mean()) * 100 if valid.any() else float("nan")
     return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": cm.matrix}
+
+
+# Largest drops (in points) a reduced-precision model may show against its fp32 reference on a
+# labelled split before accuracy_guard refuses it: mean IoU, and the recall of the most
+# important group (G3), the figure the importance-aware loss is about.
+MAX_MIOU_DROP = 0.5
+MAX_TOP_GROUP_RECALL_DROP = 1.0
+
+
+class AccuracyDropError(ValueError):
+    """A reduced-precision model lost more accuracy than the guard allows; `.result` holds the figures."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def split_accuracy(conf: torch.Tensor, description: DatasetDescription) -> dict[str, float]:
+    """Mean IoU and the most important group's recall (mean of its classes' recalls), in %,
+    from a confusion matrix (rows = ground truth); classes without a defined value are left out."""
+    from iaseg.metrics.report import UndefinedMetricWarning, build_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # small splits miss classes
+        report = build_report(conf, description.classes, description.groups)
+    top = description.group_names[-1]
+    return {"miou": 100 * report["mean"]["iou"], "top_group_recall": 100 * report["groups"][top]["recall"]}
+
+
+def accuracy_guard(reference: torch.Tensor, candidate: torch.Tensor, description: DatasetDescription,
+                   max_miou_drop: float = MAX_MIOU_DROP,
+                   max_top_group_recall_drop: float = MAX_TOP_GROUP_RECALL_DROP,
+                   allow_drop: bool = False, what: str = "int8") -> dict[str, Any]:
+    """Compare a candidate's confusion matrix with its reference's on the same labelled pixels.
+
+    Returns {"reference": split_accuracy(reference), "candidate": ..., "miou_change",
+    "top_group", "top_group_recall_change" (points, negative = worse), "passed"}. When mean IoU
+    drops by more than `max_miou_drop` points or the most important group's recall by more than
+    `max_top_group_recall_drop`, raises AccuracyDropError, or with allow_drop=True warns (a
+    UserWarning) and returns passed=False. A NaN change (e.g. G3 absent from the labels) counts
+    as passed for that figure."""
+    ref, cand = split_accuracy(reference, description), split_accuracy(candidate, description)
+    top = description.group_names[-1]
+    result: dict[str, Any] = {
+        "reference": ref, "candidate": cand, "top_group": top,
+        "miou_change": cand["miou"] - ref["miou"],
+        "top_group_recall_change": cand["top_group_recall"] - ref["top_group_recall"],
+    }
+    problems = []
+    if result["miou_change"] < -max_miou_drop:
+        problems.append(f"mean IoU {ref['miou']:.2f} -> {cand['miou']:.2f} "
+                        f"({result['miou_change']:+.2f} points, limit -{max_miou_drop:g})")
+    if result["top_group_recall_change"] < -max_top_group_recall_drop:
+        problems.append(f"{top} recall {ref['top_group_recall']:.2f} -> {cand['top_group_recall']:.2f} "
+                        f"({result['top_group_recall_change']:+.2f} points, limit -{max_top_group_recall_drop:g})")
+    result["passed"] = not problems
+    if problems:
+        message = f"the {what} model loses too much accuracy against fp32: " + "; ".join(problems)
+        if not allow_drop:
+            raise AccuracyDropError(message + " (allow it explicitly to keep the model anyway)", result)
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return result
+
+
+def guarded_accuracy(reference: Callable[..., torch.Tensor], candidate: Callable[..., torch.Tensor],
+                     samples: Sequence[tuple[Inputs, torch.Tensor]], description: DatasetDescription,
+                     **guard: Any) -> dict[str, Any]:
+    """accuracy_guard on two runners' confusion matrices (mean_iou) over labelled samples
+    ((inputs, label N x H x W) pairs); keyword arguments go to accuracy_guard."""
+    c, ignore = description.num_classes, description.ignore_index
+    confs = [mean_iou(r, samples, c, ignore)["confusion"] for r in (reference, candidate)]
+    return {**accuracy_guard(*confs, description, **guard), "images": sum(int(y.shape[0]) for _, y in samples)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 from typing import Any
@@ -41,10 +42,10 @@ def native_bf16_cpu() -> bool:
 
 
 def default_precision(device: str | torch.device, backend: str = "eager") -> str:
-    """The fastest precision whose accuracy iaseg checks: fp16 on CUDA, bf16 on CPUs with native
-    bf16 (eager/compile backends), fp32 otherwise."""
+    """The fastest precision whose accuracy iaseg checks: fp16 on CUDA (eager/compile), bf16 on
+    CPUs with native bf16 (eager/compile/openvino backends), fp32 otherwise."""
     device = torch.device(device)
-    if backend not in ("eager", "compile"):
+    if backend not in ("eager", "compile", "openvino"):
         return "fp32"
     if device.type == "cuda":
         return "fp16"
@@ -54,7 +55,7 @@ def default_precision(device: str | torch.device, backend: str = "eager") -> str
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """CPU model, cores, threads, torch/onnxruntime versions and the GPU name (if any)."""
+    """CPU model, cores, threads, torch/onnxruntime/openvino/nncf versions and the GPU name (if any)."""
     device = torch.device(device)
     info: dict[str, Any] = {
         "cpu": cpu_name(),
@@ -76,6 +77,11 @@ def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         info["onnxruntime"] = None
+    for package in ("openvino", "nncf"):  # versions without importing them
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = None
     if device.type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -3,6 +3,7 @@
     runner = load_runner("best.pt")                 # iaseg's fastest checked path for the device
     logits = runner(images)                         # float32 N x C x H x W
     logits = load_runner("model.onnx")(context, spatial)   # BiERF-PSPNet from its ONNX file
+    runner.describe()                               # e.g. 'openvino bf16 on cpu (chosen: ...)'
 
 Inputs are float32 N x 3 x H x W RGB in [0, 1] (any device, any memory format); the runner
 moves and casts them. Logits are float32 on the runner's device (CPU for onnxruntime); they
@@ -15,11 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
-
-from iaseg.data.description import DatasetDescription
 
 from .cpu import default_precision
 from .files import (complete_metadata, int8_onnx_bytes, load_torchscript, onnx_bytes, quiet_jit,
@@ -27,79 +25,8 @@ from .files import (complete_metadata, int8_onnx_bytes, load_torchscript, onnx_b
 from .fold import fold_batchnorm
 from .fuse import Float32Head, fuse_conv_relu
 from .metadata import ModelMetadata
-
-BACKENDS = ("eager", "compile", "onnxruntime", "torchscript")
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-ONNX_SUFFIXES = (".onnx",)
-TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
-
-
-class Runner:
-    """Base class: metadata, input checks and the call convention. Subclasses define _run."""
-
-    backend = "?"
-
-    def __init__(self, meta: ModelMetadata, precision: str, device: torch.device) -> None:
-        self.meta = meta
-        self.precision = precision
-        self.device = torch.device(device)
-
-    @property
-    def model_name(self) -> str:
-        return self.meta.model_name
-
-    @property
-    def description(self) -> DatasetDescription:
-        return self.meta.description
-
-    @property
-    def num_classes(self) -> int:
-        return self.meta.description.num_classes
-
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return self.meta.input_names
-
-    @property
-    def input_size(self) -> tuple[int, int] | None:
-        return self.meta.input_size
-
-    @property
-    def spatial_size(self) -> tuple[int, int] | None:
-        return self.meta.spatial_size
-
-    @property
-    def fixed_size(self) -> bool:
-        """True when the graph only runs at input_size/spatial_size (exported files)."""
-        return False
-
-    def options(self) -> dict[str, Any]:
-        """Backend, precision, device and switches, for reports."""
-        return {"backend": self.backend, "precision": self.precision, "device": str(self.device)}
-
-    def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v}" for k, v in self.options().items())
-        return f"{type(self).__name__}({self.model_name}, {opts})"
-
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        if len(inputs) != self.meta.num_inputs:
-            raise ValueError(f"{self.model_name} takes {self.meta.num_inputs} input(s) "
-                             f"{list(self.input_names)}, got {len(inputs)}")
-        for name, t in zip(self.input_names, inputs):
-            if not isinstance(t, torch.Tensor) or t.dim() != 4 or t.shape[1] != 3:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"input {name!r} must be a N x 3 x H x W tensor, got {shape}")
-        if self.fixed_size:
-            sizes = [self.meta.input_size, self.meta.spatial_size][: len(inputs)]
-            for name, t, size in zip(self.input_names, inputs, sizes):
-                if size is not None and tuple(t.shape[-2:]) != tuple(size):
-                    raise ValueError(f"this {self.backend} model was exported for {name} {size[0]}x{size[1]}, "
-                                     f"got {t.shape[-2]}x{t.shape[-1]} (resize, or export at that size)")
-        return self._run(inputs)
-
-    def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+from .runner_base import (BACKENDS, DTYPES, FILE_BACKENDS, ONNX_SUFFIXES, OPENVINO_SUFFIXES, PRECISIONS,
+                          TORCHSCRIPT_SUFFIXES, Runner, numpy_inputs)
 
 
 class TorchRunner(Runner):
@@ -124,7 +51,7 @@ class TorchRunner(Runner):
         device = torch.device(device)
         if precision not in DTYPES:
             raise ValueError(f"precision {precision!r} is not available for PyTorch runners "
-                             f"(choose {sorted(DTYPES)}; int8 runs on backend 'onnxruntime')")
+                             f"(choose {sorted(DTYPES)}; int8 runs on backend 'onnxruntime' or 'openvino')")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
         if cuda_graphs and device.type != "cuda":
@@ -272,9 +199,7 @@ class OnnxRunner(Runner):
                 "providers": self.session.get_providers()}
 
     def _run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        feed = {n: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
-                for n, t in zip(self.input_names, inputs)}
-        (out,) = self.session.run(["logits"], feed)
+        (out,) = self.session.run(["logits"], numpy_inputs(self.input_names, inputs))
         return torch.from_numpy(out)
 
 
@@ -286,7 +211,32 @@ def _source_kind(source: Any) -> str:
         return "onnx"
     if suffix in TORCHSCRIPT_SUFFIXES:
         return "torchscript"
+    if suffix in OPENVINO_SUFFIXES:
+        return "openvino"
     return "checkpoint"
+
+
+def default_backend(device: str | torch.device, precision: str, meta: ModelMetadata,
+                    torch_options: bool = False) -> tuple[str, str]:
+    """The backend load_runner gives a checkpoint when none is named, and why: 'openvino' on the
+    CPU where the package is installed (measured at batch 1: OpenVINO bf16 1.1-1.2x eager bf16 on
+    one thread, 1.5-2.9x on two threads of a loaded machine; fp32 1.06x and 1.8x eager fp32;
+    docs/speed.md) for precision auto/fp32/bf16 and a checkpoint that states
+    its input size; 'eager' otherwise, and always when the caller set a PyTorch-only option
+    (`torch_options`: fold_bn=False, channels_last=False, fuse, cuda_graphs, compile_*)."""
+    from .openvino import openvino_available
+
+    if torch.device(device).type != "cpu":
+        return "eager", ""
+    if not openvino_available():
+        return "eager", "chosen: openvino is not installed"
+    if torch_options:
+        return "eager", "chosen: PyTorch-only options were given"
+    if precision not in ("auto", "fp32", "bf16"):
+        return "eager", f"chosen: openvino runs {precision} only from a quantized model"
+    if meta.input_size is None:
+        return "eager", "chosen: the checkpoint states no input size to convert at"
+    return "openvino", "chosen: openvino is installed and faster on CPU"
 
 
 def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eager",
@@ -308,6 +258,11 @@ def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eag
         return TorchRunner(model, meta, precision, device, fold_bn=fold_bn, channels_last=channels_last,
                            fuse=fuse, compile=backend == "compile", compile_mode=compile_mode,
                            cuda_graphs=cuda_graphs, compile_backend=compile_backend)
+    if backend == "openvino":
+        from .openvino import openvino_runner_from_model
+
+        return openvino_runner_from_model(model, meta, precision, device, fold_bn, threads=threads,
+                                          calibration=calibration, opset=opset)
     if backend == "onnxruntime":
         if precision not in ("fp32", "int8"):
             raise ValueError(f"backend onnxruntime runs fp32 or int8, not {precision}")
@@ -331,17 +286,20 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
                 calibration_method: str = "minmax", compile_mode: str | None = None,
                 cuda_graphs: bool = False, fuse: bool | None = None, opset: int = 17,
                 compile_backend: str = "inductor") -> Runner:
-    """Load a runner from an iaseg checkpoint (path or dict), an .onnx file or a TorchScript
-    file (.ts/.torchscript/.jit) written by `iaseg export`.
+    """Load a runner from an iaseg checkpoint (path or dict), an .onnx file, a TorchScript
+    file (.ts/.torchscript/.jit) or an OpenVINO IR (.xml) written by `iaseg export`.
 
-    backend: 'eager' | 'compile' | 'onnxruntime' | 'torchscript'; None picks it from the source
-        (eager for checkpoints). A checkpoint can run on any backend (exported in memory).
+    backend: 'eager' | 'compile' | 'onnxruntime' | 'torchscript' | 'openvino'; None picks it from
+        the source: for checkpoints default_backend() (openvino on CPU where it is installed,
+        else eager; runner.describe() says which and why), for files their own runtime. A
+        checkpoint can run on any backend (exported in memory).
     precision: 'fp32' | 'bf16' | 'fp16' | 'int8' | 'auto'. 'auto' is iaseg's default fast path:
-        bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) and fp16 on CUDA for eager/compile,
-        fp32 otherwise. int8 needs backend 'onnxruntime' and, from a checkpoint, `calibration`
-        (an iterable of input tuples at the checkpoint's input size).
+        bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) for eager/compile/openvino, fp16 on
+        CUDA for eager/compile, fp32 otherwise. int8 needs backend 'onnxruntime' or 'openvino'
+        and, from a checkpoint, `calibration` (an iterable of input tuples at the checkpoint's
+        input size).
     fold_bn, channels_last: fold BatchNorm into convs; channels_last activations (eager/compile).
-    threads: onnxruntime intra-op threads (PyTorch uses torch.set_num_threads).
+    threads: onnxruntime/openvino threads (PyTorch uses torch.set_num_threads).
     compile_mode: torch.compile mode (default: CPU freezing / CUDA 'reduce-overhead').
     compile_backend: torch.compile backend (default 'inductor').
     cuda_graphs: eager on CUDA only: capture and replay CUDA graphs per input shape.
@@ -352,12 +310,19 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
         from iaseg.checkpoint import model_from_checkpoint
 
         model, meta = model_from_checkpoint(source, device="cpu")
-        return runner_from_model(model, meta, backend or "eager", precision, device, fold_bn,
-                                 channels_last, threads=threads, calibration=calibration,
-                                 calibration_method=calibration_method, compile_mode=compile_mode,
-                                 cuda_graphs=cuda_graphs, fuse=fuse, opset=opset,
-                                 compile_backend=compile_backend)
-    expected = "onnxruntime" if kind == "onnx" else "torchscript"
+        chosen = ""
+        if backend is None:
+            torch_options = (not fold_bn or not channels_last or fuse is not None or cuda_graphs
+                             or compile_mode is not None or compile_backend != "inductor")
+            backend, chosen = default_backend(device, precision, meta, torch_options)
+        runner = runner_from_model(model, meta, backend, precision, device, fold_bn,
+                                   channels_last, threads=threads, calibration=calibration,
+                                   calibration_method=calibration_method, compile_mode=compile_mode,
+                                   cuda_graphs=cuda_graphs, fuse=fuse, opset=opset,
+                                   compile_backend=compile_backend)
+        runner.chosen = chosen
+        return runner
+    expected = FILE_BACKENDS[kind]
     if backend not in (None, expected):
         raise ValueError(f"{source} is a {kind} file: it runs on backend {expected!r}, not {backend!r}")
     if kind == "onnx":
@@ -366,6 +331,10 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
             raise ValueError(f"{source} holds a {runner.precision} model; precision {precision!r} "
                              "needs another export")
         return runner
+    if kind == "openvino":
+        from .openvino import OpenVINORunner
+
+        return OpenVINORunner(source, precision, device=device, threads=threads)
     if precision not in ("auto", "fp32"):
         raise ValueError(f"TorchScript runs fp32, not {precision}")
     module, meta = load_torchscript(source, map_location=device)

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .confusion import METRICS, class_metrics
+from .confusion import class_metrics
 from .per_image import PerImageCounts, sequence_blocks
 from .report import group_means, nan_mean
 

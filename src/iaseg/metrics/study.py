@@ -25,7 +25,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .confusion import METRICS
 from .report import ReportError, _jsonable, find_report, load_report
 from .tables import LABELS, group_members
 

@@ -46,3 +46,49 @@ def test_published_weights_need_root_for_real_datasets(tiny_run, tmp_path, capsy
     assert cli(["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "give --root DIR" in err and len(err.splitlines()) == 1
+
+
+def test_frontier_offsets_reproduce_evaluate_with_a_decision_rule(tiny_run, tmp_path):
+    """frontier.json at offset d equals `iaseg evaluate --decision-rule` with d on the group."""
+    from iaseg.decision import DecisionRule
+    from iaseg.metrics.frontier import load_frontier
+    from iaseg.metrics.per_image import load_per_image
+
+    ckpt = str(tiny_run / "best.pt")
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "f"), "--no-progress",
+                "--frontier", "G3", "--frontier-offsets=-0.5:1.5:0.25"]) == 0
+    front = load_frontier(tmp_path / "f" / "frontier.json")
+    classes = front["classes"]
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    g3 = [classes.index(c) for c in report["meta"]["groups"]["G3"]]
+    assert front["deltas"] == [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    m0 = front["sets"]["G3"]["confusions"][2]
+    assert np.array_equal(m0, np.asarray(report["confusion_matrix"]))  # offset 0 = plain argmax
+    for k in (1, 4, 8):
+        offsets = torch.zeros(len(classes))
+        offsets[g3] = front["deltas"][k]
+        DecisionRule(offsets, classes).save(tmp_path / f"rule{k}.json")
+        assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / f"r{k}"), "--no-progress",
+                    "--decision-rule", str(tmp_path / f"rule{k}.json")]) == 0
+        ruled = json.loads((tmp_path / f"r{k}" / "report.json").read_text())
+        assert np.array_equal(front["sets"]["G3"]["confusions"][k], np.asarray(ruled["confusion_matrix"])), k
+    # per-image counts sum to the report's matrix; boundary metrics are in the report
+    counts = load_per_image(tmp_path / "f" / "per_image.npz")
+    assert np.array_equal(counts.total, np.asarray(report["confusion_matrix"]))
+    assert len(counts.names) == report["meta"]["images"]
+    assert set(report["boundary"]) == {"boundary_f", "trimap_iou"}
+    assert report["boundary"]["trimap_iou"]["widths"] == [2, 4, 8, 16]
+    assert "## Boundaries (%)" in (tmp_path / "f" / "report.md").read_text()
+
+
+def test_evaluate_option_and_frontier_errors(tiny_run, tmp_path, capsys):
+    ckpt = str(tiny_run / "best.pt")
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--frontier", "G9"]) == 2
+    assert "--frontier 'G9': no such group" in capsys.readouterr().err
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--option", "novalue"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--frontier-offsets", "1:0:0.1"]) == 2
+    assert "STOP >= START" in capsys.readouterr().err
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--no-progress",
+                "--option", "length=3"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["meta"]["images"] == 3

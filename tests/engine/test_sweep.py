@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from iaseg.engine.config import load_config
-from iaseg.engine.sweep import (SweepError, job_state, parse_config_spec, parse_seeds, plan_sweep,
-                                run_sweep, status_table)
+from iaseg.engine.sweep import (SweepError, evaluate_command, job_state, parse_config_spec, parse_seeds,
+                                plan_sweep, run_sweep, status_table)
 from iaseg.engine.trainer import Trainer
 
 TINY = ["train.tensorboard=false", "train.epochs=1", "data.options.length=4", "data.size=[32,32]",
@@ -78,13 +78,17 @@ def test_sweep_trains_evaluates_skips_and_resumes(tmp_path) -> None:
     lines: list[str] = []
     jobs = plan_sweep(["ce=tiny_synthetic", "ial=tiny_synthetic"], [0, 1], out, TINY)
     overrides = [*TINY, "loss.name=weighted_ce"]
-    result = run_sweep(jobs[:2], overrides, parallel=2, eval_split="val", log=lines.append, threads=1)
+    result = run_sweep(jobs[:2], overrides, parallel=2, log=lines.append, threads=1)
     assert not result.failed and len(result.done) == 2, lines
     for job in jobs[:2]:
-        state = job_state(job, "val")
+        state = job_state(job, True)
         assert state.trained(job) and state.evaluated
         report = json.loads((job.run_dir / "eval_val" / "report.json").read_text())
-        assert 0 <= report["mean"]["iou"] <= 1
+        assert 0 <= report["mean"]["iou"] <= 1 and report["meta"]["train_seed"] == 0
+        assert report["meta"]["epoch"] == 1 and report["meta"]["options"]["length"] == 4
+        # what `iaseg compare --group` needs: per-image counts and the frontier of the top group
+        assert (job.run_dir / "eval_val" / "per_image.npz").is_file()
+        assert "G3" in json.loads((job.run_dir / "eval_val" / "frontier.json").read_text())["sets"]
     # seed 0 of both methods trained from the same start on the same data: the same config here,
     # so the same weights
     a = torch.load(jobs[0].run_dir / "last.pt", weights_only=True)["model"]
@@ -93,17 +97,37 @@ def test_sweep_trains_evaluates_skips_and_resumes(tmp_path) -> None:
 
     # re-invoking does nothing for finished runs; a longer schedule resumes them
     lines.clear()
-    result = run_sweep(jobs[:2], overrides, parallel=1, eval_split="val", log=lines.append)
+    result = run_sweep(jobs[:2], overrides, parallel=1, log=lines.append)
     assert "2 finished, 0 to do" in lines[0] and len(result.done) == 2
     longer = plan_sweep(["ce=tiny_synthetic"], [0], out, [*TINY, "train.epochs=2"])
     lines.clear()
     result = run_sweep(longer, [*overrides, "train.epochs=2"], parallel=1, log=lines.append)
     assert any("resuming after epoch 1" in line for line in lines), lines
-    assert job_state(longer[0], "val").epoch == 2 and job_state(longer[0], "val").evaluated
+    assert job_state(longer[0], True).epoch == 2 and job_state(longer[0], True).evaluated
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["format"] == "iaseg.sweep/1" and summary["jobs"][0]["epoch"] == 2
-    table = status_table(jobs, "val")
+    table = status_table(jobs, True)
     assert "done, evaluated" in table[0] and "not started" in table[2]
+
+
+def test_evaluation_uses_the_configs_val_split_and_options(tmp_path) -> None:
+    (job,) = plan_sweep(["loso=camvid_loso_ial"], [2], tmp_path)
+    cmd = evaluate_command(job)
+    assert cmd[cmd.index("--split") + 1] == "train" and "--frontier" in cmd
+    options = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--option"]
+    assert options == ['sequences=["0006R0"]', "exclude_sequences=[]"]
+    assert cmd[cmd.index("--out") + 1] == str(tmp_path / "loso" / "seed2" / "eval_train")
+
+
+def test_sweep_command_line(tmp_path, capsys) -> None:
+    from iaseg.cli import main
+
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", "a=tiny_synthetic", "--seeds", "0-1", "--out", str(out), "--status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "not started" in lines[0] and "seed 1" in lines[1]
+    assert main(["sweep", "--config", "a=tiny_synthetic", "--seeds", "2-1", "--out", str(out)]) == 2
+    assert "--seeds '2-1': range 2-1 runs backwards" in capsys.readouterr().err
 
 
 def test_sweep_reports_a_failing_job_and_goes_on(tmp_path) -> None:
@@ -113,7 +137,7 @@ def test_sweep_reports_a_failing_job_and_goes_on(tmp_path) -> None:
     fake = tmp_path / "fakepython"
     fake.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
     fake.chmod(0o755)
-    result = run_sweep(jobs, TINY, parallel=2, python=str(fake), eval_split=None, log=lines.append)
+    result = run_sweep(jobs, TINY, parallel=2, python=str(fake), evaluate=False, log=lines.append)
     assert len(result.failed) == 2 and not result.done
     assert all("exited with status 3" in why for _, why in result.failed)
     assert "broken" in (jobs[0].run_dir / "console.log").read_text()

@@ -20,6 +20,7 @@ from .common import CLIError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("iaseg.cli.train", "train a model from a YAML config"),
+    "sweep": ("iaseg.cli.sweep", "train and evaluate every (config, seed) of a study, resumably"),
     "evaluate": ("iaseg.cli.evaluate", "evaluate a checkpoint: per-class and per-group P/R/IoU report"),
     "compare": ("iaseg.cli.compare", "compare two runs or reports side by side (paper Tables II/V)"),
     "predict": ("iaseg.cli.predict", "segment an image, a folder or a video"),

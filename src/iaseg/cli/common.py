@@ -35,6 +35,9 @@ def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") ->
     p.add_argument("--root", help="dataset root folder (default: the training root)")
     p.add_argument("--split", default="val", help=f"split to {purpose} on (default: val)")
     p.add_argument("--description", help="dataset description YAML (folder datasets)")
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (YAML value, repeatable) over the checkpoint's, e.g. "
+                        "--option 'sequences=[0006R0]' --option 'exclude_sequences=[]'")
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--full-resolution", action="store_true",
                    help="score at the labels' native resolution (logits upsampled), e.g. Cityscapes 1024x2048")
@@ -67,7 +70,25 @@ def data_settings(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, A
     """--dataset/--root/--description, defaulting to the data the checkpoint was trained on."""
     from iaseg.checkpoint import dataset_settings
 
-    return dataset_settings(ckpt, args.dataset, args.root, args.description)
+    settings = dataset_settings(ckpt, args.dataset, args.root, args.description)
+    settings["options"] = {**settings["options"], **parse_options(getattr(args, "options", []))}
+    return settings
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """--option KEY=VALUE items as a dict, values parsed as YAML ('[0006R0]' -> ['0006R0'])."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--option {item!r}: expected KEY=VALUE, e.g. --option 'sequences=[0006R0]'")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise CLIError(f"--option {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    return out
 
 
 def labelled_dataset(args: argparse.Namespace, settings: dict[str, Any], meta: "ModelMetadata",

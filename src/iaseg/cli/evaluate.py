@@ -1,5 +1,8 @@
 """`iaseg evaluate`: a checkpoint on a dataset split -> report.json / report.md / report.csv /
-confusion_matrix.png (per class and per importance group, the paper's Tables II and V)."""
+confusion_matrix.png (per class and per importance group, the paper's Tables II and V, with
+boundary F-score and trimap IoU), per_image.npz (one confusion matrix per image, for the
+hierarchical bootstrap of `iaseg compare --group`) and, with --frontier, frontier.json (the
+confusion matrices of every logit offset on one group, for matched operating points)."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +17,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
     p.add_argument("--out", required=True, help="output folder for the report files")
     p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate` (per-class offsets)")
+    p.add_argument("--frontier", nargs="?", const="", metavar="GROUP",
+                   help="also score every offset of a grid added to the logits of GROUP (default: the most "
+                        "important group) in the same pass: frontier.json")
+    p.add_argument("--frontier-offsets", default="-1:4:0.05", metavar="START:STOP:STEP",
+                   help="the offset grid of --frontier, ends included (default -1:4:0.05; write --frontier-offsets=-2:3:0.1 "
+                        "when START is negative)")
+    p.add_argument("--boundary-tolerance", type=int, metavar="PX",
+                   help="boundary F-score match distance in pixels (default: 0.75%% of the image diagonal)")
+    p.add_argument("--trimap-widths", default="2,4,8,16", metavar="D,D,...",
+                   help="trimap IoU band widths in pixels (default 2,4,8,16)")
     add_data_arguments(p)
 
 
@@ -22,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
 
     from iaseg.data import build_loader
     from iaseg.engine.evaluator import evaluate_loader
-    from iaseg.metrics import build_report, pct, write_report
+    from iaseg.metrics import BoundaryMetrics, build_report, pct, write_report
+    from iaseg.metrics.frontier import OffsetSweep, save_frontier
+    from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
-    from .common import data_settings, labelled_dataset, load_model
+    from .common import CLIError, data_settings, labelled_dataset, load_model
 
+    offsets = _offsets(args.frontier_offsets)  # option errors before any work
+    widths = _widths(args.trimap_widths)
     device, model, meta, ckpt = load_model(args.checkpoint, args.device)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else meta.input_size
@@ -39,23 +56,73 @@ def run(args: argparse.Namespace) -> int:
         rule = load_rule(args.decision_rule, desc)
         decide, rule_info = rule.decide, rule.to_dict()
     loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+    classes, groups = list(desc.classes), {k: list(v) for k, v in desc.groups.items()}
+    per_image = PerImageConfusion(desc.num_classes, desc.ignore_index)
+    boundary = BoundaryMetrics(desc.num_classes, desc.ignore_index, tolerance=args.boundary_tolerance,
+                               widths=widths)
+    observers = [lambda batch, logits, pred, target: per_image.update(pred, target, batch["path"]),
+                 lambda batch, logits, pred, target: boundary.update(pred, target)]
+    sweep = None
+    if args.frontier is not None:
+        group = args.frontier or desc.group_names[-1]
+        if group not in desc.groups:
+            raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
+        sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
+                            offsets, base_offsets=rule.offsets if args.decision_rule else None)
+        observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
     cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,
-                         input_size=input_size if args.full_resolution else None, decide=decide)
-    report = build_report(cm.matrix.cpu(), list(desc.classes), {k: list(v) for k, v in desc.groups.items()},
+                         input_size=input_size if args.full_resolution else None, decide=decide,
+                         observers=observers)
+    seed = ((ckpt.get("config") or {}).get("train") or {}).get("seed")
+    report = build_report(cm.matrix.cpu(), classes, groups,
                           meta={
                               "checkpoint": str(Path(args.checkpoint)), "model": meta.model_name,
                               "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
+                              "options": settings["options"] or None,
                               "images": len(dataset), "input_size": list(input_size),
                               "resolution": "labels' native" if args.full_resolution else "network input",
                               "decision_rule": rule_info, "device": str(device), "amp": args.amp,
+                              "train_seed": seed if isinstance(seed, int) else None,
+                              "epoch": ckpt.get("epoch"),
                               "torch": torch.__version__, "python": platform.python_version(),
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                           })
+    report["boundary"] = boundary.result(classes, groups)
     paths = write_report(report, args.out)
+    paths["per_image"] = save_per_image(Path(args.out) / "per_image.npz", per_image.names, per_image.counts,
+                                        classes, desc.ignore_index)
+    if sweep is not None:
+        paths["frontier"] = save_frontier(Path(args.out) / "frontier.json", sweep.to_dict(classes))
     m = report["mean"]
     top = list(report["groups"])[-1]
     print(f"{len(dataset)} images: mean precision {pct(m['precision'])}, recall {pct(m['recall'])}, "
           f"IoU {pct(m['iou'])}; {top} recall {pct(report['groups'][top]['recall'])}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    from .common import CLIError
+
+    try:
+        widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise CLIError(f"--trimap-widths {text!r}: expected pixel widths such as 2,4,8,16") from None
+    if not widths or min(widths) < 1:
+        raise CLIError(f"--trimap-widths {text!r}: widths must be >= 1 pixel")
+    return widths
+
+
+def _offsets(text: str) -> list[float]:
+    """'START:STOP:STEP' -> the grid, ends included (rounded to 6 decimals)."""
+    from .common import CLIError
+
+    try:
+        start, stop, step = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise CLIError(f"--frontier-offsets {text!r}: expected START:STOP:STEP, e.g. -1:4:0.05") from None
+    if not (step > 0 and stop >= start) or (stop - start) / step > 10_000:
+        raise CLIError(f"--frontier-offsets {text!r}: need STEP > 0, STOP >= START and at most 10,000 offsets")
+    n = int(round((stop - start) / step))
+    return sorted({round(start + i * step, 6) for i in range(n + 1)})

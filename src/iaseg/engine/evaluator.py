@@ -8,7 +8,7 @@ of any size) shares `resize_logits`.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,8 @@ from iaseg.metrics.confusion import ConfusionMatrix
 from .step import autocast_context, model_inputs
 
 Decide = Callable[[torch.Tensor], torch.Tensor]
+# observer(batch, logits, pred, target): extra accumulators fed by evaluate_loader's one pass
+Observer = Callable[[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 def argmax_decision(logits: torch.Tensor) -> torch.Tensor:
@@ -70,14 +72,18 @@ def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, m
                     num_classes: int, ignore_index: int, device: torch.device | str, amp: str = "off",
                     channels_last: bool = False, progress: bool = True,
                     input_size: tuple[int, int] | None = None, decide: Decide | None = None,
-                    keep_images: list | None = None, max_images: int = 0) -> ConfusionMatrix:
+                    keep_images: list | None = None, max_images: int = 0,
+                    observers: Sequence[Observer] = ()) -> ConfusionMatrix:
     """Accumulate a confusion matrix over a loader (all-reduced across processes under DDP).
 
     Predictions are made at the network's input size; when the labels are larger (e.g.
     Cityscapes at full 1024x2048) the logits are bilinearly upsampled to the label size first.
     `input_size` resizes images before the network (labels stay as loaded). `decide` turns
     logits into class ids (default argmax; decision rules plug in here). `keep_images` collects
-    up to `max_images` (image, label, prediction) triples for TensorBoard.
+    up to `max_images` (image, label, prediction) triples for TensorBoard. Each observer is
+    called as observer(batch, logits, pred, target) in the same pass (per-image counts, boundary
+    metrics, offset sweeps: one run of the network serves every accumulator); the caller
+    all-reduces their state.
     """
     decide = decide or argmax_decision
     cm = ConfusionMatrix(num_classes, ignore_index, device=torch.device(device))
@@ -85,6 +91,8 @@ def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, m
                                              input_size, progress):
         pred = decide(logits)
         cm.update(pred, target)
+        for observe in observers:
+            observe(batch, logits, pred, target)
         if keep_images is not None and len(keep_images) < max_images:
             for i in range(min(max_images - len(keep_images), pred.shape[0])):
                 img = batch["image"][i]

@@ -1,7 +1,8 @@
 """A resumable grid of training runs: every (config, seed) pair trained, then evaluated.
 
 Layout: `OUT/<name>/seed<k>/` is an ordinary run folder (what `iaseg train --out` writes), and
-`OUT/<name>/seed<k>/eval_<split>/` the `iaseg evaluate` of its last epoch. Nothing else holds the
+`OUT/<name>/seed<k>/eval_<val split>/` the `iaseg evaluate` of its last epoch (report, per-image
+counts, offset frontier). Nothing else holds the
 state: re-invoking the same sweep looks at the folders, skips finished runs, resumes interrupted
 ones from their last.pt and starts the rest, so a sweep survives Ctrl-C, a reboot or a session
 that ends. OUT/sweep.json records the plan and the outcome of each job for people and tools.
@@ -41,6 +42,7 @@ class SweepJob:
     run_dir: Path
     epochs: int          # the epoch count the run must reach
     val_split: str | None
+    val_options: dict = field(default_factory=dict)  # dataset options of the val split (data.val_options)
 
     @property
     def label(self) -> str:
@@ -108,13 +110,18 @@ def plan_sweep(configs: Sequence[str], seeds: Sequence[int], out: str | Path,
     loaded = {}
     for name, config in specs:
         cfg = load_config(config, list(overrides))
-        loaded[name] = (config, cfg.train.epochs, cfg.data.val_split)
+        loaded[name] = (config, cfg.train.epochs, cfg.data.val_split, dict(cfg.data.val_options))
     out = Path(out)
-    return [SweepJob(name, loaded[name][0], seed, out / name / f"seed{seed}", loaded[name][1], loaded[name][2])
+    return [SweepJob(name, loaded[name][0], seed, out / name / f"seed{seed}", *loaded[name][1:])
             for seed in seeds for name in names]
 
 
-def job_state(job: SweepJob, eval_split: str | None = None) -> JobState:
+def eval_dir(job: SweepJob) -> Path:
+    """Where the evaluation of a run's last epoch goes: RUN/eval_<val split>/."""
+    return job.run_dir / f"eval_{job.val_split}"
+
+
+def job_state(job: SweepJob, evaluate: bool = False) -> JobState:
     """What the run folder says: the last epoch in metrics.jsonl (if last.pt exists) and whether
     an evaluation of that checkpoint exists."""
     last = job.run_dir / "last.pt"
@@ -126,8 +133,8 @@ def job_state(job: SweepJob, eval_split: str | None = None) -> JobState:
                 state.epoch = max(state.epoch, int(json.loads(line).get("epoch", 0)))
             except (ValueError, AttributeError):
                 continue
-    if eval_split:
-        report = job.run_dir / f"eval_{eval_split}" / "report.json"
+    if evaluate and job.val_split:
+        report = eval_dir(job) / "report.json"
         state.evaluated = (report.is_file() and state.has_checkpoint
                            and report.stat().st_mtime >= last.stat().st_mtime)
     return state
@@ -143,18 +150,24 @@ def train_command(job: SweepJob, overrides: Sequence[str], resume: bool, python:
     return cmd
 
 
-def evaluate_command(job: SweepJob, split: str, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "iaseg", "evaluate", "--checkpoint", str(job.run_dir / "last.pt"), "--split", split,
-            "--out", str(job.run_dir / f"eval_{split}"), "--no-progress"]
+def evaluate_command(job: SweepJob, frontier: str | None = None, python: str = sys.executable) -> list[str]:
+    """`iaseg evaluate` of the last epoch on the run's val split (with its val options), with the
+    offset frontier of `frontier` (default: the most important group)."""
+    cmd = [python, "-m", "iaseg", "evaluate", "--checkpoint", str(job.run_dir / "last.pt"),
+           "--split", str(job.val_split), "--out", str(eval_dir(job)), "--no-progress",
+           "--frontier", *([frontier] if frontier else [])]
+    for key, value in job.val_options.items():
+        cmd += ["--option", f"{key}={json.dumps(value)}"]
+    return cmd
 
 
-def status_table(jobs: Sequence[SweepJob], eval_split: str | None) -> list[str]:
+def status_table(jobs: Sequence[SweepJob], evaluate: bool = True) -> list[str]:
     """One line per job: name, seed, epochs done / planned, evaluated or not."""
     lines = []
     for job in jobs:
-        s = job_state(job, eval_split)
+        s = job_state(job, evaluate)
         what = ("done" if s.trained(job) else f"epoch {s.epoch}/{job.epochs}" if s.has_checkpoint else "not started")
-        if eval_split and s.trained(job):
+        if evaluate and job.val_split and s.trained(job):
             what += ", evaluated" if s.evaluated else ", not evaluated"
         lines.append(f"{job.name:<16} seed {job.seed:<3} {what}  ({job.run_dir})")
     return lines
@@ -177,13 +190,14 @@ class _Slot:
 
 
 def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel: int = 2,
-              eval_split: str | None = "val", python: str = sys.executable,
+              evaluate: bool = True, frontier: str | None = None, python: str = sys.executable,
               log: Callable[[str], None] = print, threads: int | None = None) -> SweepResult:
     """Train (or resume) and evaluate every job that is not finished, `parallel` at a time.
 
     Ctrl-C / SIGTERM are forwarded to the children as SIGTERM (a training run then saves last.pt)
     and the sweep returns with `interrupted` set; re-running it carries on. A job that fails is
-    reported (its console.log holds the reason) and the others go on.
+    reported (its console.log holds the reason) and the others go on. With `evaluate`, each
+    finished run's last epoch is evaluated on its val split (`evaluate_command`).
     `threads` sets OMP_NUM_THREADS of evaluation children (training uses train.threads).
     """
     if parallel < 1:
@@ -192,10 +206,10 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
     result = SweepResult()
     todo: list[tuple[SweepJob, str]] = []
     for job in jobs:
-        s = job_state(job, eval_split)
+        s = job_state(job, evaluate)
         if not s.trained(job):
             todo.append((job, "train"))
-        elif eval_split and not s.evaluated:
+        elif evaluate and job.val_split and not s.evaluated:
             todo.append((job, "evaluate"))
         else:
             result.done.append(job)
@@ -227,7 +241,7 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
                     cmd = train_command(job, overrides, resume=state.has_checkpoint, python=python)
                     how = f"resuming after epoch {state.epoch}" if state.has_checkpoint else "new run"
                 else:
-                    cmd, how = evaluate_command(job, eval_split or "val", python=python), f"on {eval_split}"
+                    cmd, how = evaluate_command(job, frontier, python=python), f"on {job.val_split}"
                 running.append(_Slot(job, phase, cmd, env))
                 log(f"sweep: {_now()} {phase} {job.label} ({how})")
             time.sleep(0.2)
@@ -247,7 +261,7 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
                     continue
                 if slot.phase == "train":
                     durations.append(elapsed)
-                    if eval_split:
+                    if evaluate and job.val_split:
                         todo.insert(0, (job, "evaluate"))
                     else:
                         result.done.append(job)
@@ -263,12 +277,12 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for out in out_dirs:
-            _write_summary(out, jobs, eval_split, result)
+            _write_summary(out, jobs, evaluate, result)
     result.interrupted = stop["flag"]
     return result
 
 
-def _write_summary(out: Path, jobs: Sequence[SweepJob], eval_split: str | None, result: SweepResult) -> None:
+def _write_summary(out: Path, jobs: Sequence[SweepJob], evaluate: bool, result: SweepResult) -> None:
     from iaseg.io import atomic_write_bytes
 
     failed = {(j.name, j.seed): why for j, why in result.failed}
@@ -276,13 +290,13 @@ def _write_summary(out: Path, jobs: Sequence[SweepJob], eval_split: str | None, 
     for job in jobs:
         if job.run_dir.parent.parent != out:
             continue
-        s = job_state(job, eval_split)
+        s = job_state(job, evaluate)
         rows.append({"name": job.name, "config": job.config, "seed": job.seed, "run": str(job.run_dir),
                      "epoch": s.epoch, "epochs": job.epochs, "trained": s.trained(job),
                      "evaluated": s.evaluated, "failed": failed.get((job.name, job.seed))})
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "sweep.json", json.dumps(
-        {"format": "iaseg.sweep/1", "updated": _now(), "eval_split": eval_split, "jobs": rows}, indent=1).encode())
+        {"format": "iaseg.sweep/1", "updated": _now(), "evaluate": evaluate, "jobs": rows}, indent=1).encode())
 
 
 def _now() -> str:

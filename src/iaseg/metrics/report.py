@@ -25,7 +25,7 @@ from iaseg.io import atomic_write_bytes
 
 from .confusion import METRICS, class_metrics
 from .figures import plot_confusion_matrix
-from .tables import _num, display_groups, format_table2_md, format_table5_md, group_members, report_blocks
+from .tables import _num, display_groups, format_table2_md, format_table5_md, group_members, pct, report_blocks
 
 class ReportError(ValueError):
     """A report file is missing or malformed; the message names it."""
@@ -224,7 +224,33 @@ def report_markdown(report: Mapping[str, Any], title: str = "Evaluation report")
     if undefined:
         lines += ["", f"'-' = undefined (no ground-truth and/or predicted pixels), left out of the means: "
                       f"{', '.join(undefined)}."]
+    if report.get("boundary"):
+        lines += ["", *boundary_markdown(report["boundary"])]
     return "\n".join(lines) + "\n"
+
+
+def boundary_markdown(boundary: Mapping[str, Any]) -> list[str]:
+    """The boundary section of report.md: boundary F-score (precision / recall / F) and trimap
+    IoU per band width, per class, per group and the mean (%)."""
+    f, t = boundary["boundary_f"], boundary["trimap_iou"]
+    widths = list(t["widths"])
+    lines = ["## Boundaries (%)", "",
+             f"Boundary F-score (Csurka et al. 2013): predicted vs ground-truth class boundaries matched within "
+             f"{f['meta']['tolerance']} ({', '.join(str(v) for v in f['meta']['tolerance_px'])} px here), "
+             f"{f['meta']['aggregation']}. Trimap IoU: IoU over the pixels within d px of a ground-truth boundary.", "",
+             "| | boundary P | boundary R | boundary F | " + " | ".join(f"trimap IoU d={d}" for d in widths) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(widths)]
+
+    def row(name: str, fv: Mapping[str, Any], tv: Sequence[Any]) -> str:
+        cells = [pct(fv.get(k)) for k in ("precision", "recall", "f")] + [pct(v) for v in tv]
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    for c, fv in f["per_class"].items():
+        lines.append(row(c, fv, t["per_class"][c]))
+    for g, fv in f["groups"].items():
+        lines.append(row(f"**{g}**", fv, t["groups"][g]))
+    lines.append(row("**mean**", f["mean"], t["mean"]))
+    return lines
 
 
 # -- CSV ----------------------------------------------------------------------------------------
@@ -238,17 +264,31 @@ def report_csv(report: Mapping[str, Any]) -> str:
     has_counts = cm.shape == (len(classes), len(classes))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["kind", "name", "group", *METRICS, "gt_pixels", "predicted_pixels"])
+    b = report.get("boundary")
+    widths = list(b["trimap_iou"]["widths"]) if b else []
+    w.writerow(["kind", "name", "group", *METRICS, "gt_pixels", "predicted_pixels",
+                *(["boundary_precision", "boundary_recall", "boundary_f"] if b else []),
+                *(f"trimap_iou_{d}" for d in widths)])
+
+    def num(v: Any) -> str:
+        return "" if math.isnan(_num(v)) else repr(float(v))
 
     def vals(v: Mapping[str, Any]) -> list[str]:
-        return ["" if math.isnan(_num(v[k])) else repr(float(v[k])) for k in METRICS]
+        return [num(v[k]) for k in METRICS]
+
+    def edge(section: str, name: str | None) -> list[str]:
+        if not b:
+            return []
+        fv = b["boundary_f"][section] if name is None else b["boundary_f"][section][name]
+        tv = b["trimap_iou"][section] if name is None else b["trimap_iou"][section][name]
+        return [num(fv.get(k)) for k in ("precision", "recall", "f")] + [num(x) for x in tv]
 
     for i, (c, v) in enumerate(report["per_class"].items()):
         counts = [int(cm[i].sum()), int(cm[:, i].sum())] if has_counts else ["", ""]
-        w.writerow(["class", c, group_of.get(c, ""), *vals(v), *counts])
+        w.writerow(["class", c, group_of.get(c, ""), *vals(v), *counts, *edge("per_class", c)])
     for g, v in report["groups"].items():
-        w.writerow(["group", g, g, *vals(v), "", ""])
-    w.writerow(["mean", "mean", "", *vals(report["mean"]), "", ""])
+        w.writerow(["group", g, g, *vals(v), "", "", *edge("groups", g)])
+    w.writerow(["mean", "mean", "", *vals(report["mean"]), "", "", *edge("mean", None)])
     return buf.getvalue()
 
 

@@ -75,6 +75,16 @@ def data_settings(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, A
     return settings
 
 
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """--set items plus the shortcuts --epochs, --root and --device of `train` and `sweep`."""
+    overrides = list(args.overrides)
+    for flag, key in (("epochs", "train.epochs"), ("root", "data.root"), ("device", "train.device")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return overrides
+
+
 def parse_options(items: list[str]) -> dict[str, Any]:
     """--option KEY=VALUE items as a dict, values parsed as YAML ('[0006R0]' -> ['0006R0'])."""
     import yaml

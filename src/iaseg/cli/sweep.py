@@ -25,13 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .common import config_overrides
     from iaseg.engine.sweep import parse_seeds, plan_sweep, run_sweep, status_table
 
-    overrides = list(args.overrides)
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    if args.root is not None:
-        overrides.append(f"data.root={args.root}")
+    overrides = config_overrides(args)
     jobs = plan_sweep(args.config, parse_seeds(args.seeds), args.out, overrides)
     evaluate = not args.no_evaluate
     if args.status:

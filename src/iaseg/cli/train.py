@@ -19,16 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .common import config_overrides
     from iaseg.engine.config import load_config
     from iaseg.engine.trainer import Trainer, TrainingError, TrainingInterrupted
 
-    overrides = list(args.overrides)
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    if args.root is not None:
-        overrides.append(f"data.root={args.root}")
-    if args.device is not None:
-        overrides.append(f"train.device={args.device}")
+    overrides = config_overrides(args)
     # config, dataset and resume problems raise here; iaseg.cli.main prints them as one line
     cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, args.out, resume=args.resume, progress=not args.no_progress)

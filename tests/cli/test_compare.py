@@ -131,3 +131,26 @@ def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path):
     assert t5[11][g3] == pct(a["groups"]["G3"]["recall"])
     assert "| Group |  | G3 | G2 | G1 | Mean |" in md
     assert cli(["compare", str(run_a), str(run_b), "--out", str(out), "--paper", "kitti"]) == 2
+
+
+def test_compare_groups_of_seeds(tmp_path, capsys):
+    """`compare --group`: the study of constructed evaluation folders (tests/metrics/test_study.py)."""
+    from tests.metrics.test_study import _run
+
+    for seed in range(3):
+        _run(tmp_path, "CE", seed, 0.0)
+        _run(tmp_path, "IAL", seed, 0.4)
+    args = ["compare", "--out", str(tmp_path / "study"), "--bootstrap-samples", "200"]
+    for m in ("CE", "IAL"):
+        args += ["--group", m, *[str(tmp_path / m / f"seed{s}") for s in range(3)]]
+    assert cli(args) == 0
+    out = capsys.readouterr().out
+    assert "IAL - CE, G3 Recall:" in out and "smallest possible two-sided sign-flip p is 0.25" in out
+    study = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert study["reference"] == "CE" and study["differences"]["IAL"]["G3 Recall"]["n"] == 3
+    for name in ("study.md", "seeds.png", "frontier.png"):
+        assert (tmp_path / "study" / name).is_file()
+    assert cli(["compare", "--out", str(tmp_path / "x"), "--group", "CE"]) == 2
+    assert "give the method's runs" in capsys.readouterr().err
+    assert cli(["compare", "--out", str(tmp_path / "x")]) == 2
+    assert "give two runs A B" in capsys.readouterr().err

@@ -1,6 +1,10 @@
 """`iaseg compare A B --out DIR`: two runs side by side in the layout of the paper's Tables II and
 V, with deltas B - A, a per-class recall/precision bar chart and, given the two checkpoints and a
-dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group)."""
+dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group).
+
+`iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
+(iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +15,17 @@ from .common import CLIError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("a", metavar="A", help="first run: a report.json or a run folder (report.json, eval/report.json)")
-    p.add_argument("b", metavar="B", help="second run, compared against A (deltas are B - A)")
+    p.add_argument("a", metavar="A", nargs="?", help="first run: a report.json or a run folder (report.json, eval/report.json)")
+    p.add_argument("b", metavar="B", nargs="?", help="second run, compared against A (deltas are B - A)")
     p.add_argument("--out", required=True, help="output folder for comparison.md/.json and the figures")
+    p.add_argument("--group", nargs="+", action="append", metavar=("NAME", "RUN"),
+                   help="a method and its runs, one per seed (run or evaluation folders, report.json files); "
+                        "repeat for each method: a multi-seed study instead of A vs B")
+    p.add_argument("--reference", help="with --group: the method the others are compared with (default: the first)")
+    p.add_argument("--frontier-set", help="with --group: the offset set of frontier.json (default: its first)")
+    p.add_argument("--bootstrap-samples", type=int, default=10_000, help="with --group: resamples (default 10000)")
+    p.add_argument("--block-len", type=int, default=10,
+                   help="with --group: consecutive frames per block of the hierarchical bootstrap (default 10)")
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="display names (default: run folder names)")
     p.add_argument("--checkpoints", nargs=2, metavar=("CKPT_A", "CKPT_B"),
                    help="checkpoints of A and B: adds a Fig. 7-style overlay of the most important group")
@@ -32,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.overlay import OverlayUnavailable, overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
 
+    if args.group:
+        return _study(args)
+    if not (args.a and args.b):
+        raise CLIError("give two runs A B, or methods with --group NAME RUN [RUN ...]")
     if not args.checkpoints and (args.dataset or args.root):
         raise CLIError("--dataset/--root are for the overlay and need --checkpoints CKPT_A CKPT_B")
     if args.images < 1:
@@ -75,4 +91,28 @@ def run(args: argparse.Namespace) -> int:
         write_comparison_md(result, args.out)
     print(result["summary"])
     print("wrote " + ", ".join(str(p) for p in result["files"].values()))
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from iaseg.metrics.study import build_study, write_study
+
+    if args.a or args.b or args.checkpoints or args.paper:
+        raise CLIError("--group compares methods over seeds: drop A B, --checkpoints and --paper")
+    methods: dict[str, list[str]] = {}
+    for name, *runs in args.group:
+        if not runs:
+            raise CLIError(f"--group {name}: give the method's runs after its name")
+        if name in methods:
+            raise CLIError(f"--group {name} is given twice")
+        methods[name] = runs
+    if args.bootstrap_samples < 100 or args.block_len < 1:
+        raise CLIError("--bootstrap-samples must be >= 100 and --block-len >= 1")
+    study = build_study(methods, reference=args.reference, frontier_set=args.frontier_set,
+                        n_boot=args.bootstrap_samples, block_len=args.block_len)
+    paths = write_study(study, args.out)
+    print("\n".join(study["summary"]))
+    for note in study["notes"]:
+        print(f"note: {note}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

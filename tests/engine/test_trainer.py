@@ -21,6 +21,16 @@ def test_cli_run_writes_logs_checkpoints_and_events(tiny_run):
     assert {"train_loss", "lr", "images_per_s", "time_s", "val", "dynamic_weights"} <= rec.keys()
     assert {"mean", "groups", "per_class"} <= rec["val"].keys()
     assert list(rec["val"]["groups"]) == ["G1", "G2", "G3"]
+    # boundary F-score and trimap IoU of every validation, the same numbers `iaseg evaluate` gives
+    b = rec["val"]["boundary"]
+    assert set(b["f"]) == {"G1", "G2", "G3", "mean"} and b["trimap_widths"] == [2, 4, 8, 16]
+    assert len(b["trimap_iou"]["mean"]) == 4
+    from iaseg.cli import main
+    assert main(["evaluate", "--checkpoint", str(tiny_run / "last.pt"), "--out", str(tiny_run / "ev_b"),
+                 "--no-progress", "--batch-size", "4"]) == 0
+    ev = json.loads((tiny_run / "ev_b" / "report.json").read_text())["boundary"]
+    assert b["f"]["mean"] == pytest.approx(ev["boundary_f"]["mean"]["f"], nan_ok=True)
+    assert b["trimap_iou"]["mean"] == pytest.approx(ev["trimap_iou"]["mean"], nan_ok=True)
     assert len(rec["dynamic_weights"]) == 2  # F_1, F_2 of the three-rank IAL
     assert (tiny_run / "config.yaml").is_file() and (tiny_run / "class_stats.json").is_file()
     ckpt = torch.load(tiny_run / "last.pt", weights_only=True)

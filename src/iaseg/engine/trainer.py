@@ -423,20 +423,25 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        from iaseg.metrics import build_report
+        from iaseg.metrics import BoundaryMetrics, build_report
 
         assert self.val_set is not None
         loader = self._loader(self.val_set, False, 0)
         images: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        boundary = BoundaryMetrics(self.num_classes, self.ignore_index, device=self.device)
         cm = evaluate_loader(self.net, loader, self.model_name, self.num_classes, self.ignore_index,
                              self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
                              progress=False, keep_images=images if self.writer is not None else None,
-                             max_images=self.cfg.train.log_images)
+                             max_images=self.cfg.train.log_images,
+                             observers=[lambda batch, logits, pred, target: boundary.update(pred, target)])
+        boundary.all_reduce()
         with warnings.catch_warnings():  # undefined classes show as '-' in the epoch line
             warnings.simplefilter("ignore")
             report = build_report(cm.matrix.cpu(), list(self.description.classes),
                                   {k: list(v) for k, v in self.description.groups.items()},
                                   meta={"epoch": self.epoch, "split": self.cfg.data.val_split})
+            report["boundary"] = boundary.result(list(self.description.classes),
+                                                 {k: list(v) for k, v in self.description.groups.items()})
         if self.writer is not None:
             self._tensorboard_images(images)
         return report
@@ -507,8 +512,13 @@ def _finite(obj: Any) -> Any:
 
 
 def _compact(report: dict[str, Any]) -> dict[str, Any]:
-    return {"mean": report["mean"], "groups": report["groups"],
-            "per_class": report["per_class"]}
+    out = {"mean": report["mean"], "groups": report["groups"], "per_class": report["per_class"]}
+    if report.get("boundary"):  # boundary F and trimap IoU (per width) of the groups and the mean
+        f, t = report["boundary"]["boundary_f"], report["boundary"]["trimap_iou"]
+        out["boundary"] = {"f": {**{g: v["f"] for g, v in f["groups"].items()}, "mean": f["mean"]["f"]},
+                           "trimap_widths": t["widths"],
+                           "trimap_iou": {**t["groups"], "mean": t["mean"]}}
+    return out
 
 
 def _nan(v: Any) -> float:

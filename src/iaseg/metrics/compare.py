@@ -149,6 +149,9 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     comparison = comparison_dict(ra, rb, names)
     comparison["sources"] = [src_a, src_b]
     markdown = comparison_markdown(comparison)
+    if ra.get("boundary") and rb.get("boundary"):
+        comparison["boundary"] = boundary_comparison(ra["boundary"], rb["boundary"])
+        markdown += "\n" + boundary_comparison_markdown(comparison["boundary"], comparison["names"]) + "\n"
     result: dict[str, Any] = {"comparison": comparison, "summary": comparison["summary"], "markdown": markdown,
                               "files": {}, "figures": [], "reports": (ra, rb)}
     if out_dir is not None:
@@ -163,6 +166,36 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
         write_comparison_md(result, out)
         result["files"] = {k: result["files"][k] for k in ("md", "json", "png")}
     return result
+
+
+def boundary_comparison(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Boundary F-score and trimap IoU of two reports' "boundary" sections with deltas B - A:
+    {"widths", "rows": {name: {"f": triple, "trimap": [triple per width]}}} for every class,
+    group and the mean (fractions; NaN = undefined)."""
+    fa, fb, ta, tb = a["boundary_f"], b["boundary_f"], a["trimap_iou"], b["trimap_iou"]
+    if list(ta["widths"]) != list(tb["widths"]):
+        raise ValueError(f"the reports' trimap widths differ: {ta['widths']} vs {tb['widths']}")
+    rows: dict[str, Any] = {}
+    for section in ("per_class", "groups"):
+        for name in fa[section]:
+            if name in fb[section]:
+                rows[name] = {"f": _triple(fa[section][name].get("f"), fb[section][name].get("f")),
+                              "trimap": [_triple(x, y) for x, y in zip(ta[section][name], tb[section][name])]}
+    rows["mean"] = {"f": _triple(fa["mean"].get("f"), fb["mean"].get("f")),
+                    "trimap": [_triple(x, y) for x, y in zip(ta["mean"], tb["mean"])]}
+    return {"widths": list(ta["widths"]), "rows": rows}
+
+
+def boundary_comparison_markdown(bc: Mapping[str, Any], names: Sequence[str]) -> str:
+    a, b = names
+    head = ["boundary F"] + [f"trimap IoU d={d}" for d in bc["widths"]]
+    lines = ["## Boundaries (%)", "", f"Each cell: {a} / {b} / Δ ({b} - {a}).", "",
+             "| | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for name, row in bc["rows"].items():
+        cells = [row["f"], *row["trimap"]]
+        lines.append(f"| {name} | " + " | ".join(f"{pct(c['a'])} / {pct(c['b'])} / {delta_pct(c['delta'])}"
+                                                 for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def write_comparison_md(result: dict[str, Any], out_dir: str | Path) -> Path:

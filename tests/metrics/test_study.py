@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from iaseg.metrics import build_report, write_report
+from iaseg.metrics import BoundaryMetrics, build_report, write_report
 from iaseg.metrics.frontier import OffsetSweep, frontier_curves, load_frontier, recall_at_iou, save_frontier
 from iaseg.metrics.per_image import save_per_image
 from iaseg.metrics.report import ReportError
@@ -33,7 +33,11 @@ def _run(root, method: str, seed: int, car_bias: float) -> None:
     (run).mkdir(parents=True)
     (run / "config.yaml").write_text(f"train:\n  seed: {seed}\n")
     out = run / "eval_val"
-    write_report(build_report(counts.sum(0), CLASSES, GROUPS), out)
+    report = build_report(counts.sum(0), CLASSES, GROUPS)
+    bm = BoundaryMetrics(3, None, tolerance=1)
+    bm.update(pred.view(len(NAMES), 10, 20), y.view(len(NAMES), 10, 20))
+    report["boundary"] = bm.result(CLASSES, GROUPS)
+    write_report(report, out)
     save_per_image(out / "per_image.npz", NAMES, counts.numpy(), CLASSES, None)
     sweep = OffsetSweep(3, None, {"G3": [2]}, [-0.5, 0.0, 0.25, 0.5, 1.0, 2.0])
     sweep.update(z.reshape(-1, 3), y.reshape(-1))
@@ -66,6 +70,9 @@ def test_means_cis_and_paired_differences_match_numpy(study_root) -> None:
     # the bias on 'car' raises its recall on every seed: all 4 diffs positive, exact p = 2/16
     assert all(x > 0 for x in d["diffs"]) and d["p_value"] == pytest.approx(0.125) and d["exact_p"]
     assert any("smallest possible two-sided sign-flip p is 0.125" in line for line in study["summary"])
+    # boundary F-scores are summarised like every other metric
+    ce_f = np.array([_report(study_root, "CE", s)["boundary"]["boundary_f"]["groups"]["G3"]["f"] for s in (3, 1, 0, 2)])
+    assert study["methods"]["CE"]["summary"]["G3 boundary F"]["mean"] == pytest.approx(ce_f.mean())
     boot = study["bootstrap"]["differences"]["IAL"]["G3 Recall"]
     assert boot[0] == pytest.approx((ial - ce).mean(), abs=1e-12) and boot[1] <= boot[0] <= boot[2]
 

@@ -81,18 +81,25 @@ def _beside(report_file: Path, name: str) -> str | None:
 
 
 def metric_keys(report: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
-    """(label, path) of every metric a study summarises: means, group means, per class."""
+    """(label, path) of every metric a study summarises: means, group means, per class, and the
+    boundary F-score (mean and groups) when the report has boundary metrics."""
     keys = [(f"mean {LABELS[k]}", ("mean", k)) for k in ("iou", "precision", "recall")]
     for g in report["groups"]:
         keys += [(f"{g} {LABELS[k]}", ("groups", g, k)) for k in ("iou", "precision", "recall")]
+    if report.get("boundary"):
+        keys.append(("mean boundary F", ("boundary", "boundary_f", "mean", "f")))
+        keys += [(f"{g} boundary F", ("boundary", "boundary_f", "groups", g, "f")) for g in report["groups"]]
     for c in report["per_class"]:
         keys += [(f"{c} {LABELS[k]}", ("per_class", c, k)) for k in ("iou", "precision", "recall")]
     return keys
 
 
 def _get(report: Mapping[str, Any], path: tuple[str, ...]) -> float:
+    """The value at `path`; NaN when undefined or absent (e.g. a report without boundary metrics)."""
     node: Any = report
     for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return math.nan
         node = node[part]
     return math.nan if node is None else float(node)
 
@@ -313,6 +320,8 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
     lines.append("")
     # means over seeds
     rows = ["mean IoU", "mean Precision", "mean Recall"] + [f"{g} {LABELS[k]}" for g in groups for k in ("iou", "precision", "recall")]
+    rows += [r for r in ["mean boundary F"] + [f"{g} boundary F" for g in groups]
+             if r in next(iter(study["methods"].values()))["summary"]]
     lines += ["## Means over seeds", "", "| metric | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for r in rows:
         cells = []

@@ -33,7 +33,36 @@ def test_export_cli_size_override_and_int8_with_labels(tmp_path, checkpoints, ca
     assert rc == 0, text
     runner = load_runner(out)
     assert runner.precision == "int8" and runner.input_size == (64, 96)
-    assert "int8 vs fp32 on 2 validation images" in text and "mean IoU on 2 labelled images" in text
+    assert "int8 vs fp32 on 2 validation images" in text and "accuracy on 2 labelled images: mean IoU fp32" in text
+
+
+@pytest.mark.skipif(not __import__("iaseg.inference", fromlist=["openvino_available"]).openvino_available(),
+                    reason="openvino is not installed")
+def test_export_cli_openvino_fp32_and_guarded_int8(tmp_path, checkpoints, capsys):
+    from iaseg.inference.accuracy import AccuracyDropError  # noqa: F401 (the guard's error type exists)
+
+    out = tmp_path / "m.xml"
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["bierfpspnet"]), "--format", "openvino", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and out.is_file() and out.with_suffix(".bin").is_file()
+    assert "openvino IR, fp32" in text and "OK (>= 99.9%)" in text  # parity in fp32, not the CPU's bf16
+    runner = load_runner(out)
+    assert runner.backend == "openvino" and runner.spatial_size == SPATIAL
+    calib, _ = write_scene_folder(tmp_path / "calib", 3, seed=1)
+    val, lab = write_scene_folder(tmp_path / "val", 2, seed=2, with_labels=True)
+    q = tmp_path / "q.xml"
+    args = ["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--format", "openvino", "--out", str(q),
+            "--int8", "--calib-root", str(calib), "--val-root", str(val), "--val-labels", str(lab)]
+    rc = cli.main(args)
+    text = capsys.readouterr().out
+    assert "accuracy on 2 labelled images: mean IoU fp32" in text
+    # the guard either passes (file kept, exit 0) or fails (files removed, exit 1), never in between
+    if rc == 0:
+        assert q.is_file() and load_runner(q).precision == "int8"
+    else:
+        assert rc == 1 and "guard FAILED" in text and not q.exists() and not q.with_suffix(".bin").exists()
+        assert cli.main(args + ["--allow-accuracy-drop"]) == 0 and q.is_file()
+        assert "kept because of --allow-accuracy-drop" in capsys.readouterr().out
 
 
 def test_export_cli_errors(tmp_path, checkpoints, capsys):

@@ -1,8 +1,16 @@
-"""`iaseg export`: a checkpoint to ONNX or TorchScript, checked against the checkpoint.
+"""`iaseg export`: a checkpoint to ONNX, TorchScript or OpenVINO IR, checked against the checkpoint.
 
     iaseg export --checkpoint best.pt --format onnx --out erfpspnet.onnx
     iaseg export --checkpoint best.pt --format onnx --out erfpspnet-int8.onnx \\
         --int8 --calib-root data/camvid/train --val-root data/camvid/val --val-labels data/camvid/valannot
+    iaseg export --checkpoint best.pt --format openvino --out erfpspnet.xml        # + erfpspnet.bin
+    iaseg export --checkpoint best.pt --format openvino --out erfpspnet-int8.xml --int8 \\
+        --calib-root data/camvid --calib-dataset camvid --val-root data/camvid --val-dataset camvid
+
+int8 exports (ONNX Runtime static quantization or NNCF for OpenVINO) given labelled validation
+images pass an accuracy guard: mean IoU may drop by at most 0.5 points and the most important
+group's recall by at most 1 point against the same model in fp32, else the files are removed
+and the command fails (exit 1; --allow-accuracy-drop keeps them with a warning).
 
 The exported graph has BatchNorm folded into the convolutions, a dynamic batch axis and a fixed
 H x W (the checkpoint's input size or --size; BiERF-PSPNet: context and spatial sizes). Inputs
@@ -25,13 +33,13 @@ import torch
 
 from .common import CLIError, parse_size
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt", "openvino": ".xml"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="iaseg checkpoint (.pt)")
     p.add_argument("--format", choices=sorted(FORMATS), default="onnx")
-    p.add_argument("--out", required=True, help="output file (.onnx / .ts / .pt)")
+    p.add_argument("--out", required=True, help="output file (.onnx / .ts / .pt / .xml with a .bin beside it)")
     p.add_argument("--half", action="store_true",
                    help="--format checkpoint: store the weights in fp16 (half the size; computation stays fp32)")
     p.add_argument("--size", type=parse_size, default=None,
@@ -48,14 +56,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 99.9 for fp32; int8: report only unless given)")
     p.add_argument("--parity-count", type=int, default=4, help="inputs for the parity check (default 4)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
-    g = p.add_argument_group("int8 (ONNX Runtime static quantization, CPU)")
+    g = p.add_argument_group("int8 (ONNX Runtime static quantization or OpenVINO NNCF, CPU)")
     g.add_argument("--int8", action="store_true", help="write an int8 model (needs --calib-root)")
+    g.add_argument("--allow-accuracy-drop", action="store_true",
+                   help="keep an int8 model that loses more than 0.5 mIoU or 1 point of top-group recall "
+                        "on the labelled validation images (default: remove it and fail)")
     g.add_argument("--calib-root", type=Path,
                    help="calibration images: a folder, or a dataset root with --calib-dataset")
     g.add_argument("--calib-dataset", default=None,
                    help="dataset name read with iaseg.data.build_dataset (split train)")
     g.add_argument("--calib-count", type=int, default=32, help="calibration images (default 32)")
-    g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax")
+    g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="ONNX Runtime calibration method (OpenVINO: NNCF's default)")
     g.add_argument("--val-root", type=Path, help="validation images for the accuracy change (folder or dataset root)")
     g.add_argument("--val-labels", type=Path, help="label images with the same names as --val-root's (for mIoU)")
     g.add_argument("--val-dataset", default=None, help="dataset name for --val-root (split val)")
@@ -85,8 +97,9 @@ def _fmt_agreement(a: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
-    from iaseg.inference import (agreement, export_onnx, export_torchscript, load_runner, mean_iou, onnx_bytes,
-                                 parity_check, quantize_int8, runner_from_model)
+    from iaseg.inference import (agreement, export_onnx, export_torchscript, guarded_accuracy, load_runner,
+                                 onnx_bytes, parity_check, quantize_int8, runner_from_model)
+    from iaseg.inference.accuracy import MAX_MIOU_DROP, MAX_TOP_GROUP_RECALL_DROP
     from iaseg.inference.files import complete_metadata
     from iaseg.models import default_spatial_size
 
@@ -94,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if not 17 <= args.opset <= 20:
         raise CLIError(f"--opset {args.opset}: iaseg exports opset 17 to 20")
-    if args.int8 and args.format != "onnx":
-        raise CLIError("--int8 needs --format onnx (ONNX Runtime quantization)")
+    if args.int8 and args.format not in ("onnx", "openvino"):
+        raise CLIError("--int8 needs --format onnx (ONNX Runtime) or openvino (NNCF)")
+    if args.format == "openvino":
+        from iaseg.inference import openvino_available
+
+        if not openvino_available():
+            raise CLIError("--format openvino needs the openvino package: pip install 'iaseg[openvino]'")
     if args.int8 and args.calib_root is None:
         raise CLIError("--int8 needs calibration images: --calib-root DIR")
     if args.val_labels is not None and args.val_root is None:
@@ -132,6 +150,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.format == "torchscript":
         export_torchscript(model, meta, out, fold_bn=not args.no_fold_bn)
+    elif args.format == "openvino":
+        from iaseg.inference import export_openvino
+
+        calib = _samples(args.calib_root, args.calib_dataset, "train", meta, args.calib_count) if args.int8 else []
+        out = export_openvino(model, meta, out, precision="int8" if args.int8 else "fp32",
+                              calibration=[s[0] for s in calib] or None, fold_bn=not args.no_fold_bn,
+                              opset=args.opset)
     elif not args.int8:
         export_onnx(model, meta, out, opset=args.opset, fold_bn=not args.no_fold_bn)
     else:
@@ -141,10 +166,11 @@ def run(args: argparse.Namespace) -> int:
     sizes = f"{meta.input_names[0]} {meta.input_size[0]}x{meta.input_size[1]}"
     if meta.num_inputs == 2:
         sizes += f", spatial {meta.spatial_size[0]}x{meta.spatial_size[1]}"
-    kind = f"onnx opset {args.opset}" if args.format == "onnx" else "torchscript"
-    print(f"exported {meta.model_name} ({meta.description.name}, {meta.description.num_classes} classes) to {out}: "
-          f"{kind}, {'int8' if args.int8 else 'fp32'}, N x 3 x {sizes} (dynamic batch), "
-          f"{out.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    kind = {"onnx": f"onnx opset {args.opset}", "torchscript": "torchscript", "openvino": "openvino IR"}[args.format]
+    files = _written(out)
+    print(f"exported {meta.model_name} ({meta.description.name}, {meta.description.num_classes} classes) to "
+          f"{' + '.join(str(f) for f in files)}: {kind}, {'int8' if args.int8 else 'fp32'}, N x 3 x {sizes} "
+          f"(dynamic batch), {sum(f.stat().st_size for f in files) / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
 
     val = None
     if args.val_root is not None:
@@ -158,19 +184,35 @@ def run(args: argparse.Namespace) -> int:
     print(f"parity vs checkpoint (fp32 eager): {_fmt_agreement(result)}{verdict}")
 
     if args.int8 and val:
-        fp32_runner = runner_from_model(model, meta, backend="onnxruntime", precision="fp32",
-                                        threads=args.threads)
+        backend = "openvino" if args.format == "openvino" else "onnxruntime"
+        fp32_runner = runner_from_model(model, meta, backend=backend, precision="fp32", threads=args.threads)
         int8_runner = load_runner(out, threads=args.threads)
         a = agreement(fp32_runner, int8_runner, _batched(val, 2))
         print(f"int8 vs fp32 on {len(val)} validation images: {_fmt_agreement(a)}")
         labelled = [(x, y) for x, y in val if y is not None]
         if labelled:
-            desc = meta.description
-            m32 = mean_iou(fp32_runner, labelled, desc.num_classes, desc.ignore_index)["miou"]
-            m8 = mean_iou(int8_runner, labelled, desc.num_classes, desc.ignore_index)["miou"]
-            print(f"mean IoU on {len(labelled)} labelled images: fp32 {m32:.2f}, int8 {m8:.2f} "
-                  f"(change {m8 - m32:+.2f} points)")
+            guard = guarded_accuracy(fp32_runner, int8_runner, labelled, meta.description, allow_drop=True)
+            ref, cand, top = guard["reference"], guard["candidate"], guard["top_group"]
+            print(f"accuracy on {len(labelled)} labelled images: mean IoU fp32 {ref['miou']:.2f}, int8 {cand['miou']:.2f} "
+                  f"(change {guard['miou_change']:+.2f} points); {top} recall fp32 {ref['top_group_recall']:.2f}, "
+                  f"int8 {cand['top_group_recall']:.2f} (change {guard['top_group_recall_change']:+.2f} points)")
+            if not guard["passed"]:
+                if args.allow_accuracy_drop:
+                    print(f"WARNING: int8 accuracy guard failed (limits: mean IoU -{MAX_MIOU_DROP}, {top} recall "
+                          f"-{MAX_TOP_GROUP_RECALL_DROP} points); kept because of --allow-accuracy-drop")
+                else:
+                    for f in _written(out):
+                        f.unlink(missing_ok=True)
+                    print(f"int8 accuracy guard FAILED (limits: mean IoU -{MAX_MIOU_DROP}, {top} recall "
+                          f"-{MAX_TOP_GROUP_RECALL_DROP} points): {out} removed; more calibration images, another "
+                          "--calib-method or fp32/bf16 may do; --allow-accuracy-drop keeps it")
+                    return 1
     return 0 if ok else 1
+
+
+def _written(out: Path) -> list[Path]:
+    """The files of an export: an OpenVINO IR is PATH.xml + PATH.bin."""
+    return [out, out.with_suffix(".bin")] if out.suffix == ".xml" else [out]
 
 
 def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:

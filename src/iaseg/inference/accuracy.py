@@ -74,7 +74,16 @@ def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
     logits + offsets are the reference."""
     # an exported checkpoint is compared as it is stored (plain fp32 eager, like the reference);
     # ONNX/TorchScript files run as they would be deployed
-    candidate = load_runner(exported, **(PLAIN_FP32 if _source_kind(exported) == "checkpoint" else {}))
+    kind = _source_kind(exported)
+    if kind == "checkpoint":
+        options: dict[str, Any] = PLAIN_FP32
+    elif kind == "openvino":  # an fp32 IR is checked in fp32 (its default on bf16 CPUs is bf16)
+        from .openvino import read_openvino_metadata
+
+        options = {} if read_openvino_metadata(exported).precision == "int8" else {"precision": "fp32"}
+    else:
+        options = {}
+    candidate = load_runner(exported, **options)
     reference = load_runner(checkpoint, **PLAIN_FP32)
     if inputs is None:
         g = torch.Generator().manual_seed(seed)

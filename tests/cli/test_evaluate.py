@@ -92,3 +92,23 @@ def test_evaluate_option_and_frontier_errors(tiny_run, tmp_path, capsys):
     assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "o"), "--no-progress",
                 "--option", "length=3"]) == 0
     assert json.loads((tmp_path / "o" / "report.json").read_text())["meta"]["images"] == 3
+
+
+def test_evaluate_exported_files_and_backends(tiny_run, tmp_path, capsys):
+    """An ONNX export scores like its checkpoint (fp32); a named backend is recorded."""
+    ckpt = str(tiny_run / "best.pt")
+    assert cli(["export", "--checkpoint", ckpt, "--out", str(tmp_path / "m.onnx")]) == 0
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "exact"), "--no-progress"]) == 0
+    assert cli(["evaluate", "--checkpoint", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "onnx"),
+                "--no-progress", "--dataset", "synthetic", "--option", "length=8", "--option", "seed=0"]) == 0
+    exact = json.loads((tmp_path / "exact" / "report.json").read_text())
+    onnx = json.loads((tmp_path / "onnx" / "report.json").read_text())
+    assert exact["meta"]["path"] == "exact fp32 eager" and onnx["meta"]["path"].startswith("onnxruntime fp32")
+    cm_a, cm_b = np.asarray(exact["confusion_matrix"]), np.asarray(onnx["confusion_matrix"])
+    assert cm_a.sum() == cm_b.sum() and np.trace(cm_b) >= 0.999 * np.trace(cm_a)  # fp32 runtimes agree
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "e"), "--no-progress",
+                "--backend", "eager", "--precision", "fp32"]) == 0
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["meta"]["path"].startswith("eager fp32")
+    capsys.readouterr()
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
+    assert "--precision is for a non-exact --backend" in capsys.readouterr().err

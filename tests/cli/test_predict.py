@@ -63,3 +63,18 @@ def test_predict_missing_input_is_clear(tiny_run, tmp_path, capsys):
     assert cli(["predict", "--checkpoint", str(tiny_run / "best.pt"), "--input", str(tmp_path / "nope.png"),
                 "--out", str(tmp_path / "o")]) == 2
     assert "nope.png" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("iaseg.inference", fromlist=["openvino_available"]).openvino_available(),
+                    reason="openvino is not installed")
+def test_predict_with_openvino_says_which_path_runs(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    img = tmp_path / "in.png"
+    Image.fromarray(np.full((48, 80, 3), 90, np.uint8)).save(img)
+    assert cli(["predict", "--checkpoint", str(tiny_run / "best.pt"), "--input", str(img), "--out",
+                str(tmp_path / "o"), "--backend", "openvino", "--precision", "fp32", "--save-labels",
+                "--no-progress"]) == 0
+    assert "running openvino fp32 on cpu" in capsys.readouterr().err
+    labels = np.asarray(Image.open(tmp_path / "o" / "labels" / "in.png"))
+    assert labels.shape == (48, 80) and labels.max() < 11

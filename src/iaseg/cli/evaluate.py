@@ -9,12 +9,21 @@ import argparse
 import datetime as _dt
 import platform
 from pathlib import Path
+from typing import Any
 
 from .common import add_data_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --dataset and --root)")
+    p.add_argument("--backend", default="exact",
+                   choices=("exact", "auto", "eager", "compile", "onnxruntime", "torchscript", "openvino"),
+                   help="exact (default for checkpoints): the network as trained, fp32 unless --amp; auto: the "
+                        "path `predict` uses; or a named backend (its precision with --precision). Exported "
+                        "files run on their own runtime")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
+                   help="precision of a non-exact backend (auto: the backend's default on this machine)")
     p.add_argument("--out", required=True, help="output folder for the report files")
     p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate` (per-class offsets)")
     p.add_argument("--frontier", nargs="?", const="", metavar="GROUP",
@@ -39,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
-    from .common import CLIError, data_settings, labelled_dataset, load_model
+    from .common import CLIError, data_settings, labelled_dataset
 
     offsets = _offsets(args.frontier_offsets)  # option errors before any work
     widths = _widths(args.trimap_widths)
-    device, model, meta, ckpt = load_model(args.checkpoint, args.device)
+    device, model, meta, ckpt, path = _model(args)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else meta.input_size
     dataset = labelled_dataset(args, settings, meta, input_size)
@@ -82,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                               "options": settings["options"] or None,
                               "images": len(dataset), "input_size": list(input_size),
                               "resolution": "labels' native" if args.full_resolution else "network input",
-                              "decision_rule": rule_info, "device": str(device), "amp": args.amp,
+                              "decision_rule": rule_info, "device": str(device), "amp": args.amp, "path": path,
                               "train_seed": seed if isinstance(seed, int) else None,
                               "epoch": ckpt.get("epoch"),
                               "torch": torch.__version__, "python": platform.python_version(),
@@ -100,6 +109,29 @@ def run(args: argparse.Namespace) -> int:
           f"IoU {pct(m['iou'])}; {top} recall {pct(report['groups'][top]['recall'])}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any], str]:
+    """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)."""
+    from iaseg.checkpoint import load_checkpoint
+    from iaseg.inference import load_runner
+    from iaseg.inference.runners import _source_kind
+
+    from .common import CLIError, device_from, load_model
+
+    exported = _source_kind(args.checkpoint) != "checkpoint"
+    if args.backend == "exact" and not exported:
+        if args.precision != "auto":
+            raise CLIError("--precision is for a non-exact --backend (the exact path is fp32, or --amp)")
+        device, model, meta, ckpt = load_model(args.checkpoint, args.device)
+        return device, model, meta, ckpt, f"exact fp32 eager{'' if args.amp == 'off' else ' + ' + args.amp + ' autocast'}"
+    if args.amp != "off":
+        raise CLIError("--amp is for the exact path; a runner's precision is --precision")
+    device = device_from(args.device)
+    backend = None if args.backend in ("exact", "auto") else args.backend
+    runner = load_runner(args.checkpoint, backend=backend, precision=args.precision, device=device)
+    ckpt = {} if exported else load_checkpoint(args.checkpoint)
+    return device, runner, runner.meta, ckpt, runner.describe()
 
 
 def _widths(text: str) -> tuple[int, ...]:

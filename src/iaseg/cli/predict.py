@@ -24,8 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnxruntime", "torchscript"),
-                   help="inference backend (default: eager for checkpoints, the file's own for .onnx/.ts)")
+    p.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnxruntime", "torchscript",
+                                                         "openvino"),
+                   help="inference backend (default for checkpoints on CPU: openvino when installed, else eager; "
+                        "the file's own for .onnx/.ts/.xml)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="auto: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32")
     p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate`")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # folded, channels_last, bf16 where the CPU has native bf16; --precision fp32 for exact
     runner = load_runner(args.checkpoint, backend=None if args.backend == "auto" else args.backend,
                          precision=args.precision, device=device)
+    print(f"running {runner.describe()}", file=sys.stderr)
     desc = runner.description
     input_size = tuple(args.size) if args.size else runner.input_size
     if input_size is None:

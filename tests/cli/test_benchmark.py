@@ -42,6 +42,9 @@ def test_inference_json_schema_all_backends(tmp_path, capsys):
     assert rows[0]["backend"] == "naive" and rows[0]["speedup"] == pytest.approx(1.0)
     names = [x["name"] for x in rows]
     assert {"eager fp32", "onnxruntime fp32", "onnxruntime int8", "torchscript fp32"} <= set(names)
+    from iaseg.inference import openvino_available
+    if openvino_available():  # OpenVINO rows side by side, and it is the CPU default then
+        assert "openvino fp32" in names and any(x["default"] and x["backend"] == "openvino" for x in rows)
     assert not any(n.startswith("compile") for n in names)
     assert sum(x["default"] for x in rows) == 1
     for row in rows:

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spatial-size", type=parse_size, default=None,
                    help="BiERF-PSPNet spatial input HxW (default 1024x2048 for 360x720)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 1; train 8)")
-    p.add_argument("--backend", choices=["naive", "eager", "compile", "onnxruntime", "torchscript", "all"],
+    p.add_argument("--backend", choices=["naive", "eager", "compile", "onnxruntime", "torchscript", "openvino", "all"],
                    default="all", help="inference backend, or all of them side by side (default)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8", "all"], default="auto",
                    help="with one --backend: its precision (auto = iaseg's default for the device)")
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
         raise CLIError("--repeats must be >= 1 and --warmup >= 0")
     if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
-        raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript)")
+        raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript, "
+                       "openvino)")
     try:
         report = benchmark(args, command_line(args))
     except ImportError as e:  # an optional dependency (ONNX Runtime, ...)

@@ -54,7 +54,8 @@ def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
 
 def _inference_configs(args: argparse.Namespace, device: torch.device) -> list[tuple[str, str, dict[str, Any]]]:
     """(backend, precision, extra options) rows to measure, the naive baseline first."""
-    from iaseg.inference import default_precision, native_bf16_cpu
+    from iaseg.inference import default_precision, native_bf16_cpu, openvino_available
+    from iaseg.inference.openvino import nncf_available
 
     rows: list[tuple[str, str, dict[str, Any]]] = [("naive", "fp32", {})]
     cpu = device.type == "cpu"
@@ -68,11 +69,16 @@ def _inference_configs(args: argparse.Namespace, device: torch.device) -> list[t
         if _onnxruntime_available():
             rows += [("onnxruntime", "fp32", {})] + ([("onnxruntime", "int8", {})] if cpu else [])
         rows += [("torchscript", "fp32", {})]
+        if cpu and openvino_available():
+            rows += [("openvino", p, {}) for p in ["fp32", *fast[:1]]]
+            if nncf_available():
+                rows += [("openvino", "int8", {})]
         return rows
     if args.backend == "naive":
         return rows
     precisions = {"eager": ["fp32", "bf16", "fp16"], "compile": ["fp32", "bf16", "fp16"],
-                  "onnxruntime": ["fp32", "int8"], "torchscript": ["fp32"]}[args.backend]
+                  "onnxruntime": ["fp32", "int8"], "torchscript": ["fp32"],
+                  "openvino": ["fp32", "bf16", "int8"]}[args.backend]
     if args.precision == "all":
         chosen = precisions
     elif args.precision == "auto":
@@ -112,7 +118,10 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in sizes)
     info = describe(model, tuple(t[:1] for t in inputs))
     inputs = tuple(t.to(device) for t in inputs)  # on the device before timing: no host copies timed
-    default = ("eager", default_precision(device, "eager"))
+    from iaseg.inference.runners import default_backend
+
+    chosen_backend = default_backend(device, "auto", meta, False)[0]
+    default = (chosen_backend, default_precision(device, chosen_backend))
     naive = NaiveRunner(model, device)
     reference = naive(*inputs).float().cpu()
     results: list[dict[str, Any]] = []

@@ -75,6 +75,6 @@ def test_predict_with_openvino_says_which_path_runs(tiny_run, tmp_path, capsys):
     assert cli(["predict", "--checkpoint", str(tiny_run / "best.pt"), "--input", str(img), "--out",
                 str(tmp_path / "o"), "--backend", "openvino", "--precision", "fp32", "--save-labels",
                 "--no-progress"]) == 0
-    assert "running openvino fp32 on cpu" in capsys.readouterr().err
+    assert "running openvino fp32 on cpu" in capsys.readouterr().out
     labels = np.asarray(Image.open(tmp_path / "o" / "labels" / "in.png"))
     assert labels.shape == (48, 80) and labels.max() < 11

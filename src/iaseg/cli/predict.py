@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # folded, channels_last, bf16 where the CPU has native bf16; --precision fp32 for exact
     runner = load_runner(args.checkpoint, backend=None if args.backend == "auto" else args.backend,
                          precision=args.precision, device=device)
-    print(f"running {runner.describe()}", file=sys.stderr)
+    print(f"running {runner.describe()}")
     desc = runner.description
     input_size = tuple(args.size) if args.size else runner.input_size
     if input_size is None:

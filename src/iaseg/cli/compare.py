@@ -4,7 +4,7 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
-operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png."""
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png."""
 from __future__ import annotations
 
 import argparse

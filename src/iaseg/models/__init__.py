@@ -1,11 +1,18 @@
-"""The two networks of the paper and helpers to build and describe them.
+"""The two networks of the paper, any other network by import path, and helpers to build and
+describe them.
 
     >>> from iaseg.models import build_model
     >>> model = build_model("erfpspnet", num_classes=11)
+    >>> model = build_model("mypackage.nets:tiny_unet", num_classes=11, width=16)  # any nn.Module
+
+An imported network takes one N x 3 x H x W image in [0, 1] and returns N x C x H x W logits;
+`build_model` checks that on a dummy input, so a wrong network fails at once with one line.
 """
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import inspect
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +32,40 @@ MODELS: dict[str, type[nn.Module]] = {
 INPUT_KEYS = ("image", "spatial")
 
 
+# An imported network is checked on a zero image of this size (a multiple of 32, small enough
+# to cost nothing, large enough for the usual 1/32-resolution encoders).
+CHECK_SIZE = (64, 64)
+
+
+def is_import_path(name: str) -> bool:
+    """True for 'package.module:factory' (an imported network), False for a registered name."""
+    return ":" in name
+
+
+def import_factory(path: str) -> Callable[..., nn.Module]:
+    """The callable named by 'package.module:factory' ('pkg.mod:Class.method' also works);
+    ValueError when the module cannot be imported or has no such callable."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise ValueError(f"model {path!r}: expected 'package.module:factory'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:  # the user's code itself failing keeps its traceback
+        raise ValueError(f"model {path!r}: cannot import module {module_name!r} ({e}; is it installed "
+                         "or on PYTHONPATH?)") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"model {path!r}: module {module_name!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"model {path!r}: {attr!r} is not callable (a function or class that returns the network)")
+    return obj
+
+
 def model_class(name: str) -> type[nn.Module]:
     """The network class registered as `name` ('erfpspnet', 'BiERF-PSPNet', ...)."""
+    if is_import_path(name):
+        raise ValueError(f"model {name!r} is an imported network, not one of {sorted(MODELS)}")
     key = name.lower().replace("-", "").replace("_", "")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
@@ -34,7 +73,11 @@ def model_class(name: str) -> type[nn.Module]:
 
 
 def input_names(name: str) -> tuple[str, ...]:
-    """The inputs network `name` takes, in order: ('image',) or ('context', 'spatial')."""
+    """The inputs network `name` takes, in order: ('image',) or ('context', 'spatial'). An
+    imported network takes one image; this needs no import, so exported files of it run where
+    its code is not installed."""
+    if is_import_path(name):
+        return ("image",)
     return tuple(model_class(name).input_names)
 
 
@@ -44,12 +87,66 @@ def takes_spatial(name: str) -> bool:
 
 
 def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
-    """Build a network by name ('erfpspnet' or 'bierfpspnet') with its options."""
+    """Build a network by name ('erfpspnet' or 'bierfpspnet') with its options, or by import
+    path ('package.module:factory', called as factory(num_classes=..., **options) and checked on
+    a dummy input: see check_network)."""
+    if is_import_path(name):
+        factory = import_factory(name)
+        _check_call(name, factory, num_classes=num_classes, **options)
+        model = factory(num_classes=num_classes, **options)
+        check_network(name, model, num_classes)
+        return model
     cls = model_class(name)
     try:
         return cls(num_classes, **options)
     except TypeError as e:  # unknown option: name it instead of a constructor traceback
         raise ValueError(f"bad option for model {name!r}: {e}") from None
+
+
+def _check_call(name: str, factory: Callable[..., Any], **kwargs: Any) -> None:
+    """A wrong option for an imported factory as one line, before calling it (a TypeError raised
+    inside the factory is the factory's own bug and keeps its traceback)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have none: let the call speak
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"bad option for model {name!r}: {e} (it is called with num_classes and "
+                         "model.options)") from None
+
+
+@torch.no_grad()
+def check_network(name: str, model: Any, num_classes: int, size: tuple[int, int] = CHECK_SIZE) -> None:
+    """ValueError unless `model` is an nn.Module that maps a 1 x 3 x H x W image to 1 x
+    num_classes x H x W logits (run once in eval mode on zeros; the mode is restored)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model {name!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    h, w = size
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        x = torch.zeros(1, 3, h, w, device=param.device if param is not None else "cpu")
+        try:
+            y = model(x)
+        except Exception as e:  # noqa: BLE001 - any failure on a plain image means it is not usable here
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ValueError(f"model {name!r} fails on a 1x3x{h}x{w} input ({type(e).__name__}: {first})") from e
+    finally:
+        model.train(was_training)
+    expected = (1, num_classes, h, w)
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"model {name!r} returns {type(y).__name__} for a 1x3x{h}x{w} input; it must return "
+                         f"one tensor of logits 1x{num_classes}x{h}x{w} (wrap it to pick the logits)")
+    if tuple(y.shape) != expected:
+        got = "x".join(str(v) for v in y.shape)
+        hint = (f"{num_classes} classes expected" if y.ndim == 4 and y.shape[1] != num_classes
+                else "upsample the logits to the input size inside forward" if y.ndim == 4
+                else "expected N x C x H x W")
+        raise ValueError(f"model {name!r} maps a 1x3x{h}x{w} input to {got}, not "
+                         f"1x{num_classes}x{h}x{w} ({hint})")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -133,6 +230,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-__all__ = ["INPUT_KEYS", "MODELS", "BiERFPSPNet", "ERFPSPNet", "build_model", "count_parameters",
-           "default_spatial_size", "describe", "example_inputs", "format_table", "image_inputs", "input_names",
-           "model_class", "takes_spatial"]
+__all__ = ["CHECK_SIZE", "INPUT_KEYS", "MODELS", "BiERFPSPNet", "ERFPSPNet", "build_model", "check_network",
+           "count_parameters", "default_spatial_size", "describe", "example_inputs", "format_table", "image_inputs",
+           "import_factory", "input_names", "is_import_path", "model_class", "takes_spatial"]

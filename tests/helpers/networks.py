@@ -42,6 +42,14 @@ class DictOutput(nn.Module):
         return {"out": self.conv(x)}
 
 
+class AuxInTraining(TinyNet):
+    """Returns (logits, auxiliary logits) in training mode only, as deep-supervision networks do."""
+
+    def forward(self, x: torch.Tensor):
+        y = super().forward(x)
+        return (y, y) if self.training else y
+
+
 def not_a_module(num_classes: int) -> str:
     return "network"
 

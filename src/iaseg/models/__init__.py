@@ -119,34 +119,44 @@ def _check_call(name: str, factory: Callable[..., Any], **kwargs: Any) -> None:
 
 @torch.no_grad()
 def check_network(name: str, model: Any, num_classes: int, size: tuple[int, int] = CHECK_SIZE) -> None:
-    """ValueError unless `model` is an nn.Module that maps a 1 x 3 x H x W image to 1 x
-    num_classes x H x W logits (run once in eval mode on zeros; the mode is restored)."""
+    """ValueError unless `model` is an nn.Module that maps N x 3 x H x W zeros to N x num_classes
+    x H x W logits, in eval mode (N = 1) and in training mode (N = 2: networks with auxiliary
+    heads often return more there). The mode and every buffer (BatchNorm statistics) are
+    restored."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     h, w = size
     was_training = model.training
-    model.eval()
+    buffers = {key: b.clone() for key, b in model.named_buffers()}
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else "cpu"
     try:
-        param = next(model.parameters(), None)
-        x = torch.zeros(1, 3, h, w, device=param.device if param is not None else "cpu")
-        try:
-            y = model(x)
-        except Exception as e:  # noqa: BLE001 - any failure on a plain image means it is not usable here
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise ValueError(f"model {name!r} fails on a 1x3x{h}x{w} input ({type(e).__name__}: {first})") from e
+        for training, n in ((False, 1), (True, 2)):
+            model.train(training)
+            where = f"a {n}x3x{h}x{w} input" + (" in training mode" if training else "")
+            try:
+                y = model(torch.zeros(n, 3, h, w, device=device))
+            except Exception as e:  # noqa: BLE001 - any failure on a plain image means it is not usable here
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise ValueError(f"model {name!r} fails on {where} ({type(e).__name__}: {first})") from e
+            _check_logits(name, y, (n, num_classes, h, w), where)
     finally:
         model.train(was_training)
-    expected = (1, num_classes, h, w)
+        for key, b in model.named_buffers():
+            b.copy_(buffers[key])
+
+
+def _check_logits(name: str, y: Any, expected: tuple[int, int, int, int], where: str) -> None:
+    shape = "x".join(str(v) for v in expected)
     if not isinstance(y, torch.Tensor):
-        raise ValueError(f"model {name!r} returns {type(y).__name__} for a 1x3x{h}x{w} input; it must return "
-                         f"one tensor of logits 1x{num_classes}x{h}x{w} (wrap it to pick the logits)")
+        raise ValueError(f"model {name!r} returns {type(y).__name__} for {where}; it must return one tensor of "
+                         f"logits {shape} (wrap it to pick the logits)")
     if tuple(y.shape) != expected:
         got = "x".join(str(v) for v in y.shape)
-        hint = (f"{num_classes} classes expected" if y.ndim == 4 and y.shape[1] != num_classes
+        hint = (f"{expected[1]} classes expected" if y.ndim == 4 and y.shape[1] != expected[1]
                 else "upsample the logits to the input size inside forward" if y.ndim == 4
                 else "expected N x C x H x W")
-        raise ValueError(f"model {name!r} maps a 1x3x{h}x{w} input to {got}, not "
-                         f"1x{num_classes}x{h}x{w} ({hint})")
+        raise ValueError(f"model {name!r} maps {where} to {got}, not {shape} ({hint})")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

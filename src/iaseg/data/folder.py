@@ -16,7 +16,6 @@ from typing import Any
 
 from .base import FileDataset, Pair, list_files, require_root, resolve_description, subfolders
 from .errors import DatasetError
-from .description import DatasetDescription
 from .io import IMAGE_EXTENSIONS, LABEL_EXTENSIONS, LABEL_FORMATS, ColourTable, read_rgb_label, write_label
 
 LAYOUT = "<root>/images/ and <root>/labels/ (or <root>/<split>/images/ and <root>/<split>/labels/)"
@@ -112,7 +111,7 @@ def convert_rgb_labels(source: str | Path, out: str | Path, description: Any) ->
                                "(the colour labels would be overwritten)")
     else:
         files = [(source, Path(source.name))]
-    desc = description if isinstance(description, DatasetDescription) else resolve_description(description, None)
+    desc = resolve_description(description, None)
     colours = ColourTable(desc)
     written: list[Path] = []
     problems: list[str] = []

@@ -165,3 +165,11 @@ def test_predict_bad_inputs_are_one_line(tiny_run, tmp_path, capsys, files, extr
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_predict_video_without_pyav_is_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    video = _write_video(tmp_path / "clip.mp4", _frames(2), 5)
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # as if PyAV were not installed
+    assert cli(["predict", "--checkpoint", str(tiny_run / "best.pt"), "--input", str(video), "--out",
+                str(tmp_path / "o"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == "iaseg predict: error: video needs PyAV: pip install 'iaseg[video]'"

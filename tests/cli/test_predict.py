@@ -131,11 +131,13 @@ def test_predict_recursive_mirrors_the_input_tree(tiny_run, tmp_path, capsys):
     assert sorted(p.relative_to(tmp_path / "flat").as_posix() for p in (tmp_path / "flat").rglob("*.png")) == [
         "masks/a.png"]
     assert cli(["predict", "--checkpoint", ckpt, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "tree"),
-                "--recursive", "--save-labels", "--legend", "--keep-aspect", "--no-progress"]) == 0
+                "--recursive", "--save-labels", "--legend", "--keep-aspect"]) == 0
     written = sorted(p.relative_to(tmp_path / "tree").as_posix() for p in (tmp_path / "tree").rglob("*.png"))
     assert written == ["labels/a.png", "labels/day/a.png", "labels/day/dusk/b.png",
                        "masks/a.png", "masks/day/a.png", "masks/day/dusk/b.png"]
-    assert "segmented 3 image(s)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "segmented 3 image(s)" in captured.out
+    assert "predicting: 100%" in captured.err and "3/3 [" in captured.err  # a total, hence an ETA
     for rel in ("a", "day/a", "day/dusk/b"):
         assert np.asarray(Image.open(tmp_path / "tree" / "masks" / f"{rel}.png")).shape == (48, 64, 3)
         assert np.asarray(Image.open(tmp_path / "tree" / "labels" / f"{rel}.png")).shape == (48, 64)

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     seed = ((ckpt.get("config") or {}).get("train") or {}).get("seed")
     report = build_report(cm.matrix.cpu(), classes, groups,
                           meta={
-                              "checkpoint": checkpoint, "model": meta.model_name,
+                              "checkpoint": str(Path(checkpoint)), "model": meta.model_name,
                               "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
                               "options": settings["options"] or None,
                               "images": len(dataset), "input_size": list(input_size),

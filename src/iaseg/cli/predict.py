@@ -7,7 +7,7 @@ with --recursive, so the output tree mirrors the input tree):
     DIR/labels/<name>.png     single-channel class ids      (--save-labels)
 A video: DIR/<stem>_overlay.mp4, the mask blended over each frame at the source frame rate
 (--highlight: only the most important group; --legend: class names); --save-frames also
-writes the PNGs above per frame, named `<stem>_<frame index:06d>`.
+writes the PNGs above per frame, named `<stem>_<frame index:06d>`. The MP4 carries no audio.
 Masks have the input's size. Images are resized to the network as in training (PIL bilinear,
 antialiased); --keep-aspect pads them to the network's aspect ratio instead of stretching.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from .common import CLIError, device_from, parse_size, resolve_checkpoint
@@ -53,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from iaseg.inference import load_runner
-    from iaseg.inference.frames import count_frames, is_video, iter_frames
+    from iaseg.inference.frames import is_video, iter_frames, list_images
     from iaseg.inference.predictor import Predictor
+    from iaseg.inference.video import VIDEO_EXTENSIONS, VideoWriter, video_info
     from iaseg.visualize import colorize, draw_legend, highlight_classes, overlay, save_png
 
     if args.batch_size < 1:
@@ -65,14 +67,13 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--overlay/--save-labels write per-frame PNGs of a video: add --save-frames "
                        "(the annotated MP4 is written anyway)")
     if args.save_frames and not video:
-        raise CLIError(f"--save-frames is for video input; {src} is not a video ({', '.join(_video_extensions())})")
-    try:
-        total = count_frames(src, args.recursive)  # input errors (collisions too) before loading the model
-        info = None
+        raise CLIError(f"--save-frames is for video input; {src} is not a video ({', '.join(VIDEO_EXTENSIONS)})")
+    try:  # input errors (name collisions too) before loading the model
         if video:
-            from iaseg.inference.video import video_info
-
             info = video_info(src)
+            total = info.frames or None  # the progress bar's total (and ETA) where the header has it
+        else:
+            total = len(list_images(src, args.recursive))
     except ImportError as e:  # an optional dependency (PyAV for video)
         raise CLIError(str(e)) from None
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -108,10 +109,6 @@ def run(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="predicting", unit="frame" if video else "img", file=sys.stderr, leave=False)
-    from contextlib import nullcontext
-
-    from iaseg.inference.video import VideoWriter
-
     count = 0
     with VideoWriter(out / f"{src.stem}_overlay.mp4", info.rate) if video else nullcontext() as writer:
 
@@ -150,8 +147,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"segmented {count} {'frame' if video else 'image'}(s) from {src} into {out}")
     return 0
 
-
-def _video_extensions() -> list[str]:
-    from iaseg.inference.video import VIDEO_EXTENSIONS
-
-    return list(VIDEO_EXTENSIONS)

@@ -19,7 +19,7 @@ import numpy as np
 from iaseg.data.errors import DatasetError
 from iaseg.data.io import IMAGE_EXTENSIONS, read_image
 
-from .video import VIDEO_EXTENSIONS, iter_video, video_info
+from .video import VIDEO_EXTENSIONS, iter_video
 
 
 def is_video(path: str | Path) -> bool:
@@ -48,13 +48,6 @@ def list_images(path: str | Path, recursive: bool = False) -> list[tuple[str, Pa
             raise DatasetError(f"{other} and {p} would both be written as {name}.png: rename one of them "
                                "(or predict them separately)")
     return sorted(items)
-
-
-def count_frames(path: str | Path, recursive: bool = False) -> int | None:
-    """How many frames `iter_frames` will yield (a video's from its header: None if unknown)."""
-    if is_video(path) and Path(path).is_file():
-        return video_info(path).frames or None
-    return len(list_images(path, recursive))
 
 
 def iter_frames(path: str | Path, recursive: bool = False) -> Iterator[tuple[str, np.ndarray]]:

@@ -49,3 +49,4 @@ def test_an_unreadable_video_is_one_line(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(DatasetError, match="bad.mp4: cannot read video"):
         video_info(tmp_path / "bad.mp4")
+

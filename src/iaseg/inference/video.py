@@ -53,12 +53,15 @@ def iter_video(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     """(`<stem>_<index:06d>`, H x W x 3 uint8 RGB) for each frame of a video."""
     av = _av()
     path = Path(path)
+    count = 0
     try:
         with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                yield f"{path.stem}_{i:06d}", frame.to_ndarray(format="rgb24")
+            for count, frame in enumerate(container.decode(video=0), 1):
+                yield f"{path.stem}_{count - 1:06d}", frame.to_ndarray(format="rgb24")
     except av.error.FFmpegError as e:  # type: ignore[attr-defined]
         raise DatasetError(f"{path}: cannot read video ({e})") from None
+    if not count:
+        raise DatasetError(f"{path}: no video frames to decode")
 
 
 class VideoWriter:

@@ -205,12 +205,10 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.log_file: Path | None = None
-        notes: list[str] = []
+        # refuses a folder holding another run (unless overwrite), removes stale temp files
+        notes = self._on_main(lambda: prepare_run_folder(self.out, resume, overwrite)) or []
         if self.dist.is_main:
-            # refuses a folder holding another run (unless overwrite), removes stale temp files
-            notes = prepare_run_folder(self.out, resume, overwrite)
             self.log_file = self.out / "train.log"
-        barrier()
         if resume and not (self.out / "last.pt").is_file():
             raise TrainingError(f"--resume: no checkpoint {self.out / 'last.pt'} to resume from")
         self.run = run_info(command, self.device, self.dist.world_size)
@@ -232,10 +230,9 @@ class Trainer:
         self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
                                       **{**opts, **d.val_options}) if d.val_split else None)
         # every file the run will read, once, before the first epoch (cached in the run folder)
-        if self.dist.is_main:
-            preflight({d.train_split: self.train_set, **({d.val_split: self.val_set} if d.val_split else {})},
-                      cache_dir=self.out, progress=progress)
-        barrier()
+        self._on_main(lambda: preflight({d.train_split: self.train_set, **({d.val_split: self.val_set}
+                                                                            if d.val_split else {})},
+                                        cache_dir=self.out, progress=progress))
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
@@ -257,7 +254,7 @@ class Trainer:
         self.epoch, self.step_in_epoch = 0, 0
         self.samples_in_epoch = 0                       # this process's samples of the current epoch
         self.epoch_loss_sum, self.epoch_images = 0.0, 0  # the current epoch's partial sums (all processes)
-        self.pending: dict[str, Any] | None = None      # an epoch record whose validation is still to run
+        self.pending: dict[str, Any] | None = None      # a finished epoch not yet validated/logged
         self.best = -math.inf
         self.last_good: str | None = None               # the last finite checkpoint saved or loaded
         self.last_report: dict[str, Any] = {}
@@ -279,6 +276,23 @@ class Trainer:
         self.writer = self._tensorboard()
 
     # -- construction helpers ----------------------------------------------------------------
+    def _on_main(self, work: Callable[[], Any]) -> Any:
+        """Run `work` on rank 0 only; if it fails there, every process stops (instead of the
+        others waiting for rank 0 forever), rank 0 with the error itself."""
+        result, error = None, None
+        if self.dist.is_main:
+            try:
+                result = work()
+            except Exception as e:  # noqa: BLE001 - re-raised below, after telling the others
+                error = e
+        if self.dist.enabled:
+            failed = all_reduce_sum_(torch.tensor([float(error is not None)], device=self.device))
+            if error is None and failed[0] > 0:
+                raise TrainingError("process 0 stopped before training (its error is on its console)")
+        if error is not None:
+            raise error
+        return result
+
     def _class_weights(self) -> torch.Tensor | None:
         from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
 
@@ -451,9 +465,10 @@ class Trainer:
         if bad:
             where = (f"the last good checkpoint is {self.last_good}" if self.last_good
                      else "no checkpoint has been saved yet")
-            raise TrainingError(f"the weights became non-finite ({bad[0]}) by epoch {self.epoch}, step "
-                                f"{self.step_in_epoch}: {path} not written; {where} (try a lower optim.lr, "
-                                "or train.amp=off)")
+            when = (f"epoch {self.epoch + 1}, step {self.step_in_epoch}" if self.step_in_epoch
+                    else f"the end of epoch {self.epoch}")
+            raise TrainingError(f"the weights became non-finite ({bad[0]}) at {when}: {path} not written; "
+                                f"{where} (try a lower optim.lr, or train.amp=off)")
         if self.dist.is_main:
             save_checkpoint(state, path)
         if name == "last.pt":
@@ -504,7 +519,11 @@ class Trainer:
         except TrainingInterrupted:
             raise
         except Exception as e:
-            self._log_file_only(f"stopped: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            try:
+                self._log_file_only(f"stopped: {type(e).__name__}: {first}")
+            except OSError:  # the disk that failed may refuse the log line too: the error matters more
+                pass
             raise
         finally:
             if self.writer is not None:
@@ -622,8 +641,8 @@ class Trainer:
         sums = all_reduce_sum_(torch.tensor([self.epoch_loss_sum, float(self.epoch_images), float(n_images)],
                                             dtype=torch.float64, device=self.device))
         elapsed = time.perf_counter() - t0
-        out = {"train_loss": float(sums[0] / max(sums[1], 1)), "lr": self.optimizer.param_groups[0]["lr"],
-               "images_per_s": round(float(sums[2]) / max(elapsed, 1e-9), 2)}
+        out = {"train_loss": float(sums[0] / max(sums[1], 1)), "images": int(sums[1]),
+               "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": round(float(sums[2]) / max(elapsed, 1e-9), 2)}
         weights = getattr(self.criterion, "last_dynamic_weights", None)
         if weights is not None:
             out["dynamic_weights"] = [round(float(w), 5) for w in torch.as_tensor(weights).flatten()]

@@ -145,23 +145,29 @@ def test_resume_refuses_changes_it_cannot_honour(tmp_path, one_epoch, override, 
     (("optim.milestones=[1]",), 1e-4, 1e-3),           # the milestone is behind: decayed at once
     (("optim.lr=2e-3", "optim.milestones=[1, 5]", "optim.gamma=0.5"), 1e-3, 2e-3),
 ])
-def test_resume_applies_optimiser_changes_and_config_yaml_says_so(tmp_path, one_epoch, overrides, lr, base):
+def test_resume_applies_optimiser_changes(one_epoch, overrides, lr, base):
+    t = Trainer(tiny("train.epochs=2", *overrides), one_epoch, resume=True, progress=False)
+    t.close()
+    assert [g["lr"] for g in t.optimizer.param_groups] == pytest.approx([lr, lr], rel=1e-12)
+    assert t.scheduler.base_lrs == [base, base]
+
+
+def test_resume_with_a_new_lr_trains_with_it_logs_it_and_config_yaml_says_so(tmp_path, one_epoch):
     import shutil
+
+    from iaseg.engine.config import load_config
 
     run = tmp_path / "run"
     shutil.copytree(one_epoch, run)
-    t = Trainer(tiny("train.epochs=2", *overrides), run, resume=True, progress=False)
-    assert [g["lr"] for g in t.optimizer.param_groups] == pytest.approx([lr, lr], rel=1e-12)
-    assert t.scheduler.base_lrs == [base, base]
-    t.fit()
-    t.close()
-    assert _records(run)[-1]["lr"] == pytest.approx(lr, rel=1e-12)
-    from iaseg.engine.config import load_config
+    fit(tiny("train.epochs=2", "optim.lr=5e-4"), run, resume=True)
+    assert [r["lr"] for r in _records(run)] == [1e-3, 5e-4]
     saved = load_config(run / "config.yaml")
-    assert saved.optim.lr == base and saved.train.epochs == 2
+    assert saved.optim.lr == 5e-4 and saved.train.epochs == 2
     log = (run / "train.log").read_text()
     assert "resume: train.epochs 1 -> 2 (applied from here on)" in log
-    assert f"resume: optim.{overrides[0].split('.')[1].split('=')[0]}" in log
+    assert "resume: optim.lr 0.001 -> 0.0005 (applied from here on)" in log
+    changes = json.loads((run / "run.json").read_text())["sessions"][-1]["changes"]
+    assert {"key": "optim.lr", "old": 1e-3, "new": 5e-4} in changes
 
 
 def test_resume_warns_about_another_thread_count(tmp_path, one_epoch, capsys):

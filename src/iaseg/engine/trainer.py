@@ -510,7 +510,9 @@ class Trainer:
                     self.epoch += 1
                     self.step_in_epoch = self.samples_in_epoch = 0
                     self.epoch_loss_sum, self.epoch_images = 0.0, 0
-                    self.scheduler.step()
+                    with warnings.catch_warnings():  # a resume after an epoch's last step made no optimiser step
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                        self.scheduler.step()
                     record: dict[str, Any] = {"epoch": self.epoch, **stats,
                                               "time_s": round(time.perf_counter() - t0, 3)}
                     validate_now = self.val_set is not None and (self.epoch % cfg.val_every == 0

@@ -47,9 +47,10 @@ def test_overwrite_deletes_the_runs_files_only(tmp_path):
 
 def test_a_start_that_saved_nothing_is_started_again(tmp_path):
     out = tmp_path / "run"
-    _make(out, ["config.yaml", "run.json", "train.log", "tb/", "class_stats.json", "preflight.json"])
+    _make(out, ["config.yaml", "run.json", "train.log", "tb/", "class_stats.json", "preflight.json", "console.log"])
     assert prepare_run_folder(out, resume=False) == []
-    assert sorted(p.name for p in out.iterdir()) == ["class_stats.json", "preflight.json"]  # caches stay
+    # caches stay, and so does the console log of `iaseg sweep`, which starts `iaseg train` in the folder
+    assert sorted(p.name for p in out.iterdir()) == ["class_stats.json", "console.log", "preflight.json"]
 
 
 def test_resume_keeps_everything_but_stale_temp_files(tmp_path):

@@ -23,7 +23,9 @@ from iaseg.io import remove_stale_temp_files, write_error
 
 # written before the first checkpoint; a folder with only these is a start that saved nothing
 START_FILES = frozenset({"config.yaml", "run.json", "train.log", "tb"})
-CACHES = frozenset({"class_stats.json", "preflight.json"})      # kept: they are keyed on their inputs
+# kept by a fresh start: caches keyed on their inputs, and the console log `iaseg sweep` writes
+# around its `iaseg train` child before the child starts
+KEPT = frozenset({"class_stats.json", "preflight.json", "console.log"})
 RESULTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")  # and epoch_N.pt
 
 
@@ -58,7 +60,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool = False) -> list
         return notes
     entries = sorted(p.name for p in out.iterdir())
     results = [n for n in entries if is_result(n)]
-    foreign = [n for n in entries if not is_result(n) and n not in START_FILES and n not in CACHES]
+    foreign = [n for n in entries if not is_result(n) and n not in START_FILES and n not in KEPT]
     if (results or foreign) and not overwrite:
         shown = ", ".join((results or foreign)[:4]) + (", ..." if len(results or foreign) > 4 else "")
         what = "another run" if results else "other files"

@@ -21,9 +21,9 @@ import signal
 import sys
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from collections import Counter
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -511,7 +511,7 @@ class Trainer:
                     self.step_in_epoch = self.samples_in_epoch = 0
                     self.epoch_loss_sum, self.epoch_images = 0.0, 0
                     with warnings.catch_warnings():  # a resume after an epoch's last step made no optimiser step
-                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()`")
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
                         self.scheduler.step()
                     record: dict[str, Any] = {"epoch": self.epoch, **stats,
                                               "time_s": round(time.perf_counter() - t0, 3)}

@@ -28,19 +28,19 @@ def camvid_run(tmp_path, *overrides):
 BREAKS = {
     "truncated val image": (lambda r: truncate(r / "val/f01.png"),
                             "{r}/val/f01.png: unreadable or truncated image (Truncated File Read) "
-                            "(pre-flight check of the val split)"),
+                            "(pre-flight check of the validation data)"),
     "label values": (lambda r: write_label(r / "valannot/f02.png", h=32, w=32, values=(0, 77)),
                      "{r}/valannot/f02.png: label values [77] are neither classes nor void (allowed: 0..10 and "
-                     "void 11 for camvid) (pre-flight check of the val split)"),
+                     "void 11 for camvid) (pre-flight check of the validation data)"),
     "label size": (lambda r: write_label(r / "trainannot/f03.png", h=16, w=32),
                    "{r}/trainannot/f03.png: label size 32x16 differs from image f03.png size 32x32 (WxH) "
-                   "(pre-flight check of the train split)"),
+                   "(pre-flight check of the training data)"),
     "two problems": (lambda r: (truncate(r / "train/f00.png"), truncate(r / "train/f05.png")),
                      "{r}/train/f00.png: unreadable or truncated image (Truncated File Read) (pre-flight check "
-                     "of the train split and 1 more problem(s): run `iaseg data check`)"),
+                     "of the training data and 1 more problem(s): run `iaseg data check`)"),
     "16-bit image": (lambda r: write_image(r / "val/f03.png", 32, 32, mode="I;16"),
                      "{r}/val/f03.png: image mode 'I;16' is not RGB and cannot be converted safely (16-bit/float?); "
-                     "save it as 8-bit RGB (pre-flight check of the val split)"),
+                     "save it as 8-bit RGB (pre-flight check of the validation data)"),
 }
 
 
@@ -58,6 +58,7 @@ def test_a_bad_file_stops_the_run_before_the_first_epoch(tmp_path, name):
 def test_the_check_is_cached_on_paths_sizes_and_times(tmp_path, monkeypatch):
     root, _ = camvid_run(tmp_path)
     sets = {s: build_dataset("camvid", root, s, size=(32, 32)) for s in ("train", "val")}
+    sets["none"] = None
     assert pf.preflight(sets, tmp_path) == 16
     assert len(json.loads((tmp_path / "preflight.json").read_text())["checked"]) == 2
     calls = []

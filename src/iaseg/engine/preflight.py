@@ -81,8 +81,8 @@ def check_pair(dataset: Any, index: int) -> None:
 
 
 def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, progress: bool = False) -> int:
-    """Check every pair of each named dataset (split name -> dataset; datasets without files,
-    like the synthetic one, are skipped). Raises DatasetError with the first problem (and how
+    """Check every pair of each named dataset ('training data' -> dataset, ...; None and datasets
+    without files, like the synthetic one, are skipped). Raises DatasetError with the first problem (and how
     many more there are); returns the number of pairs read (0 when the cache says all is known
     good)."""
     cache = Path(cache_dir) / CACHE_NAME if cache_dir is not None else None
@@ -106,7 +106,7 @@ def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, pro
             from tqdm.auto import tqdm
             import sys
 
-            indices = tqdm(indices, desc=f"checking {split}", unit="img", leave=False, file=sys.stderr)
+            indices = tqdm(indices, desc=f"checking the {split}", unit="img", leave=False, file=sys.stderr)
         for i in indices:
             try:
                 check_pair(dataset, i)
@@ -115,7 +115,7 @@ def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, pro
         read += len(dataset.pairs)
         if problems:
             more = f" and {len(problems) - 1} more problem(s): run `iaseg data check`" if len(problems) > 1 else ""
-            raise DatasetError(f"{problems[0]} (pre-flight check of the {split} split{more})")
+            raise DatasetError(f"{problems[0]} (pre-flight check of the {split}{more})")
         checked.append(key)
     if cache is not None and read:
         atomic_write_text(cache, json.dumps({"checked": sorted(set(checked) | known)}, indent=1) + "\n")

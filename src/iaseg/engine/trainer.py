@@ -230,8 +230,8 @@ class Trainer:
         self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
                                       **{**opts, **d.val_options}) if d.val_split else None)
         # every file the run will read, once, before the first epoch (cached in the run folder)
-        self._on_main(lambda: preflight({d.train_split: self.train_set, **({d.val_split: self.val_set}
-                                                                            if d.val_split else {})},
+        # (by role: the val split may be the train split with other options, e.g. leave-one-sequence-out)
+        self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
                                         cache_dir=self.out, progress=progress))
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes

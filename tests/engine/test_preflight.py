@@ -122,3 +122,19 @@ def test_evaluate_meets_a_truncated_image_in_one_line(tmp_path, capsys, workers)
                  "--no-progress", "--workers", workers]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"iaseg evaluate: error: {root}/val/f02.png: unreadable or truncated")
+
+
+def test_a_val_split_that_is_the_train_split_with_other_options_is_checked_too(tmp_path):
+    """Leave-one-sequence-out: val_split 'train' with val_options selecting one sequence; both
+    selections are checked (keyed by split name, the val selection would hide the training one)."""
+    root = tmp_path / "camvid"
+    camvid_tree(root, "train", names=("0001TP_00010", "0001TP_00020", "0006R0_00030", "0006R0_00040"), h=32, w=32)
+    truncate(root / "train/0001TP_00020.png")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model: {{name: erfpspnet}}\ndata: {{dataset: camvid, root: '{root}', size: [32, 32], "
+                   "val_split: train, options: {exclude_sequences: [0006R0]}, "
+                   "val_options: {sequences: [0006R0], exclude_sequences: []}}\nloss: {name: ce}\n")
+    with pytest.raises(DatasetError) as info:
+        Trainer(load_config(cfg), tmp_path / "run", progress=False)
+    assert str(info.value) == (f"{root}/train/0001TP_00020.png: unreadable or truncated image (Truncated File Read) "
+                               "(pre-flight check of the training data)")

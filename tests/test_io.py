@@ -1,10 +1,14 @@
 """Atomic writes: the whole new file or the old one, usual permissions, no temp files left."""
+import errno
 import os
 import stat
 
 import pytest
 
-from iaseg.io import atomic_write, atomic_write_bytes, atomic_write_text
+from iaseg.io import (WriteError, append_text, atomic_write, atomic_write_bytes, atomic_write_text,
+                      remove_stale_temp_files)
+
+from tests.helpers.faults import FailingWrites
 
 
 def test_writes_bytes_and_text_with_usual_permissions(tmp_path):
@@ -29,3 +33,73 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
         atomic_write(path, half_then_fail)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# disk faults: one line naming the path, the old file intact, no temp file left
+
+def _raiser(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    return fail
+
+
+@pytest.mark.parametrize("where, code, reason", [
+    ("write", errno.ENOSPC, "No space left on device (ENOSPC)"),
+    ("write", errno.EFBIG, "File too large (EFBIG)"),
+    ("iaseg.io.mkstemp", errno.EROFS, "Read-only file system (EROFS)"),
+    ("iaseg.io.mkstemp", errno.EACCES, "Permission denied (EACCES)"),
+    ("os.fsync", errno.EIO, "Input/output error (EIO)"),
+    ("os.replace", errno.EROFS, "Read-only file system (EROFS)"),
+])
+def test_disk_faults_end_in_one_line_naming_the_path(tmp_path, monkeypatch, where, code, reason):
+    path = atomic_write_bytes(tmp_path / "x.bin", b"old")
+    if where == "write":
+        FailingWrites(monkeypatch, nth=1, errno=code)
+    elif where.startswith("os."):
+        monkeypatch.setattr(os, where[3:], _raiser(code))
+    else:
+        monkeypatch.setattr(where, _raiser(code))
+    with pytest.raises(WriteError) as info:
+        atomic_write_bytes(path, b"new contents " * 1000)
+    monkeypatch.undo()
+    assert str(info.value) == f"cannot write {path}: {reason}"
+    assert isinstance(info.value, OSError) and info.value.errno == code
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_the_nth_write_fails_and_earlier_files_stay_whole(tmp_path, monkeypatch):
+    faults = FailingWrites(monkeypatch, nth=3)
+    atomic_write_bytes(tmp_path / "a", b"1")
+    atomic_write_text(tmp_path / "b", "2")
+    with pytest.raises(WriteError, match=r"^cannot write .*c: No space left on device \(ENOSPC\)$"):
+        atomic_write_bytes(tmp_path / "c", b"3" * 100)
+    assert faults.writes == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_folder_in_the_way_or_a_file_as_parent(tmp_path):
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(WriteError, match=r"^cannot write .*dir: it is a folder \(EISDIR\)$"):
+        atomic_write_bytes(tmp_path / "dir", b"x")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(WriteError, match=r"^cannot write .*file/y: .*\((EEXIST|ENOTDIR)\)$"):
+        atomic_write_bytes(tmp_path / "file" / "y", b"x")
+
+
+def test_append_text_cuts_a_failed_line_back(tmp_path, monkeypatch):
+    path = append_text(tmp_path / "log", "one\n")
+    append_text(path, "two\n")
+    FailingWrites(monkeypatch, nth=1)
+    with pytest.raises(WriteError, match=r"^cannot write .*log: No space left on device \(ENOSPC\)$"):
+        append_text(path, "three\n")
+    assert path.read_text() == "one\ntwo\n"
+
+
+def test_stale_temp_files_are_removed(tmp_path):
+    for name in (".last.pt.abcd1234.tmp", ".metrics.jsonl.x_y9ZZ12.tmp", "keep.tmp", ".hidden", "last.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    removed = remove_stale_temp_files(tmp_path)
+    assert [p.name for p in removed] == [".last.pt.abcd1234.tmp", ".metrics.jsonl.x_y9ZZ12.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "keep.tmp", "last.pt"]

@@ -48,3 +48,83 @@ def test_ddp_two_gloo_processes_agree_with_single_process_evaluation(tmp_path):
     for metric in ("precision", "recall", "iou"):
         a, b = last[-1]["val"]["mean"][metric], single["mean"][metric]
         assert a == pytest.approx(b, abs=2e-3)
+
+
+def _setup(tmp_path, case):
+    """(argv tail, expected stderr line) of one bad-input case; {out}/{cfg} filled in."""
+    out, cfg = tmp_path / "run", tmp_path / "exp.yaml"
+    if case == "out is a file":
+        out.write_text("x")
+    elif case in ("another run", "resume and overwrite"):
+        out.mkdir()
+        (out / "last.pt").write_bytes(b"x")
+    elif case == "empty config":
+        cfg.write_text("")
+    elif case == "no data section":
+        cfg.write_text("model: {name: erfpspnet}\ntrain: {epochs: 1}\n")
+    return out, cfg
+
+
+BAD_TRAIN = [
+    ("out is a file", ["--config", "tiny_synthetic"], "--out {out}: is a file, not a run folder"),
+    ("another run", ["--config", "tiny_synthetic"],
+     "--out {out} holds another run (last.pt): continue it with --resume, or start afresh with --overwrite "
+     "(deletes its checkpoints and logs), or pick an empty folder"),
+    ("resume and overwrite", ["--config", "tiny_synthetic", "--resume", "--overwrite"],
+     "--resume continues the run in --out, --overwrite deletes it: give one of them"),
+    ("empty config", ["--config", "{cfg}"],
+     "{cfg}: empty config (a config names at least its model and data sections)"),
+    ("no data section", ["--config", "{cfg}"],
+     "{cfg}: no data section (a config names at least its model and data sections)"),
+]
+
+
+@pytest.mark.parametrize("case, args, message", BAD_TRAIN, ids=[c[0] for c in BAD_TRAIN])
+def test_bad_train_inputs_end_in_one_line(tmp_path, capsys, case, args, message):
+    out, cfg = _setup(tmp_path, case)
+    argv = ["train", *[a.format(cfg=cfg) for a in args], "--out", str(out), "--no-progress",
+            "--set", "train.tensorboard=false"]
+    assert cli(argv) == 2
+    assert capsys.readouterr().err == f"iaseg train: error: {message.format(out=out, cfg=cfg)}\n"
+
+
+def test_a_full_disk_at_the_start_ends_in_one_line_and_leaves_no_temp_file(tmp_path, capsys, monkeypatch):
+    from tests.helpers.faults import FailingWrites
+
+    out = tmp_path / "run"
+    FailingWrites(monkeypatch, nth=1)
+    assert cli(["train", "--config", "tiny_synthetic", "--out", str(out), "--no-progress",
+                "--set", "train.tensorboard=false"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"iaseg train: error: cannot write {out}/") and err.endswith(
+        ": No space left on device (ENOSPC)\n")
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_describes_itself(tiny_run):
+    """run.json, train.log, config.yaml's header, timestamps in metrics.jsonl, run info in checkpoints."""
+    import platform
+
+    import torch
+    import yaml
+
+    sessions = json.loads((tiny_run / "run.json").read_text())["sessions"]
+    assert len(sessions) == 1
+    info = sessions[0]
+    assert info["torch"] == str(torch.__version__) and info["python"] == platform.python_version()
+    assert {"iaseg", "git_commit", "git_dirty", "command", "threads", "started", "host"} <= info.keys()
+    assert info["resumed_from"] is None and info["changes"] == []
+    header = [line for line in (tiny_run / "config.yaml").read_text().splitlines() if line.startswith("#")]
+    assert header[0].startswith(f"# started {info['started']} on ") and f"torch {torch.__version__}" in header[1]
+    assert f"{info['threads']} threads" in header[2]
+    assert yaml.safe_load((tiny_run / "config.yaml").read_text())["train"]["epochs"] == 2
+    log = (tiny_run / "train.log").read_text().splitlines()
+    assert "training erfpspnet on synthetic (8 images)" in log[0]
+    epoch_lines = [line for line in log if "  epoch " in line]
+    assert len(epoch_lines) == 2 and "| run ETA " in epoch_lines[0] and "run ETA" not in epoch_lines[1]
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["time"].endswith("Z") and r["time"][:4].isdigit() for r in records)
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    assert ckpt["run"]["started"] == info["started"] and ckpt["run"]["threads"] == info["threads"]
+    assert ckpt["pending_record"] is None and ckpt["samples_in_epoch"] == 0

@@ -72,3 +72,24 @@ def test_worker_errors_keep_the_one_line_message(tmp_path):
     assert "\n" not in message and message.startswith(str(root / "train/b.png") + ": unreadable or truncated image")
     camvid_tree(root)                                   # repaired: the same (persistent) loader works again
     assert [p for b in loader for p in b["path"]] == [str(root / f"train/{n}.png") for n in "abc"]
+
+
+def test_seeded_items_draw_from_seed_epoch_and_index_only():
+    """Augmented items are the same whatever the worker count and the order they are asked
+    for, and building them leaves the caller's RNG alone."""
+    from iaseg.data.augment import sample_seed
+    from iaseg.data.loader import SeededItems
+
+    ds = build_dataset("synthetic", None, "train", size=(32, 32), length=6, augment=True)
+    view = SeededItems(ds, seed=3, epoch=1)
+    state = torch.get_rng_state()
+    items = [view[i] for i in (5, 0, 3)]
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(sample_seed(3, 1, 0))
+    direct = ds[0]
+    assert torch.equal(items[1]["image"], direct["image"]) and torch.equal(items[1]["label"], direct["label"])
+    assert not torch.equal(SeededItems(ds, 3, 2)[0]["image"], items[1]["image"])   # another epoch, other draws
+    batches = {w: [b["image"] for b in build_loader(view, batch_size=2, num_workers=w)] for w in (0, 2)}
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[2]))
+    assert torch.equal(batches[0][2][1], items[0]["image"]) and view.description is ds.description
+    assert len({sample_seed(0, e, i) for e in range(3) for i in range(100)}) == 300

@@ -46,13 +46,16 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(f)
 
 
+MINIMAL = "model: {name: erfpspnet}\ndata: {dataset: synthetic}\n"
+
+
 @pytest.mark.parametrize("text,match", [
-    ("train:\n  epochs: three\n", "train.epochs: expected an integer"),
-    ("train:\n  amp: fp8\n", "train.amp must be one of"),
-    ("data:\n  size: [360, 100]\n", "data.size must be"),
-    ("loss:\n  name: dice\n", "loss.name must be one of"),
-    ("model:\n  name: bierfpspnet\n", "needs data.spatial_size"),
-    ("train:\n  channels_last: 1\n", "expected true/false"),
+    (MINIMAL + "train:\n  epochs: three\n", "train.epochs: expected an integer"),
+    (MINIMAL + "train:\n  amp: fp8\n", "train.amp must be one of"),
+    ("model: {}\ndata:\n  size: [360, 100]\n", "data.size must be"),
+    (MINIMAL + "loss:\n  name: dice\n", "loss.name must be one of"),
+    ("model:\n  name: bierfpspnet\ndata: {dataset: synthetic}\n", "needs data.spatial_size"),
+    (MINIMAL + "train:\n  channels_last: 1\n", "expected true/false"),
     ("[1, 2]\n", "must be a mapping"),
     ("train: [\n", "not valid YAML"),
 ])
@@ -61,6 +64,22 @@ def test_bad_values(tmp_path, text, match):
     f.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(f)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty config (a config names at least its model and data sections)"),
+    ("# only a comment\n", "empty config (a config names at least its model and data sections)"),
+    ("train: {epochs: 3}\n", "no model and no data section (a config names at least its model and data sections)"),
+    ("model: {name: erfpspnet}\n", "no data section (a config names at least its model and data sections)"),
+    ("data: {dataset: synthetic}\nmodel:\n", "no model section (a config names at least its model and data sections)"),
+    ("model: {name: erfpspnet}\ndata: {}\n", "no data section (a config names at least its model and data sections)"),
+])
+def test_a_config_must_name_its_model_and_data(tmp_path, text, message):
+    f = tmp_path / "exp.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert str(info.value) == f"{f}: {message}"
 
 
 def test_overrides():

@@ -40,33 +40,159 @@ def test_cli_run_writes_logs_checkpoints_and_events(tiny_run):
     assert list((tiny_run / "tb").glob("events.out.tfevents.*"))
 
 
-def test_resume_is_bit_exact(tmp_path):
-    full = fit(tiny(), tmp_path / "full")
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """An uninterrupted tiny run (2 epochs of 2 steps), keeping epoch_N.pt, for the resume tests."""
+    out = tmp_path_factory.mktemp("full")
+    fit(tiny("train.save_every=1"), out)
+    return out
+
+
+def test_resume_is_bit_exact(tmp_path, full_run):
     fit(tiny("train.epochs=1"), tmp_path / "split")
     resumed = fit(tiny(), tmp_path / "split", resume=True)
     assert resumed.epoch == 2
-    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    a, b = load_checkpoint(full_run / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
     assert states_equal(a["model"], b["model"])
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for k in a["optimizer"]["state"]:
         assert states_equal(a["optimizer"]["state"][k], b["optimizer"]["state"][k])
-    assert full.best == resumed.best
+    assert a["best_metric"] == resumed.best
+    # train.save_every=1 kept every epoch: epoch_1.pt is the state the split run stopped at
+    first = load_checkpoint(full_run / "epoch_1.pt")
+    assert first["epoch"] == 1 and load_checkpoint(full_run / "epoch_2.pt")["epoch"] == 2
+    split_first = torch.load(tmp_path / "split" / "last.pt", weights_only=True)  # now epoch 2
+    assert split_first["epoch"] == 2 and not (tmp_path / "split" / "epoch_1.pt").exists()
 
 
-def test_interrupt_mid_epoch_then_resume_is_bit_exact(tmp_path):
-    fit(tiny(), tmp_path / "full")
+def _records(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
+
+def _interrupt_at(epoch_at, step_at):
     def interrupt(trainer, epoch, step):  # a real SIGINT, as Ctrl-C sends
-        if epoch == 0 and step == 1:
+        if epoch == epoch_at and step == step_at:
             os.kill(os.getpid(), signal.SIGINT)
+    return interrupt
 
+
+@pytest.mark.parametrize("step", [1, 2])   # the middle, and after the last step of the epoch
+def test_interrupt_mid_epoch_then_resume_is_bit_exact(tmp_path, full_run, step):
     with pytest.raises(TrainingInterrupted):
-        fit(tiny(), tmp_path / "cut", after_step=interrupt)
+        fit(tiny(), tmp_path / "cut", after_step=_interrupt_at(0, step))
     saved = load_checkpoint(tmp_path / "cut" / "last.pt")
-    assert saved["epoch"] == 0 and saved["step_in_epoch"] == 1
-    fit(tiny(), tmp_path / "cut", resume=True)
-    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert saved["epoch"] == 0 and saved["step_in_epoch"] == step and saved["samples_in_epoch"] == 4 * step
+    resumed = fit(tiny(), tmp_path / "cut", resume=True)
+    a, b = load_checkpoint(full_run / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
     assert states_equal(a["model"], b["model"])
+    # the resumed epoch's loss covers the whole epoch: the same number as the uninterrupted run's
+    full, cut = _records(full_run), _records(tmp_path / "cut")
+    assert [r["train_loss"] for r in cut] == [r["train_loss"] for r in full]
+    assert [r["images"] for r in cut] == [8, 8]
+    assert resumed.resumed_from == {"epoch": 0, "step": step, "checkpoint": str(tmp_path / "cut" / "last.pt")}
+    assert f"resumed from epoch 0, step {step} ({tmp_path / 'cut' / 'last.pt'})" in (tmp_path / "cut" / "train.log").read_text()
+
+
+def test_augmented_resume_with_loader_workers_is_exact(tmp_path):
+    """Augmentation draws depend on (seed, epoch, sample) only: 0 workers uninterrupted and 2
+    workers interrupted mid-epoch give the same weights and the same logged loss."""
+    opts = ("data.augment=true", "train.epochs=1", "data.options.length=6", "train.batch_size=2")
+    fit(tiny(*opts, "data.num_workers=0"), tmp_path / "w0")
+    with pytest.raises(TrainingInterrupted):
+        fit(tiny(*opts, "data.num_workers=2"), tmp_path / "w2", after_step=_interrupt_at(0, 1))
+    fit(tiny(*opts, "data.num_workers=2"), tmp_path / "w2", resume=True)
+    a, b = load_checkpoint(tmp_path / "w0" / "last.pt"), load_checkpoint(tmp_path / "w2" / "last.pt")
+    assert states_equal(a["model"], b["model"])
+    assert _records(tmp_path / "w0")[0]["train_loss"] == _records(tmp_path / "w2")[0]["train_loss"]
+
+
+def test_resume_with_another_batch_size_goes_on_at_the_right_sample(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        fit(tiny("train.epochs=1"), tmp_path / "run", after_step=_interrupt_at(0, 1))   # 4 of 8 samples
+    seen = []
+    t = Trainer(tiny("train.epochs=1", "train.batch_size=3"), tmp_path / "run", resume=True, progress=False,
+                after_step=lambda tr, e, s: seen.append((s, tr.samples_in_epoch)))
+    t.fit()
+    t.close()
+    assert seen == [(2, 7), (3, 8)]   # the 4 samples left, in batches of 3 and 1
+    assert _records(tmp_path / "run")[0]["images"] == 8
+    assert ("resume: train.batch_size 4 -> 3 (applied from here on: the epoch goes on at sample 4 of each process)"
+            in (tmp_path / "run" / "train.log").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    fit(tiny("train.epochs=1"), out)
+    return out
+
+
+@pytest.mark.parametrize("override, key, old, new", [
+    ("loss.name=ce", "loss.name", "'ial'", "'ce'"),
+    ("train.seed=1", "train.seed", "0", "1"),
+    ("data.size=[32, 32]", "data.size", "[64, 64]", "[32, 32]"),
+    ("optim.decay_scope=authors", "optim.decay_scope", "'conv_kernels'", "'authors'"),
+])
+def test_resume_refuses_changes_it_cannot_honour(tmp_path, one_epoch, override, key, old, new):
+    with pytest.raises(TrainingError) as info:
+        Trainer(tiny(override), one_epoch, resume=True, progress=False)
+    assert str(info.value) == (f"--resume: {key} was {old} in {one_epoch / 'last.pt'}, the config asks for {new}; "
+                               "it cannot change in the middle of a run (keep it, or train into a new folder)")
+
+
+@pytest.mark.parametrize("overrides, lr, base", [
+    (("optim.lr=5e-4",), 5e-4, 5e-4),
+    (("optim.milestones=[1]",), 1e-4, 1e-3),           # the milestone is behind: decayed at once
+    (("optim.lr=2e-3", "optim.milestones=[1, 5]", "optim.gamma=0.5"), 1e-3, 2e-3),
+])
+def test_resume_applies_optimiser_changes(one_epoch, overrides, lr, base):
+    t = Trainer(tiny("train.epochs=2", *overrides), one_epoch, resume=True, progress=False)
+    t.close()
+    assert [g["lr"] for g in t.optimizer.param_groups] == pytest.approx([lr, lr], rel=1e-12)
+    assert t.scheduler.base_lrs == [base, base]
+
+
+def test_resume_with_a_new_lr_trains_with_it_logs_it_and_config_yaml_says_so(tmp_path, one_epoch):
+    import shutil
+
+    from iaseg.engine.config import load_config
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    fit(tiny("train.epochs=2", "optim.lr=5e-4"), run, resume=True)
+    assert [r["lr"] for r in _records(run)] == [1e-3, 5e-4]
+    saved = load_config(run / "config.yaml")
+    assert saved.optim.lr == 5e-4 and saved.train.epochs == 2
+    log = (run / "train.log").read_text()
+    assert "resume: train.epochs 1 -> 2 (applied from here on)" in log
+    assert "resume: optim.lr 0.001 -> 0.0005 (applied from here on)" in log
+    changes = json.loads((run / "run.json").read_text())["sessions"][-1]["changes"]
+    assert {"key": "optim.lr", "old": 1e-3, "new": 5e-4} in changes
+
+
+def test_resume_warns_about_another_thread_count(tmp_path, one_epoch, capsys):
+    before = torch.get_num_threads()
+    saved = load_checkpoint(one_epoch / "last.pt")["run"]["threads"]
+    other = 1 if saved != 1 else 2
+    try:
+        t = Trainer(tiny(f"train.threads={other}"), one_epoch, resume=True, progress=False)
+        t.close()
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err
+    assert (f"warning: {one_epoch / 'last.pt'} was trained with {saved} threads, this resume uses {other}: the "
+            f"weights will differ slightly from an uninterrupted run (set train.threads={saved} to match)") in err
+
+
+def test_no_augmentation_data_order_is_unchanged(tmp_path):
+    """The per-epoch order of samples without augmentation, as main at 5f6fc81 drew it (study
+    runs are compared against it)."""
+    t = Trainer(tiny(), tmp_path / "run", progress=False)
+    order = [[p.rsplit("/", 1)[1] for b in t._loader(t.train_set, True, e) for p in b["path"]] for e in range(3)]
+    t.close()
+    assert order == [["000004", "000000", "000007", "000003", "000002", "000005", "000001", "000006"],
+                     ["000005", "000004", "000002", "000006", "000007", "000003", "000001", "000000"],
+                     ["000000", "000004", "000007", "000002", "000006", "000005", "000001", "000003"]]
 
 
 def test_resume_without_checkpoint_or_with_other_model(tmp_path):
@@ -77,16 +203,80 @@ def test_resume_without_checkpoint_or_with_other_model(tmp_path):
         Trainer(tiny("model.options.bins=[1, 2, 4, 8]"), tmp_path / "r", resume=True, progress=False)
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    fit(tiny("train.epochs=1"), tmp_path / "run")
-    before = load_checkpoint(tmp_path / "run" / "last.pt")
-    trainer = Trainer(tiny("train.epochs=2"), tmp_path / "run", resume=True, progress=False)
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, one_epoch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    before = load_checkpoint(run / "last.pt")
+    trainer = Trainer(tiny("train.epochs=2"), run, resume=True, progress=False)
     trainer.criterion = lambda logits, target: logits.float().sum() * float("nan")
-    with pytest.raises(TrainingError, match="loss became nan.*last good checkpoint"):
+    with pytest.raises(TrainingError) as info:
         trainer.fit()
     trainer.close()
-    after = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert str(info.value) == (f"loss became nan at epoch 2, step 1: training stopped; the last good checkpoint is "
+                               f"{run / 'last.pt'} (epoch 1) (try a lower optim.lr, or train.amp=off)")
+    after = load_checkpoint(run / "last.pt")
     assert after["epoch"] == 1 and states_equal(before["model"], after["model"])
+
+
+def test_nan_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path):
+    trainer = Trainer(tiny("train.epochs=1"), tmp_path / "run", progress=False)
+    trainer.criterion = lambda logits, target: logits.float().sum() * 0 + float("inf")
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    trainer.close()
+    assert str(info.value) == ("loss became inf at epoch 1, step 1: training stopped; no checkpoint has been saved yet "
+                               "(it diverged in the run's first epoch) (try a lower optim.lr, or train.amp=off)")
+    assert not list((tmp_path / "run").glob("*.pt"))
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, one_epoch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+
+    def poison(trainer, epoch, step):  # finite loss, then non-finite weights after the epoch's last step
+        if step == 2:
+            next(trainer.model.parameters()).data.view(-1)[0] = float("nan")
+
+    trainer = Trainer(tiny("train.epochs=2"), run, resume=True, progress=False, after_step=poison)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    trainer.close()
+    message = str(info.value)
+    assert message.startswith("the weights became non-finite (model.") and "at the end of epoch 2: " in message
+    assert message.endswith(f"{run / 'last.pt'} not written; the last good checkpoint is {run / 'last.pt'} (epoch 1) "
+                            "(try a lower optim.lr, or train.amp=off)")
+    after = load_checkpoint(run / "last.pt")
+    assert after["epoch"] == 1 and all(torch.isfinite(v).all() for v in after["model"].values() if v.is_floating_point())
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, one_epoch, monkeypatch):
+    import shutil
+
+    from iaseg.io import WriteError
+    from tests.helpers.faults import FailingWrites
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    before = load_checkpoint(run / "last.pt")
+
+    def disk_full(trainer, epoch, step):   # the next write (epoch 2's last.pt) finds the disk full
+        if step == 2:
+            FailingWrites(monkeypatch, nth=1)
+
+    trainer = Trainer(tiny("train.epochs=2"), run, resume=True, progress=False, after_step=disk_full)
+    with pytest.raises(WriteError) as info:
+        trainer.fit()
+    monkeypatch.undo()
+    trainer.close()
+    assert str(info.value) == f"cannot write {run / 'last.pt'}: No space left on device (ENOSPC)"
+    after = load_checkpoint(run / "last.pt")
+    assert after["epoch"] == 1 and states_equal(before["model"], after["model"])
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert [r["epoch"] for r in _records(run)] == [1]
 
 
 def test_mixed_precision_and_channels_last_run(tmp_path):

@@ -5,7 +5,8 @@ Each sub-command lives in its own module, which defines `add_arguments(parser)` 
 fast and a broken optional dependency breaks only its own command.
 
 Library code raises its own errors (DatasetError, DescriptionError, ConfigError,
-DecisionRuleError, ReportError: all ValueErrors; CheckpointError, TrainingError, DownloadError);
+DecisionRuleError, ReportError: all ValueErrors; CheckpointError, TrainingError, DownloadError,
+WriteError);
 `main` prints any of them, and a command's CLIError, as one line `iaseg CMD: error: ...` and
 exits with status 2.
 """
@@ -61,8 +62,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from iaseg.checkpoint import CheckpointError
     from iaseg.data.download import DownloadError
     from iaseg.engine.trainer import TrainingError
+    from iaseg.io import WriteError
 
-    return (CLIError, ValueError, FileNotFoundError, CheckpointError, DownloadError, TrainingError)
+    return (CLIError, ValueError, FileNotFoundError, CheckpointError, DownloadError, TrainingError, WriteError)
 
 
 def one_line(error: BaseException) -> str:

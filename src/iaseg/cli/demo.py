@@ -34,7 +34,7 @@ def time_one_epoch(cfg: Config, workdir: Path, progress: bool) -> float:
     probe = copy.deepcopy(cfg)
     probe.train.epochs = 1
     probe.train.tensorboard = False
-    trainer = Trainer(probe, workdir, progress=progress)
+    trainer = Trainer(probe, workdir, progress=progress, overwrite=True)  # the demo's own folders
     t0 = time.perf_counter()
     try:
         trainer.fit()
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.train.epochs = epochs
         cfg.optim.milestones = milestones
         print(f"demo: training with {label} ...", flush=True)
-        trainer = Trainer(cfg, out / loss, progress=progress)
+        trainer = Trainer(cfg, out / loss, progress=progress, overwrite=True)
         try:
             reports[loss] = trainer.fit()
         finally:

@@ -112,6 +112,15 @@ class Augment:
         return image, label
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation draws: a function of (seed, epoch, index) alone, so
+    neither the loader's worker count nor an interruption and resume changes them."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(2, np.uint32)
+               .astype(np.uint64) @ np.array([1 << 32, 1], dtype=np.uint64)) & ((1 << 63) - 1)
+
+
 def make_augment(augment: Any, ignore_index: int) -> Callable[[torch.Tensor, torch.Tensor], tuple] | None:
     """The `augment=` option of the datasets: None/False (off), True (defaults), a dict of
     Augment fields, or any callable (image, label) -> (image, label)."""

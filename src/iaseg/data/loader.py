@@ -38,6 +38,31 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class SeededItems(Dataset):
+    """A dataset view whose items are built under their own torch RNG stream, seeded from
+    (seed, epoch, index) (`augment.sample_seed`): random augmentation then draws the same for a
+    sample whatever the worker count, and a run resumed mid-epoch draws what the uninterrupted
+    run drew. The caller's RNG state is left untouched. Attributes are the wrapped dataset's."""
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        from .augment import sample_seed
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+            return self.dataset[index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
 class Loader(DataLoader):
     """A DataLoader that shuts its workers down as soon as an error (e.g. a DatasetError from a
     worker) leaves the loop. Torch otherwise leaves that to the garbage collector, whose shutdown

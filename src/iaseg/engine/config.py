@@ -79,6 +79,7 @@ class TrainConfig:
     log_images: int = 4                  # prediction images written to TensorBoard per validation
     tensorboard: bool = True
     threads: int | None = None           # torch intra-op threads (None: torch default)
+    save_every: int | None = None        # also keep epoch_N.pt every N epochs (None: only last/best)
 
 
 @dataclass
@@ -117,13 +118,32 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"config {str(name_or_path)!r} not found (shipped configs: {', '.join(names)})")
 
 
+# sections a config file must have: without them a typo'd or empty file would train on defaults
+REQUIRED_SECTIONS = ("model", "data")
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """A config file (path or shipped name) with `--set` overrides applied, validated. The file
+    must name its model and data sections."""
     path = resolve_config_path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(f"{path}: not valid YAML ({one_line(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({one_line(e)})") from None
+    if raw is None:
+        raise ConfigError(f"{path}: empty config (a config names at least its {' and '.join(REQUIRED_SECTIONS)} "
+                          "sections)")
     cfg = config_from_dict(raw, source=str(path))
+    missing = [s for s in REQUIRED_SECTIONS if not raw.get(s)]
+    if missing:
+        raise ConfigError(f"{path}: no {' and no '.join(missing)} section (a config names at least its "
+                          f"{' and '.join(REQUIRED_SECTIONS)} sections)")
     for item in overrides or []:
         apply_override(cfg, item)
     validate(cfg, str(path))
@@ -251,6 +271,9 @@ def validate(cfg: Config, source: str) -> None:
     for key in ("epochs", "batch_size", "val_every"):
         if getattr(t, key) < 1:
             raise ConfigError(f"{source}: train.{key} must be >= 1, got {getattr(t, key)}")
+    for key in ("save_every", "threads", "val_batch_size"):
+        if getattr(t, key) is not None and getattr(t, key) < 1:
+            raise ConfigError(f"{source}: train.{key} must be >= 1 (or null), got {getattr(t, key)}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"{source}: optim.lr must be > 0, got {cfg.optim.lr}")
     cw = cfg.loss.class_weights

@@ -1,11 +1,19 @@
 """The training loop: one process or many (torchrun + DDP), exact resume, AMP, logging.
 
-A run folder holds: config.yaml (the resolved config), metrics.jsonl (one line per epoch),
-last.pt (every epoch, and on Ctrl-C/SIGTERM), best.pt (best validation score), class_stats.json
-(cached class frequencies), tb/ (TensorBoard events).
+A run folder holds: config.yaml (the resolved config, with a comment header saying who ran it),
+run.json (versions, git commit, command line, threads, start time of every session), train.log
+(what the console showed), metrics.jsonl (one line per epoch, timestamped), last.pt (every epoch
+before its validation, again after it, and on Ctrl-C/SIGTERM), best.pt (best validation score),
+epoch_N.pt (with train.save_every), class_stats.json and preflight.json (caches), tb/
+(TensorBoard events).
+
+Resume is exact: the data order of an epoch depends only on (seed, epoch), augmentation draws
+only on (seed, epoch, sample index), and a checkpoint stores the RNG state, the samples already
+seen in the epoch and the epoch's partial loss sums.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -13,6 +21,7 @@ import signal
 import sys
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -27,9 +36,11 @@ from iaseg.engine.config import Config
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
+from iaseg.engine.preflight import preflight
+from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
-from iaseg.io import atomic_write_bytes
+from iaseg.io import append_text, atomic_write_text
 from iaseg.metrics.tables import pct
 from iaseg.models import build_model, model_class
 
@@ -104,6 +115,53 @@ def lookup(report: dict[str, Any], dotted: str) -> float:
     return float("nan") if node is None else float(node)
 
 
+# Config keys a resumed run may change: they take effect from the resume point. Anything else
+# (model, data, loss, seed, ...) would make the rest of the run another experiment: refused.
+RESUMABLE = frozenset({
+    "train.epochs", "train.val_every", "train.val_batch_size", "train.device", "train.threads",
+    "train.tensorboard", "train.log_images", "train.batch_size", "train.amp", "train.channels_last",
+    "train.save_every", "data.root", "data.num_workers",
+    "optim.lr", "optim.milestones", "optim.gamma", "optim.betas", "optim.eps", "optim.weight_decay",
+})
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(section.key, old, new) for every key both configs have and that differs."""
+    changes = []
+    for section, values in new.items():
+        before = old.get(section)
+        if not isinstance(values, dict) or not isinstance(before, dict):
+            continue
+        for key, value in values.items():
+            if key in before and before[key] != value:
+                changes.append((f"{section}.{key}", before[key], value))
+    return changes
+
+
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """Names of the float tensors of a (nested) state dict that hold NaN or inf."""
+    bad: list[str] = []
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, torch.Tensor):
+            if node.is_floating_point() and not bool(torch.isfinite(node).all()):
+                bad.append(name)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+
+    walk(state, "")
+    return bad
+
+
+def duration(seconds: float) -> str:
+    """3725 -> '1h02m', 95 -> '1m35s'."""
+    s = int(round(max(seconds, 0)))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s"
+
+
 @contextmanager
 def stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
     """Ctrl-C / SIGTERM set flag['stop'] instead of killing the process mid-write; a second
@@ -137,7 +195,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
-                 after_step: Callable[["Trainer", int, int], None] | None = None) -> None:
+                 after_step: Callable[["Trainer", int, int], None] | None = None, overwrite: bool = False,
+                 command: list[str] | None = None) -> None:
         from iaseg.data import build_dataset
 
         self.cfg, self.out = cfg, Path(out_dir)
@@ -146,11 +205,16 @@ class Trainer:
         self.device = resolve_device(cfg.train.device, self.dist)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        self.log_file: Path | None = None
+        # refuses a folder holding another run (unless overwrite), removes stale temp files
+        notes = self._on_main(lambda: prepare_run_folder(self.out, resume, overwrite)) or []
+        if self.dist.is_main:
+            self.log_file = self.out / "train.log"
         if resume and not (self.out / "last.pt").is_file():
             raise TrainingError(f"--resume: no checkpoint {self.out / 'last.pt'} to resume from")
-        if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        barrier()
+        self.run = run_info(command, self.device, self.dist.world_size)
+        for note in notes:
+            self._log(note)
 
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
@@ -166,6 +230,10 @@ class Trainer:
                                        augment=d.augment, **spatial, **opts)
         self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
                                       **{**opts, **d.val_options}) if d.val_split else None)
+        # every file the run will read, once, before the first epoch (cached in the run folder)
+        # (by role: the val split may be the train split with other options, e.g. leave-one-sequence-out)
+        self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
+                                        cache_dir=self.out, progress=progress))
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
@@ -185,15 +253,23 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
 
         self.epoch, self.step_in_epoch = 0, 0
+        self.samples_in_epoch = 0                       # this process's samples of the current epoch
+        self.epoch_loss_sum, self.epoch_images = 0.0, 0  # the current epoch's partial sums (all processes)
+        self.pending: dict[str, Any] | None = None      # a finished epoch not yet validated/logged
         self.best = -math.inf
+        self.last_good: str | None = None               # the last finite checkpoint saved or loaded
+        self.last_report: dict[str, Any] = {}
+        self.resumed_from: dict[str, Any] | None = None
+        self.changes: list[tuple[str, Any, Any]] = []
+        self._timing = {"train_s": 0.0, "steps": 0, "val_s": 0.0, "vals": 0}  # this session, for the ETA
         self.stop_flag = {"stop": False}  # set by Ctrl-C/SIGTERM or request_stop()
         if resume:
             self._load_state(load_checkpoint(self.out / "last.pt", map_location=self.device))
 
         self.net: nn.Module = self.model
         if self.dist.enabled:
-            # SyncBatchNorm across processes (CUDA only in PyTorch; CPU/gloo processes keep
-            # per-process BatchNorm statistics, like DataParallel)
+            # SyncBatchNorm across processes on CUDA only (PyTorch has no CPU implementation):
+            # CPU/gloo processes keep per-process BatchNorm statistics, like DataParallel
             if self.device.type == "cuda":
                 self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = nn.parallel.DistributedDataParallel(
@@ -201,6 +277,23 @@ class Trainer:
         self.writer = self._tensorboard()
 
     # -- construction helpers ----------------------------------------------------------------
+    def _on_main(self, work: Callable[[], Any]) -> Any:
+        """Run `work` on rank 0 only; if it fails there, every process stops (instead of the
+        others waiting for rank 0 forever), rank 0 with the error itself."""
+        result, error = None, None
+        if self.dist.is_main:
+            try:
+                result = work()
+            except Exception as e:  # noqa: BLE001 - re-raised below, after telling the others
+                error = e
+        if self.dist.enabled:
+            failed = all_reduce_sum_(torch.tensor([float(error is not None)], device=self.device))
+            if error is None and failed[0] > 0:
+                raise TrainingError("process 0 stopped before training (its error is on its console)")
+        if error is not None:
+            raise error
+        return result
+
     def _class_weights(self) -> torch.Tensor | None:
         from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
 
@@ -253,7 +346,9 @@ class Trainer:
         return SummaryWriter(str(self.out / "tb"))
 
     def _loader(self, dataset: Any, train: bool, epoch: int, skip: int = 0) -> DataLoader:
+        """The loader of an epoch; `skip`: samples of this process already trained on."""
         from iaseg.data import build_loader
+        from iaseg.data.loader import SeededItems
 
         batch = self.cfg.train.batch_size if train else (self.cfg.train.val_batch_size or self.cfg.train.batch_size)
         sampler: Sampler[int]
@@ -264,7 +359,9 @@ class Trainer:
                                          shuffle=True, seed=self.cfg.train.seed, drop_last=False)
             sampler.set_epoch(epoch)
             if skip:
-                sampler = SkipSampler(sampler, skip * batch)
+                sampler = SkipSampler(sampler, skip)
+            if getattr(dataset, "augment", None) is not None:  # draws from (seed, epoch, index) only
+                dataset = SeededItems(dataset, self.cfg.train.seed, epoch)
         else:
             # every validation image exactly once across ranks (DistributedSampler would pad)
             sampler = ShardSampler(len(dataset), self.dist.rank, self.dist.world_size)
@@ -281,9 +378,14 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
+            "samples_in_epoch": self.samples_in_epoch,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "epoch_images": self.epoch_images,
+            "pending_record": self.pending,
             "rng": rng_state(),
             "best_metric": self.best,
             "config": self.cfg.to_dict(),
+            "run": {**self.run, "saved": utc_now(), "threads": torch.get_num_threads()},
             "model_name": self.model_name,
             "model_options": dict(self.cfg.model.options),
             "description": self.description.to_dict(),
@@ -295,61 +397,137 @@ class Trainer:
         }
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
-        if ckpt.get("config", {}).get("model") != self.cfg.to_dict()["model"]:
-            raise TrainingError(f"--resume: {self.out / 'last.pt'} was trained with model "
-                                f"{ckpt.get('config', {}).get('model')}, the config asks for {self.cfg.to_dict()['model']}")
+        last = self.out / "last.pt"
+        saved_cfg = ckpt.get("config") or {}
+        if saved_cfg.get("model") != self.cfg.to_dict()["model"]:
+            raise TrainingError(f"--resume: {last} was trained with model "
+                                f"{saved_cfg.get('model')}, the config asks for {self.cfg.to_dict()['model']}")
+        changes = config_changes(saved_cfg, self.cfg.to_dict())
+        refused = [c for c in changes if c[0] not in RESUMABLE]
+        if refused:
+            key, old, new = refused[0]
+            more = f" (and {len(refused) - 1} more: {', '.join(c[0] for c in refused[1:])})" if len(refused) > 1 else ""
+            raise TrainingError(f"--resume: {key} was {old!r} in {last}, the config asks for {new!r}{more}; it "
+                                "cannot change in the middle of a run (keep it, or train into a new folder)")
+        bad = nonfinite_entries(ckpt["model"])
+        if bad:
+            raise TrainingError(f"--resume: {last} holds non-finite weights ({bad[0]}); train afresh with --overwrite")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("scaler") or not self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])   # else: fp16 switched on now, a fresh scaler
         self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0))
+        old_batch = int((saved_cfg.get("train") or {}).get("batch_size", self.cfg.train.batch_size))
+        self.samples_in_epoch = int(ckpt.get("samples_in_epoch", self.step_in_epoch * old_batch))
+        if self.dist.is_main:  # the partial sums are global: one process carries them on
+            self.epoch_loss_sum = float(ckpt.get("epoch_loss_sum", 0.0))
+            self.epoch_images = int(ckpt.get("epoch_images", 0))
+        self.pending = ckpt.get("pending_record")
         self.best = float(ckpt.get("best_metric", -math.inf))
         set_rng_state(ckpt["rng"])
+        self.changes = changes
+        if any(key.startswith("optim.") for key, _, _ in changes):
+            self._apply_optim_config()
+        self.resumed_from = {"epoch": self.epoch, "step": self.step_in_epoch, "checkpoint": str(last)}
+        self.last_good = self._where(last)
+        threads = (ckpt.get("run") or {}).get("threads")
+        if threads and threads != torch.get_num_threads():
+            self._log(f"warning: {last} was trained with {threads} threads, this resume uses "
+                      f"{torch.get_num_threads()}: the weights will differ slightly from an uninterrupted run "
+                      f"(set train.threads={threads} to match)", err=True)
+
+    def _apply_optim_config(self) -> None:
+        """After loading a checkpoint (whose optimiser and scheduler bring their own settings),
+        make the config's optim values the ones in force: the learning rate is the config's
+        base rate decayed by the milestones already passed."""
+        o = self.cfg.optim
+        self.scheduler.milestones = Counter(o.milestones)
+        self.scheduler.gamma = o.gamma
+        self.scheduler.base_lrs = [o.lr for _ in self.optimizer.param_groups]
+        lr = o.lr * o.gamma ** bisect.bisect_right(sorted(o.milestones), self.scheduler.last_epoch)
+        for group, decay in zip(self.optimizer.param_groups, (o.weight_decay, 0.0)):
+            group.update(lr=lr, initial_lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=decay)
+        self.scheduler._last_lr = [lr for _ in self.optimizer.param_groups]
+
+    def _where(self, path: Path) -> str:
+        return f"{path} (epoch {self.epoch}" + (f", step {self.step_in_epoch}" if self.step_in_epoch else "") + ")"
 
     def request_stop(self) -> None:
         """Stop after the current step and save last.pt (what Ctrl-C does)."""
         self.stop_flag["stop"] = True
 
     def save(self, name: str) -> Path:
+        """Write a checkpoint of the current state, never one with non-finite weights (every
+        process checks: the weights are the same on all)."""
         path = self.out / name
+        state = self.state_dict()
+        bad = nonfinite_entries({"model": state["model"], "optimizer": state["optimizer"]["state"]})
+        if bad:
+            where = (f"the last good checkpoint is {self.last_good}" if self.last_good
+                     else "no checkpoint has been saved yet")
+            when = (f"epoch {self.epoch + 1}, step {self.step_in_epoch}" if self.step_in_epoch
+                    else f"the end of epoch {self.epoch}")
+            raise TrainingError(f"the weights became non-finite ({bad[0]}) at {when}: {path} not written; "
+                                f"{where} (try a lower optim.lr, or train.amp=off)")
         if self.dist.is_main:
-            save_checkpoint(self.state_dict(), path)
+            save_checkpoint(state, path)
+        if name == "last.pt":
+            self.last_good = self._where(path)
         return path
 
     # -- training -----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Train until cfg.train.epochs; returns the last validation report (or {})."""
         cfg = self.cfg.train
-        last_report: dict[str, Any] = {}
         if self.dist.is_main:
-            atomic_write_bytes(self.out / "config.yaml", self.cfg.to_yaml().encode())
+            self._write_run_description()
             self._log(f"training {self.model_name} on {self.cfg.data.dataset} ({len(self.train_set)} images) "
                       f"with {self.cfg.loss.name} for {cfg.epochs} epochs on {self.device}"
-                      + (f" x{self.dist.world_size} processes" if self.dist.enabled else ""))
+                      + (f" x{self.dist.world_size} processes" if self.dist.enabled else "")
+                      + f", {torch.get_num_threads()} threads")
+            if self.resumed_from:
+                r = self.resumed_from
+                self._log(f"resumed from epoch {r['epoch']}, step {r['step']} ({r['checkpoint']})")
+                for key, old, new in self.changes:
+                    extra = (f": the epoch goes on at sample {self.samples_in_epoch} of each process"
+                             if key == "train.batch_size" else "")
+                    self._log(f"resume: {key} {old!r} -> {new!r} (applied from here on{extra})")
         flag = self.stop_flag
         try:
             with stop_on_signals(flag):
+                if self.pending is not None:  # stopped after the epoch's checkpoint, before its record
+                    self._end_epoch(dict(self.pending["record"]), time.perf_counter(),
+                                    bool(self.pending["validate"]))
                 while self.epoch < cfg.epochs:
                     t0 = time.perf_counter()
                     stats = self._train_epoch(flag)
-                    if stats is None:  # interrupted
+                    if stats is None:  # interrupted: the partial sums of all processes go into last.pt
+                        sums = all_reduce_sum_(torch.tensor([self.epoch_loss_sum, float(self.epoch_images)],
+                                                            dtype=torch.float64, device=self.device))
+                        self.epoch_loss_sum, self.epoch_images = float(sums[0]), int(sums[1])
                         path = self.save("last.pt")
                         raise TrainingInterrupted(path)
                     self.epoch += 1
-                    self.step_in_epoch = 0
-                    self.scheduler.step()
-                    record: dict[str, Any] = {"epoch": self.epoch, **stats, "lr": stats["lr"]}
-                    if self.val_set is not None and (self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs):
-                        report = self.validate()
-                        last_report = report
-                        record["val"] = _compact(report)
-                        score = lookup(report, cfg.best_metric)
-                        if not math.isnan(score) and score > self.best:
-                            self.best = score
-                            self.save("best.pt")
-                    record["time_s"] = round(time.perf_counter() - t0, 3)
-                    self.save("last.pt")
-                    self._write_record(record)
+                    self.step_in_epoch = self.samples_in_epoch = 0
+                    self.epoch_loss_sum, self.epoch_images = 0.0, 0
+                    with warnings.catch_warnings():  # a resume after an epoch's last step made no optimiser step
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+                        self.scheduler.step()
+                    record: dict[str, Any] = {"epoch": self.epoch, **stats,
+                                              "time_s": round(time.perf_counter() - t0, 3)}
+                    validate_now = self.val_set is not None and (self.epoch % cfg.val_every == 0
+                                                                 or self.epoch == cfg.epochs)
+                    self._end_epoch(record, t0, validate_now)
+        except TrainingInterrupted:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            try:
+                self._log_file_only(f"stopped: {type(e).__name__}: {first}")
+            except OSError:  # the disk that failed may refuse the log line too: the error matters more
+                pass
+            raise
         finally:
             if self.writer is not None:
                 self.writer.flush()
@@ -359,7 +537,49 @@ class Trainer:
         # curves.png. Suspected cause (not reproduced in 8 reruns) of one SIGABRT of rank 1,
         # "terminate called without an active exception", at the end of the 2-process gloo test.
         barrier()
-        return last_report
+        return self.last_report
+
+    def _end_epoch(self, record: dict[str, Any], t0: float, validate_now: bool) -> None:
+        """Save the epoch before validating it, so that a validation that fails (a bad file, a
+        crash) loses nothing: last.pt then holds the epoch's record as pending, and a resume runs
+        the validation and writes the record (replacing a line an earlier try may have left)."""
+        cfg = self.cfg.train
+        self.pending = {"record": dict(record), "validate": validate_now}
+        self.save("last.pt")
+        if validate_now:
+            tv = time.perf_counter()
+            report = self.validate()
+            self.last_report = report
+            record["val"] = _compact(report)
+            val_s = time.perf_counter() - tv
+            self._timing["val_s"] += val_s
+            self._timing["vals"] += 1
+            record["time_s"] = round(float(record.get("time_s", 0.0)) + val_s, 3)
+        record["time"] = utc_now()
+        self._write_record(record)
+        self.pending = None
+        if validate_now:
+            score = lookup(self.last_report, cfg.best_metric)
+            if not math.isnan(score) and score > self.best:
+                self.best = score
+                self.save("best.pt")
+            self.save("last.pt")  # the best score so far, nothing pending
+        if cfg.save_every and self.epoch % cfg.save_every == 0:
+            self.save(f"epoch_{self.epoch}.pt")
+
+    def eta_seconds(self, steps_left_in_epoch: int | None = None) -> float | None:
+        """Seconds left for the whole run at this session's speed (None before its first step).
+        `steps_left_in_epoch`: None between epochs, else the steps left in the running epoch."""
+        t, cfg = self._timing, self.cfg.train
+        if not t["steps"]:
+            return None
+        steps_per_epoch = math.ceil(len(self.train_set) / (self.dist.world_size * cfg.batch_size))
+        epochs_after = cfg.epochs - self.epoch - (0 if steps_left_in_epoch is None else 1)
+        steps = (steps_left_in_epoch or 0) + max(epochs_after, 0) * steps_per_epoch
+        vals_left = 0 if self.val_set is None else sum(
+            1 for e in range(self.epoch + 1, cfg.epochs + 1) if e % cfg.val_every == 0 or e == cfg.epochs)
+        val_s = t["val_s"] / t["vals"] if t["vals"] else 0.0
+        return steps * t["train_s"] / t["steps"] + vals_left * val_s
 
     def _plot_curves(self) -> None:
         """curves.png (loss, val IoU and recall per group) next to metrics.jsonl; a figure is not
@@ -375,11 +595,12 @@ class Trainer:
         cfg = self.cfg.train
         self.net.train()
         skip = self.step_in_epoch
-        loader = self._loader(self.train_set, True, self.epoch, skip=skip)
+        loader = self._loader(self.train_set, True, self.epoch, skip=self.samples_in_epoch)
         total = len(loader) + skip
         bar = _progress(total, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress and self.dist.is_main, skip)
-        loss_sum, n_images, t0 = 0.0, 0, time.perf_counter()
+        n_images, t0 = 0, time.perf_counter()   # this session's images of the epoch, for the speed
         for batch in loader:
+            t_step = time.perf_counter()
             inputs = model_inputs(batch, self.model_name, self.device, cfg.channels_last)
             target = batch["label"].to(self.device, non_blocking=True)
             with autocast_context(self.device, cfg.amp):
@@ -389,20 +610,27 @@ class Trainer:
             flags = all_reduce_sum_(torch.tensor([float(not torch.isfinite(loss)), float(flag["stop"])],
                                                  device=self.device))
             if flags[0] > 0:
+                where = (f"the last good checkpoint is {self.last_good}" if self.last_good
+                         else "no checkpoint has been saved yet (it diverged in the run's first epoch)")
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: "
-                    f"training stopped; the last good checkpoint is {self.out / 'last.pt'} "
-                    "(try a lower optim.lr, or train.amp=off)")
+                    f"training stopped; {where} (try a lower optim.lr, or train.amp=off)")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.step_in_epoch += 1
-            loss_sum += loss.item() * target.shape[0]
+            self.samples_in_epoch += target.shape[0]
+            self.epoch_loss_sum += loss.item() * target.shape[0]
+            self.epoch_images += target.shape[0]
             n_images += target.shape[0]
+            self._timing["train_s"] += time.perf_counter() - t_step
+            self._timing["steps"] += 1
             if bar is not None:
                 rate = n_images / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}", refresh=False)
+                eta = self.eta_seconds(total - self.step_in_epoch)
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.1f}",
+                                run_eta=duration(eta) if eta is not None else "?", refresh=False)
                 bar.update(1)
             if self.after_step is not None:
                 self.after_step(self, self.epoch, self.step_in_epoch)
@@ -413,10 +641,11 @@ class Trainer:
                 return None
         if bar is not None:
             bar.close()
-        sums = all_reduce_sum_(torch.tensor([loss_sum, float(n_images)], dtype=torch.float64, device=self.device))
+        sums = all_reduce_sum_(torch.tensor([self.epoch_loss_sum, float(self.epoch_images), float(n_images)],
+                                            dtype=torch.float64, device=self.device))
         elapsed = time.perf_counter() - t0
-        out = {"train_loss": float(sums[0] / max(sums[1], 1)), "lr": self.optimizer.param_groups[0]["lr"],
-               "images_per_s": round(float(sums[1]) / max(elapsed, 1e-9), 2)}
+        out = {"train_loss": float(sums[0] / max(sums[1], 1)), "images": int(sums[1]),
+               "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": round(float(sums[2]) / max(elapsed, 1e-9), 2)}
         weights = getattr(self.criterion, "last_dynamic_weights", None)
         if weights is not None:
             out["dynamic_weights"] = [round(float(w), 5) for w in torch.as_tensor(weights).flatten()]
@@ -449,10 +678,18 @@ class Trainer:
 
     # -- logging ------------------------------------------------------------------------------
     def _write_record(self, record: dict[str, Any]) -> None:
+        """Append the epoch's line to metrics.jsonl (after dropping lines of this epoch or later
+        that an interrupted earlier try wrote), log it and send it to TensorBoard."""
         if not self.dist.is_main:
             return
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(_finite(record), allow_nan=False, default=_json_default) + "\n")
+        path = self.out / "metrics.jsonl"
+        text = json.dumps(_finite(record), allow_nan=False, default=_json_default) + "\n"
+        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+        kept = [line for line in lines if _epoch_of(line) < record["epoch"]]
+        if len(kept) < len(lines):
+            atomic_write_text(path, "".join(kept) + text)
+        else:
+            append_text(path, text)
         record = _finite(record)
         line = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record['train_loss']:.4f}  " \
                f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
@@ -463,6 +700,9 @@ class Trainer:
             g = val["groups"][top]
             line += (f"  | val mIoU {pct(m['iou'])}  mean P/R {pct(m['precision'])}/{pct(m['recall'])}"
                      f"  {top} recall {pct(g['recall'])}")
+        eta = self.eta_seconds()
+        if eta is not None and self.epoch < self.cfg.train.epochs:
+            line += f"  | run ETA {duration(eta)}"
         self._log(line)
         if self.writer is not None:
             step = record["epoch"]
@@ -491,14 +731,42 @@ class Trainer:
                               dim=2)
             self.writer.add_image(f"val_prediction/{i}", panel.clamp(0, 1), self.epoch)
 
-    def _log(self, text: str) -> None:
+    def _log(self, text: str, err: bool = False) -> None:
+        """A line on the console (stderr with `err`) and in train.log."""
         if self.dist.is_main:
-            print(text, flush=True)
+            print(text, flush=True, file=sys.stderr if err else sys.stdout)
+            self._log_file_only(text)
+
+    def _log_file_only(self, text: str) -> None:
+        if self.log_file is not None:
+            append_text(self.log_file, f"{utc_now()}  {text}\n")
+
+    def _write_run_description(self) -> None:
+        """run.json (every session of the run) and config.yaml (the config in force, with a
+        comment header: it stays loadable as a config)."""
+        info = {**self.run, "resumed_from": self.resumed_from,
+                "changes": [{"key": k, "old": o, "new": n} for k, o, n in self.changes]}
+        path = self.out / "run.json"
+        sessions: list[Any] = []
+        if self.resumed_from and path.is_file():
+            try:
+                sessions = list(json.loads(path.read_text()).get("sessions", []))
+            except (OSError, ValueError, AttributeError):
+                sessions = []
+        atomic_write_text(path, json.dumps({"sessions": sessions + [info]}, indent=1, default=str) + "\n")
+        atomic_write_text(self.out / "config.yaml", config_header(info) + self.cfg.to_yaml())
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
         cleanup()
+
+
+def _epoch_of(line: str) -> float:
+    try:
+        return float(json.loads(line).get("epoch", -1))
+    except (ValueError, AttributeError, TypeError):
+        return -1.0
 
 
 def _finite(obj: Any) -> Any:
@@ -541,9 +809,10 @@ def _progress(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
                 file=sys.stderr)
 
 
-def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train and return the final validation report."""
-    trainer = Trainer(cfg, out_dir, resume=resume, progress=progress)
+    trainer = Trainer(cfg, out_dir, resume=resume, progress=progress, overwrite=overwrite)
     try:
         return trainer.fit()
     finally:

@@ -1,0 +1,122 @@
+"""Pre-flight check of the splits a training run reads: every image/label pair is looked at once
+before the first epoch, so a truncated validation image or a bad label stops the run at the
+start rather than after an epoch of training.
+
+Images are checked cheaply: the header (size, mode), then PNG chunk CRCs (`verify`, no
+decompression) or a JPEG decoded at 1/8 scale, which both read the whole file and so find
+truncation. Labels are decoded and mapped, as their values must be checked. The result is
+cached in the run folder (`preflight.json`), keyed on the file list, sizes, modification
+times and the dataset description, so a resumed run does not read everything again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from iaseg.data.errors import DatasetError
+from iaseg.data.io import CONVERTIBLE_MODES, label_lut, map_label, read_label
+from iaseg.io import atomic_write_text
+
+CACHE_NAME = "preflight.json"
+
+
+def _stat(path: Path) -> list[Any]:
+    try:
+        st = path.stat()
+    except OSError:
+        return [str(path), None, None]
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def split_key(dataset: Any) -> str:
+    """A digest of what the check depends on: every pair's paths, sizes and mtimes, and the
+    description (its classes and label map decide which label values are allowed)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(dataset.description.to_dict(), sort_keys=True, default=str).encode())
+    for pair in dataset.pairs:
+        h.update(json.dumps([_stat(pair.image), _stat(pair.label), pair.kind]).encode())
+    return h.hexdigest()
+
+
+def check_image(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file whose header reads and whose data is complete; DatasetError
+    naming the file otherwise."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            mode, fmt = img.mode, img.format
+            if mode not in CONVERTIBLE_MODES:
+                raise DatasetError(f"{path}: image mode {mode!r} is not RGB and cannot be converted "
+                                   f"safely (16-bit/float?); save it as 8-bit RGB")
+            if fmt == "PNG":
+                img.verify()                      # chunk CRCs up to IEND, no decompression
+            else:
+                if fmt == "JPEG":
+                    img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # DCT at 1/8 scale, whole stream
+                img.load()
+    except DatasetError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{path}: unreadable or truncated image ({e})") from None
+    return h, w
+
+
+def check_pair(dataset: Any, index: int) -> None:
+    """One pair: the image's header and completeness, the label's values, equal sizes."""
+    pair = dataset.pairs[index]
+    h, w = check_image(Path(pair.image))
+    raw = read_label(pair.label)
+    if (h, w) != raw.shape[:2]:
+        raise DatasetError(f"{pair.label}: label size {raw.shape[1]}x{raw.shape[0]} differs from image "
+                           f"{Path(pair.image).name} size {w}x{h} (WxH)")
+    # datasets with several label kinds (Cityscapes labelIds / labelTrainIds) keep a description each
+    desc = getattr(dataset, "_lut_desc", {}).get(pair.kind, dataset.description)
+    map_label(raw, label_lut(desc), pair.label, desc)
+
+
+def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, progress: bool = False) -> int:
+    """Check every pair of each named dataset ('training data' -> dataset, ...; None and datasets
+    without files, like the synthetic one, are skipped). Raises DatasetError with the first problem (and how
+    many more there are); returns the number of pairs read (0 when the cache says all is known
+    good)."""
+    cache = Path(cache_dir) / CACHE_NAME if cache_dir is not None else None
+    known: set[str] = set()
+    if cache is not None and cache.is_file():
+        try:
+            known = set(json.loads(cache.read_text()).get("checked", []))
+        except (OSError, ValueError, AttributeError):
+            known = set()
+    read, checked = 0, []
+    for split, dataset in datasets.items():
+        if dataset is None or not getattr(dataset, "pairs", None):
+            continue
+        key = split_key(dataset)
+        if key in known:
+            checked.append(key)
+            continue
+        problems: list[str] = []
+        indices = range(len(dataset.pairs))
+        if progress:
+            from tqdm.auto import tqdm
+            import sys
+
+            indices = tqdm(indices, desc=f"checking the {split}", unit="img", leave=False, file=sys.stderr)
+        for i in indices:
+            try:
+                check_pair(dataset, i)
+            except DatasetError as e:
+                problems.append(str(e))
+        read += len(dataset.pairs)
+        if problems:
+            more = f" and {len(problems) - 1} more problem(s): run `iaseg data check`" if len(problems) > 1 else ""
+            raise DatasetError(f"{problems[0]} (pre-flight check of the {split}{more})")
+        checked.append(key)
+    if cache is not None and read:
+        atomic_write_text(cache, json.dumps({"checked": sorted(set(checked) | known)}, indent=1) + "\n")
+    return read

@@ -62,7 +62,7 @@ def load_model(checkpoint: str, device_spec: str
 
     device = device_from(device_spec)
     ckpt = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(ckpt, device=device)
+    model, meta = model_from_checkpoint(ckpt, device=device, source=checkpoint)
     return device, model, meta, ckpt
 
 

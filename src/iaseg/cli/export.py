@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.half:
         raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
     ckpt = load_checkpoint(args.checkpoint)
-    model, meta = model_from_checkpoint(ckpt)
+    model, meta = model_from_checkpoint(ckpt, source=args.checkpoint)
     if args.size is not None and args.size != meta.input_size:
         meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
     if args.spatial_size is not None:

@@ -49,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
                                 parse_target, write_calibration_outputs)
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, load_model
+    from .common import data_settings, labelled_dataset, load_model, output_file
 
     if not args.target:
         raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
     if args.max_pixels < 1:
         raise CLIError("--max-pixels must be >= 1")
-    out = Path(args.out)
+    out = output_file(args.out)
+    if args.cache:
+        output_file(args.cache, "--cache")
     if out.suffix.lower() != ".json":
         raise CLIError(f"--out {out}: the rule is a .json file")
     device, model, meta, ckpt = load_model(args.checkpoint, args.device)

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .common import CLIError, parse_size
+from .common import CLIError, output_file, parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt", "openvino": ".xml"}
 
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--int8 needs calibration images: --calib-root DIR")
     if args.val_labels is not None and args.val_root is None:
         raise CLIError("--val-labels needs --val-root")
-    out = Path(args.out)
+    out = output_file(args.out, "--out", *((".bin",) if args.format == "openvino" else ()))
     if args.format == "checkpoint":
         return _export_checkpoint(args, out)
     if args.half:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import CLIError, device_from, parse_size
+from .common import CLIError, device_from, output_folder, parse_size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be >= 1")
+    output_folder(args.out)  # before any work
     device = device_from(args.device)
     # the fastest checked inference path for this machine (iaseg.inference.load_runner): BN
     # folded, channels_last, bf16 where the CPU has native bf16; --precision fp32 for exact

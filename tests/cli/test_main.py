@@ -112,6 +112,25 @@ def _other_classes(tiny_run, tmp_path):
     return tmp_path / "five.pt"
 
 
+def _onnx(checkpoint, path, fault):
+    """tiny_run's network exported to ONNX, then damaged ('flipped' weights) or exported with a
+    5-class description ('five')."""
+    from iaseg.checkpoint import model_from_checkpoint
+    from iaseg.data.description import DatasetDescription
+    from iaseg.inference import export_onnx
+
+    model, meta = model_from_checkpoint(checkpoint)
+    if fault == "five":
+        meta = meta.with_(description=DatasetDescription("five", tuple("abcde"), tuple((i, i, i) for i in range(5)),
+                                                         255, {"G1": ("a", "b"), "G2": ("c", "d", "e")}))
+    export_onnx(model, meta, path)
+    if fault == "flipped":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2:len(data) // 2 + 64] = b"\x00" * 64
+        path.write_bytes(bytes(data))
+    return str(path)
+
+
 # name -> (argv after the command, given (tmp_path, checkpoint); expected stderr line). {t} is
 # tmp_path, {c} the checkpoint. Each leaves nothing at tmp_path/o.
 BAD_CLI = {
@@ -151,6 +170,16 @@ BAD_CLI = {
         lambda t, c: ["evaluate", "--checkpoint", str(_other_classes(Path(c).parent, t)), "--out", str(t / "o")],
         "iaseg evaluate: error: checkpoint {t}/five.pt holds weights for 11 classes, expected 5 (use the dataset "
         "description the checkpoint was trained with)"),
+    "predict damaged ONNX file": (
+        lambda t, c: ["predict", "--checkpoint", _onnx(c, t / "m.onnx", "flipped"), "--input", str(t / "in.png"),
+                      "--out", str(t / "o")],
+        "iaseg predict: error: {t}/m.onnx: its weights do not match the checksum recorded at export (the file is "
+        "damaged: export it again)"),
+    "evaluate ONNX file with another class count": (
+        lambda t, c: ["evaluate", "--checkpoint", _onnx(c, t / "m.onnx", "five"), "--dataset", "synthetic",
+                      "--out", str(t / "o")],
+        "iaseg evaluate: error: {t}/m.onnx: its iaseg metadata lists 5 classes but the model outputs 11 channels "
+        "(the metadata does not belong to this model: export it again)"),
 }
 
 

@@ -1,8 +1,9 @@
-"""Colour masks and overlays from label maps (dataset palettes), and PNG files of them."""
+"""Colour masks and overlays from label maps (dataset palettes), legends, and PNG files of them."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -25,13 +26,53 @@ def colorize(label: np.ndarray, description: DatasetDescription) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, label: np.ndarray, description: DatasetDescription,
-            alpha: float = 0.5) -> np.ndarray:
-    """Blend the colour mask over an H x W x 3 uint8 image; ignored pixels keep the image."""
+            alpha: float = 0.5, only: Iterable[int] | None = None) -> np.ndarray:
+    """Blend the colour mask over an H x W x 3 uint8 image; ignored pixels keep the image.
+    `only`: class ids to colour (e.g. the most important group); other pixels keep the image."""
+    label = np.asarray(label)
     color = colorize(label, description).astype(np.float32)
     img = np.asarray(image).astype(np.float32)
-    valid = ((label >= 0) & (label < description.num_classes))[..., None]
-    out = np.where(valid, (1 - alpha) * img + alpha * color, img)
+    valid = (label >= 0) & (label < description.num_classes)
+    if only is not None:
+        valid &= np.isin(label, np.fromiter(only, dtype=np.int64))
+    out = np.where(valid[..., None], (1 - alpha) * img + alpha * color, img)
     return out.round().clip(0, 255).astype(np.uint8)
+
+
+def highlight_classes(description: DatasetDescription, group: str | None = None) -> tuple[int, ...]:
+    """Class ids of `group` (default: the most important, i.e. the last group)."""
+    group = group or description.group_names[-1]
+    if group not in description.groups:
+        raise ValueError(f"no group {group!r} in {description.name} (groups: {', '.join(description.groups)})")
+    return tuple(description.group_indices()[description.group_names.index(group)])
+
+
+def draw_legend(image: np.ndarray, description: DatasetDescription, classes: Iterable[int] | None = None
+                ) -> np.ndarray:
+    """A copy of the H x W x 3 uint8 image with a legend (colour swatch and class name per
+    class, default all) in its top-left corner, on a dark translucent box; the size is kept,
+    so a legend never changes what the mask's pixels mean. Text scales with the image height."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ids = list(range(description.num_classes)) if classes is None else list(classes)
+    base = Image.fromarray(np.ascontiguousarray(image)).convert("RGBA")
+    line = max(8, base.height // 28)  # ~28 lines fit the height
+    try:
+        font = ImageFont.load_default(size=line - 2)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    names = [str(description.classes[k]) for k in ids]
+    width = line + 4 + max((draw.textlength(n, font=font) for n in names), default=0) + 4
+    pad = max(2, line // 4)
+    draw.rectangle([0, 0, int(width) + 2 * pad, len(ids) * line + 2 * pad], fill=(0, 0, 0, 150))
+    for row, (k, name) in enumerate(zip(ids, names)):
+        y = pad + row * line
+        draw.rectangle([pad, y + 1, pad + line - 3, y + line - 2], fill=tuple(description.palette[k]) + (255,),
+                       outline=(255, 255, 255, 255))
+        draw.text((pad + line + 2, y), name, fill=(255, 255, 255, 255), font=font)
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:

@@ -168,3 +168,32 @@ def test_train_mode_uses_iaseg_losses_and_reports_the_ial_ratio(tmp_path, monkey
     assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32"} and r["ratios"]["ial_over_weighted_ce_fp32"] > 0
     assert [s[0] for s in seen] == ["ce", "weighted_ce", "ial"]
     assert seen[1][1] == (11,) and seen[2][2] == [[0, 1, 5], [2, 3, 4, 7], [6, 8, 9, 10]] and seen[2][3] == 11
+
+
+def test_rows_are_printed_as_measured_with_noise_warnings(monkeypatch, capsys):
+    import iaseg.speed.train as train
+
+    fake = iter([[0.010] * 3, [0.010, 0.020, 0.040]])   # ce fp32 steady; weighted_ce fp32: IQR 15 of 20 ms
+    monkeypatch.setattr(train, "time_calls", lambda fn, warmup, repeats, device: next(fake))
+    assert cli.main(["benchmark", "--mode", "train", "--size", "32x32", "--batch", "1", "--warmup", "0",
+                     "--repeats", "3", "--loss", "ce", "--train-precision", "fp32"]) == 0
+    assert cli.main(["benchmark", "--mode", "train", "--size", "32x32", "--batch", "1", "--warmup", "0",
+                     "--repeats", "3", "--loss", "weighted_ce", "--train-precision", "fp32"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "benchmarking train speed; each row is printed as soon as it is measured",
+        "[1/1] ce fp32: 100.00 images/s, median 10.00 ms (IQR 0.00), 1.00x",
+        "benchmarking train speed; each row is printed as soon as it is measured",
+        "[1/1] weighted_ce fp32: 50.00 images/s, median 20.00 ms (IQR 15.00), 1.00x",
+        "warning: weighted_ce fp32 is noisy: IQR 15.00 ms is 75% of its median 20.00 ms (above 10%): rerun on an "
+        "idle machine or with more --repeats before comparing it"]
+    assert "noisy (IQR above 10% of the median): weighted_ce fp32" in captured.out
+
+
+def test_any_network_can_be_benchmarked(capsys):
+    assert cli.main(["benchmark", "--model", "tests.helpers.networks:tiny_net", "--size", "32x32", "--warmup", "0",
+                     "--repeats", "1", "--backend", "eager", "--precision", "fp32"]) == 0
+    assert "tests.helpers.networks:tiny_net 32x32" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "--model", "resnet"])
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err

@@ -20,22 +20,26 @@ def test_calibrate_cli_argument_errors(tmp_path, capsys):
     assert "x.pt not found" in capsys.readouterr().err
 
 
-def test_calibrate_evaluate_end_to_end(tmp_path, capsys):
-    """Needs iaseg.data (synthetic dataset) and iaseg.metrics: skipped until they are merged."""
-    pytest.importorskip("iaseg.metrics")
-    data_mod = pytest.importorskip("iaseg.data")
-    if not hasattr(data_mod, "build_dataset"):
-        pytest.skip("iaseg.data.build_dataset not merged yet")
+@pytest.fixture(scope="module")
+def synthetic_model(tmp_path_factory):
+    """A random-weight ERF-PSPNet checkpoint recording 4 synthetic images as its data, and its ONNX export."""
     from iaseg.checkpoint import inference_checkpoint, save_checkpoint
     from iaseg.models import build_model
 
+    root = tmp_path_factory.mktemp("synthetic_model")
     desc = load_description("camvid")
     torch.manual_seed(0)
     model = build_model("erfpspnet", desc.num_classes)
     ckpt = inference_checkpoint(model, "erfpspnet", {}, desc, (64, 64), config={
         "data": {"dataset": "synthetic", "root": None, "options": {"length": 4, "seed": 0}}})
-    save_checkpoint(ckpt, tmp_path / "m.pt")
-    common = ["--checkpoint", str(tmp_path / "m.pt"), "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    save_checkpoint(ckpt, root / "m.pt")
+    assert cli(["export", "--checkpoint", str(root / "m.pt"), "--out", str(root / "m.onnx")]) == 0
+    return root
+
+
+def test_calibrate_evaluate_end_to_end(synthetic_model, tmp_path, capsys):
+    desc = load_description("camvid")
+    common = ["--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu", "--no-progress"]
     rule_path = tmp_path / "rule" / "rule.json"
     assert cli(["calibrate", *common, "--target", "Car.recall>=0.5", "--out", str(rule_path)]) == 0
     out = capsys.readouterr().out
@@ -57,3 +61,111 @@ def test_calibrate_evaluate_end_to_end(tmp_path, capsys):
                 "--decision-rule", str(rule_path)]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["per_class"]["Car"]["recall"] == pytest.approx(after, abs=0.01)
+
+
+def _recalls(line):
+    """'recall of the targeted classes (...): A 31.2 -> 5.9, B - -> -' -> {A: (31.2, 5.9), B: (None, None)}."""
+    out = {}
+    for item in line.split(": ", 1)[1].split(", "):
+        name, before, _, after = item.rsplit(" ", 3)
+        out[name] = tuple(None if v == "-" else float(v) for v in (before, after))
+    return out
+
+
+def test_calibrate_refuses_a_rule_that_lowers_a_class_of_a_recall_target(synthetic_model, tmp_path, capsys):
+    """G3.recall>=0.3 is met by pushing Car up while SignSymbol falls from 31.2 to 5.9 recall."""
+    common = ["--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu", "--no-progress",
+              "--target", "G3.recall>=0.3", "--cache", str(tmp_path / "c.pt")]
+    rule = tmp_path / "rule.json"
+    assert cli(["calibrate", *common, "--out", str(rule)]) == 1
+    captured = capsys.readouterr()
+    line = next(x for x in captured.out.splitlines() if x.startswith("recall of the targeted classes"))
+    recalls = _recalls(line)
+    assert list(recalls) == ["SignSymbol", "Car", "Pedestrian", "Bicyclist"]  # every class of G3
+    assert recalls["SignSymbol"] == (31.2, 5.9) and recalls["Bicyclist"] == (None, None)
+    assert captured.err.strip() == (
+        "iaseg calibrate: the rule lowers SignSymbol recall by 25.3 points (31.2 -> 5.9), more than "
+        "--max-class-drop 2; no rule written (--target 'SignSymbol.recall>=0.291' keeps it, --allow-class-drop "
+        "writes it)")
+    assert not rule.exists()
+    # "before" is plain argmax: evaluate's per-class recall on the same images
+    assert cli(["evaluate", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(tmp_path / "plain"),
+                "--no-progress"]) == 0
+    per_class = json.loads((tmp_path / "plain" / "report.json").read_text())["per_class"]
+    for name, (before, _) in recalls.items():
+        if before is not None:
+            assert 100 * per_class[name]["recall"] == pytest.approx(before, abs=0.051)
+    # the hint works: with the floor as a target the rule keeps SignSymbol
+    assert cli(["calibrate", *common, "--target", "SignSymbol.recall>=0.291", "--out", str(rule)]) == 0
+    assert _recalls(next(x for x in capsys.readouterr().out.splitlines()
+                         if x.startswith("recall of the targeted")))["SignSymbol"][1] >= 29.1
+    # a larger --max-class-drop, or --allow-class-drop, writes the rule and records the recalls
+    assert cli(["calibrate", *common, "--out", str(rule), "--max-class-drop", "25.4"]) == 0
+    assert cli(["calibrate", *common, "--out", str(rule), "--allow-class-drop"]) == 0
+    assert "written anyway (--allow-class-drop)" in capsys.readouterr().err
+    info = load_rule(rule).info
+    assert info["class_recall"]["SignSymbol"]["after"] == pytest.approx(0.059, abs=5e-4)
+    assert info["class_recall"]["Bicyclist"] == {"before": None, "after": None}
+    assert info["calibration"]["split"] == "val" and info["calibration"]["options"] == {"length": 4, "seed": 0}
+    assert info["class_drop_allowed"] is True and info["max_class_drop"] == 2.0
+
+
+def test_evaluate_warns_on_the_split_the_rule_was_calibrated_on(synthetic_model, tmp_path, capsys):
+    ckpt = str(synthetic_model / "m.pt")
+    rule = tmp_path / "rule.json"
+    assert cli(["calibrate", "--checkpoint", ckpt, "--no-progress", "--target", "Car.recall>=0.5",
+                "--out", str(rule)]) == 0
+    capsys.readouterr()
+    cases = [([], f"iaseg evaluate: warning: {rule} was calibrated on synthetic val, the data evaluated here"),
+             (["--option", "length=3"], "(with other dataset options: check that the images do not overlap)"),
+             (["--split", "test"], None)]
+    for extra, warning in cases:
+        assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "e"), "--no-progress",
+                    "--decision-rule", str(rule), *extra]) == 0
+        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+        assert (warning in err[0] and len(err) == 1) if warning else err == []
+
+
+def test_calibrate_and_evaluate_take_exports_and_run_folders(synthetic_model, tmp_path, capsys):
+    """The ONNX export calibrates like its checkpoint (same cached pixels, fp32 runtimes agree)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes((synthetic_model / "m.pt").read_bytes())
+    common = ["--no-progress", "--target", "G3.recall>=0.3", "--allow-class-drop"]
+    assert cli(["calibrate", "--checkpoint", str(run), *common, "--out", str(tmp_path / "pt.json")]) == 0
+    assert f"using {run / 'best.pt'}" in capsys.readouterr().out
+    assert cli(["calibrate", "--checkpoint", str(synthetic_model / "m.onnx"), *common, "--dataset", "synthetic",
+                "--option", "length=4", "--option", "seed=0", "--out", str(tmp_path / "onnx.json")]) == 0
+    pt, onnx = load_rule(tmp_path / "pt.json"), load_rule(tmp_path / "onnx.json")
+    assert pt.info["calibration"]["path"] == "exact fp32 eager"
+    assert onnx.info["calibration"]["path"].startswith("onnxruntime fp32")
+    assert onnx.info["calibration"]["checkpoint"] == str(synthetic_model / "m.onnx")
+    for name, values in pt.info["class_recall"].items():
+        if values["before"] is not None:
+            assert onnx.info["class_recall"][name]["before"] == pytest.approx(values["before"], abs=0.01)
+    assert cli(["evaluate", "--checkpoint", str(run), "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    assert f"using {run / 'best.pt'}" in capsys.readouterr().out
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["meta"]["checkpoint"] == str(run / "best.pt")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-class-drop", "-1"], "--max-class-drop must be >= 0"),
+    (["--checkpoint", "EMPTY"], "a folder without best.pt"),
+    (["--checkpoint", "BAKED"], "applies a decision rule already"),
+])
+def test_calibrate_bad_options_are_one_line(synthetic_model, tmp_path, capsys, extra, message):
+    if "BAKED" in extra:
+        from iaseg.decision import DecisionRule
+
+        desc = load_description("camvid")
+        (tmp_path / "r.json").write_text(json.dumps(DecisionRule([0.5] * desc.num_classes, desc.classes).to_dict()))
+        assert cli(["export", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(tmp_path / "baked.onnx"),
+                    "--decision-rule", str(tmp_path / "r.json")]) == 0
+        capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    extra = [{"EMPTY": str(tmp_path / "empty"), "BAKED": str(tmp_path / "baked.onnx")}.get(e, e) for e in extra]
+    args = ["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--no-progress", "--target", "Car.recall>=0.5",
+            "--dataset", "synthetic", "--out", str(tmp_path / "x.json"), *extra]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -1,12 +1,14 @@
 """`iaseg compare`: tables, names, errors, the overlay from checkpoints, the paper's tables and curves."""
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import iaseg.data
 from iaseg.cli import main as cli
 from iaseg.metrics import build_report, compare_reports, pct, write_report
+from iaseg.metrics.figures import method_rgb
 
 from tests.helpers.compare import DESC, FakeDataset, GROUPS, lines_to_rows, save_tiny_checkpoint
 
@@ -100,7 +102,7 @@ def test_compare_overlay_from_checkpoints(two_runs, tmp_path, monkeypatch, capsy
     assert "--root" in capsys.readouterr().err
 
 
-def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path):
+def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path, capsys):
     run_a, file_b, a, b = two_runs
     run_b = file_b.parent
     for run, offset in ((run_a, 0.0), (run_b, 0.05)):
@@ -130,7 +132,27 @@ def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path):
     assert [r[g3] for r in t5[8:11]] == ["56.2", "60.6", "**+4.4**"]
     assert t5[11][g3] == pct(a["groups"]["G3"]["recall"])
     assert "| Group |  | G3 | G2 | G1 | Mean |" in md
-    assert cli(["compare", str(run_a), str(run_b), "--out", str(out), "--paper", "kitti"]) == 2
+    # the same numbers in comparison.json (fractions) and a figure of them
+    paper = json.loads((out / "comparison.json").read_text())["paper"]
+    assert (paper["dataset"], paper["model"], paper["ours"]) == ("camvid", "ERF-PSPNet", {"CE": "ce_run", "IAL": "ial_run"})
+    sign_recall = paper["per_class"]["SignSymbol"]["recall"]
+    assert sign_recall["paper"] == {"CE": pytest.approx(0.34), "IAL": pytest.approx(0.47), "delta": pytest.approx(0.13)}
+    assert sign_recall["ours"] == {"CE": pytest.approx(a["per_class"]["SignSymbol"]["recall"]),
+                                   "IAL": pytest.approx(b["per_class"]["SignSymbol"]["recall"]),
+                                   "delta": pytest.approx(expected / 100)}
+    assert list(paper["groups"]) == ["G3", "G2", "G1"]
+    assert paper["groups"]["G3"]["recall"]["paper"]["CE"] == pytest.approx(0.562)       # Table V as printed
+    assert paper["mean"]["iou"]["paper"] == {"CE": pytest.approx(0.543), "IAL": pytest.approx(0.532),
+                                             "delta": pytest.approx(-0.011)}
+    assert paper["mean"]["iou"]["ours"]["IAL"] == pytest.approx(b["mean"]["iou"])
+    assert "![paper_vs_ours](paper_vs_ours.png)" in md
+    with Image.open(out / "paper_vs_ours.png") as im:
+        shown = np.asarray(im.convert("RGB"))
+    for i in (0, 1):  # CE and IAL in their method colours, as in the other figures
+        assert (shown == method_rgb(i)).all(-1).sum() > 500
+    assert cli(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "k"), "--paper", "kitti"]) == 2
+    assert "paper comparison: no published results for dataset 'kitti'" in capsys.readouterr().err
+    assert not (tmp_path / "k").exists()  # refused before writing anything
 
 
 def test_compare_groups_of_seeds(tmp_path, capsys):

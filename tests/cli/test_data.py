@@ -1,4 +1,4 @@
-"""`iaseg data check | weights | download`."""
+"""`iaseg data check | weights | convert-labels | download`."""
 import math
 import sys
 import types
@@ -6,10 +6,11 @@ import types
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from iaseg.cli import main
 
-from tests.helpers.data import camvid_tree, truncate, write_label
+from tests.helpers.data import COLOUR_DESC, camvid_tree, truncate, write_colour_label, write_image, write_label
 from tests.helpers.download import publish
 
 
@@ -140,3 +141,35 @@ def test_cli_download(server, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("iaseg data: error:") and "train.txt: SHA-256 mismatch" in err and "\n" not in err
     assert not (root / "train.txt").exists()
+
+
+def test_convert_labels_and_check_rgb_folder(tmp_path, capsys):
+    (tmp_path / "description.yaml").write_text(COLOUR_DESC)
+    write_image(tmp_path / "images/a.png")
+    expected = write_colour_label(tmp_path / "labels/a.png")
+    assert main(["data", "check", "--dataset", "folder", "--root", str(tmp_path), "--label-format", "rgb"]) == 0
+    out = capsys.readouterr().out
+    assert "images: 1 read ok of 1" in out and "ok: no problems" in out
+    # the class pixel counts are those of the colours
+    person = [line for line in out.splitlines() if " person " in line][0]
+    assert f"{int((expected == 1).sum()):,}" in person
+
+    ids = tmp_path / "ids"
+    assert main(["data", "convert-labels", "--input", str(tmp_path / "labels"), "--out", str(ids / "labels"),
+                 "--description", str(tmp_path / "description.yaml")]) == 0
+    assert f"wrote 1 class-id label file(s) to {ids / 'labels'}" in capsys.readouterr().out
+    assert np.array_equal(np.asarray(Image.open(ids / "labels/a.png")), expected)
+
+    rgb = np.asarray(Image.open(tmp_path / "labels/a.png")).copy()
+    rgb[1, 2] = (5, 6, 7)
+    Image.fromarray(rgb).save(tmp_path / "labels/a.png")
+    assert main(["data", "convert-labels", "--input", str(tmp_path / "labels/a.png"), "--out", str(ids / "again"),
+                 "--description", str(tmp_path / "description.yaml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"problem: {tmp_path / 'labels/a.png'}: unknown label colour [5, 6, 7] at x=2, y=1 (first of 1 "
+                   "pixels whose colour is neither in the palette of tiny nor its void colour [0, 0, 0])",
+                   "1 file(s) not converted"]
+    assert not (ids / "again").exists()
+    assert main(["data", "convert-labels", "--input", str(tmp_path / "nope"), "--out", str(ids),
+                 "--description", str(tmp_path / "description.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == f"iaseg data: error: {tmp_path / 'nope'}: no such file or folder"

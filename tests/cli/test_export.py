@@ -68,23 +68,63 @@ def test_export_cli_openvino_fp32_and_guarded_int8(tmp_path, checkpoints, capsys
 def test_export_cli_errors(tmp_path, checkpoints, capsys):
     ck = str(checkpoints["erfpspnet"])
     cases = [
-        (["--format", "torchscript", "--int8", "--calib-root", str(tmp_path)], "--int8 needs --format onnx"),
-        (["--int8"], "--calib-root"),
-        (["--opset", "13"], "opset 17 to 20"),
-        (["--spatial-size", "128x128"], "single input"),
-        (["--int8", "--calib-root", str(tmp_path / "none")], "not found"),
+        (["--int8", "--calib-root", str(tmp_path)], "--int8 needs --format onnx", "x.ts"),
+        (["--int8"], "--calib-root", "x.onnx"),
+        (["--opset", "13"], "opset 17 to 20", "x.onnx"),
+        (["--spatial-size", "128x128"], "single input", "x.onnx"),
+        (["--int8", "--calib-root", str(tmp_path / "none")], "not found", "x.onnx"),
     ]
-    for extra, message in cases:
-        rc = cli.main(["export", "--checkpoint", ck, "--out", str(tmp_path / "x.onnx"), *extra])
+    for extra, message, name in cases:
+        rc = cli.main(["export", "--checkpoint", ck, "--out", str(tmp_path / name), *extra])
         assert rc == 2 and message in capsys.readouterr().err
     rc = cli.main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")])
     assert rc == 2 and "not found" in capsys.readouterr().err
 
 
-def test_export_cli_fails_when_parity_is_below_the_bound(tmp_path, checkpoints, capsys):
-    rc = cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(tmp_path / "m.onnx"),
+def test_export_cli_fails_when_parity_is_below_the_bound_and_leaves_no_file(tmp_path, checkpoints, capsys):
+    old = tmp_path / "m.onnx"
+    old.write_bytes(b"an older export")
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(old),
                    "--min-agreement", "100.001"])
-    assert rc == 1 and "FAILED" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert rc == 1 and "FAILED" in text and f"nothing written to {old}" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"] and old.read_bytes() == b"an older export"
+
+
+def test_export_cli_leaves_no_file_when_it_crashes(tmp_path, checkpoints, monkeypatch):
+    import iaseg.inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("runtime crashed")
+
+    monkeypatch.setattr(iaseg.inference, "parity_check", broken)
+    with pytest.raises(RuntimeError, match="runtime crashed"):
+        cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(tmp_path / "m.ts")])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, kind", [("m.ts", "torchscript"), ("m.onnx", "onnxruntime"), ("M.ONNX", "onnxruntime")])
+def test_export_cli_takes_the_format_from_the_extension(name, kind, tmp_path, checkpoints, capsys):
+    out = tmp_path / name
+    assert cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(out)]) == 0
+    assert load_runner(out).backend == kind
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ([name, name + ".json"] if kind == "torchscript" else [name])  # no staging folder left
+
+
+@pytest.mark.parametrize("extra, out, message", [
+    (["--format", "onnx"], "m.ts", "--format onnx contradicts --out m.ts, whose extension means torchscript; use .onnx"),
+    (["--format", "torchscript"], "m.onnx", "--format torchscript contradicts --out m.onnx, whose extension means onnx"),
+    (["--format", "openvino"], "m.pt", "--format openvino contradicts --out m.pt, whose extension means checkpoint"),
+    (["--format", "checkpoint"], "m.xml", "contradicts --out m.xml, whose extension means openvino; use .pt"),
+    ([], "m.bin", "cannot tell the format from '.bin'"),
+    (["--format", "onnx"], "model", "cannot tell the format from 'a name without extension'"),
+])
+def test_export_cli_refuses_a_format_the_extension_contradicts(extra, out, message, tmp_path, checkpoints, capsys):
+    rc = cli.main(["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--out", str(tmp_path / "o" / out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

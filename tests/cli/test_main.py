@@ -112,6 +112,11 @@ def _other_classes(tiny_run, tmp_path):
     return tmp_path / "five.pt"
 
 
+def _folder(path):
+    path.mkdir()
+    return path
+
+
 def _onnx(checkpoint, path, fault):
     """tiny_run's network exported to ONNX, then damaged ('flipped' weights) or exported with a
     5-class description ('five')."""
@@ -152,8 +157,8 @@ BAD_CLI = {
         lambda t, c: ["calibrate", "--checkpoint", c, "--target", "G3.recall>=0.5", "--out", str(t)],
         "iaseg calibrate: error: --out {t}: {t} is an existing folder; give a file name"),
     "export --out is a folder": (
-        lambda t, c: ["export", "--checkpoint", c, "--format", "onnx", "--out", str(t)],
-        "iaseg export: error: --out {t}: {t} is an existing folder; give a file name"),
+        lambda t, c: ["export", "--checkpoint", c, "--out", str(_folder(t / "m.onnx"))],
+        "iaseg export: error: --out {t}/m.onnx: {t}/m.onnx is an existing folder; give a file name"),
     "export --out under a file": (
         lambda t, c: ["export", "--checkpoint", c, "--format", "onnx", "--out", str(t / "in.png" / "m.onnx")],
         "iaseg export: error: --out {t}/in.png/m.onnx: {t}/in.png is a file, not a folder"),

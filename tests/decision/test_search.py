@@ -103,3 +103,26 @@ def test_target_on_a_class_absent_from_the_data_is_reported():
 def test_calibrate_rejects_empty_targets():
     with pytest.raises(ValueError, match="at least one target"):
         calibrate(toy_data(100), [], parse_objective("miou", toy_description()))
+
+
+def test_recall_guard_names_the_classes_of_recall_targets_that_fall():
+    """Hand-made confusion matrices: the rule moves car pixels to person (car recall 0.9 -> 0.6)."""
+    from iaseg.decision import CalibrationResult, guarded_classes, targeted_classes
+
+    desc = toy_description()
+    targets = (parse_target("G3.recall>=0.7", desc), parse_target("pole.precision>=0.5", desc),
+               parse_target("sky.recall<=0.99", desc))
+    assert targeted_classes(targets) == (0, 2, 3, 4)
+    assert guarded_classes(targets) == (3, 4)  # '>=' recall targets only: G3's car and person
+    before = torch.diag(torch.tensor([10.0, 10, 10, 10, 10]))
+    before[3, 3], before[3, 0] = 9, 1          # car recall 0.9
+    before[4, 4], before[4, 0] = 5, 5          # person recall 0.5
+    after = before.clone()
+    after[3, 3], after[3, 4] = 6, 3            # car 0.6
+    after[4, 4], after[4, 0] = 9, 1            # person 0.9
+    result = CalibrationResult(torch.zeros(5), targets, parse_objective("miou", desc), before, after, True, [],
+                               0.0, 0.0)
+    assert np.allclose(result.class_recalls((3, 4)), [(3, 0.9, 0.6), (4, 0.5, 0.9)])
+    assert np.allclose(result.recall_drops(2.0), [(3, 0.9, 0.6)])
+    assert result.recall_drops(30.0) == []  # exactly 30 points: allowed
+    assert np.allclose(result.recall_drops(29.9), [(3, 0.9, 0.6)])

@@ -38,3 +38,25 @@ def camvid_tree(root: Path, split: str = "train", names: tuple[str, ...] = ("a",
 def truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
+
+
+# A description for colour-coded labels, and its colours: the classes, then void.
+COLOUR_DESC = """name: tiny
+classes: [background, person, sign]
+palette: [[10, 10, 10], [255, 0, 0], [0, 255, 0]]
+ignore_index: 255
+ignore_color: [0, 0, 0]
+groups:
+  low: [background]
+  high: [person, sign]
+"""
+COLOURS = np.array([[10, 10, 10], [255, 0, 0], [0, 255, 0], [0, 0, 0]], dtype=np.uint8)
+
+
+def write_colour_label(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+    """A colour label of COLOUR_DESC, and the ids a per-pixel reference gives (void = 255)."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, 4, (h, w))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(COLOURS[index]).save(path)
+    return np.array([[255 if i == 3 else i for i in row] for row in index.tolist()])

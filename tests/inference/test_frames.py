@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from iaseg.data import DatasetError
-from iaseg.inference.frames import iter_frames
+from iaseg.inference.frames import iter_frames, list_images
 
 from tests.helpers.data import write_image
 
@@ -39,3 +39,28 @@ def test_16_bit_float_and_bomb_images_are_refused_like_dataset_images(tmp_path, 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels > 2 x the limit: a "bomb"
     with pytest.raises(DatasetError, match=r"big.png: unreadable or truncated image \(Image size"):
         list(iter_frames(tmp_path / "big.png"))
+
+
+def test_recursive_folders_name_frames_by_their_relative_path(tmp_path):
+    a = write_image(tmp_path / "in" / "a.png", seed=1)
+    b = write_image(tmp_path / "in" / "day" / "a.png", seed=2)
+    c = write_image(tmp_path / "in" / "day" / "dusk" / "c.jpg", seed=3)
+    assert [n for n, _ in iter_frames(tmp_path / "in")] == ["a"]
+    frames = list(iter_frames(tmp_path / "in", recursive=True))
+    assert [n for n, _ in frames] == ["a", "day/a", "day/dusk/c"]
+    assert np.array_equal(frames[0][1], a) and np.array_equal(frames[1][1], b)
+    assert frames[2][1].shape == c.shape
+    assert [n for n, _ in list_images(tmp_path / "in", recursive=True)] == ["a", "day/a", "day/dusk/c"]
+
+
+@pytest.mark.parametrize("files, recursive, message", [
+    (["a.png", "a.jpg"], False, r"a.jpg and .*a.png would both be written as a.png"),
+    (["Road.png", "road.bmp"], False, r"would both be written as road.png"),
+    (["d/x.png", "d/x.tif"], True, r"would both be written as d/x.png"),
+    (["d/x.png"], False, r"no images .* in this folder \(--recursive searches sub-folders\)"),
+])
+def test_name_collisions_and_empty_folders_are_refused(tmp_path, files, recursive, message):
+    for rel in files:
+        write_image(tmp_path / "in" / rel)
+    with pytest.raises(DatasetError, match=message):
+        list_images(tmp_path / "in", recursive)

@@ -1,18 +1,26 @@
-"""Label maps for images of any size, against the network run by hand."""
+"""Label maps for images of any size, against the network run by hand: the training resize,
+batches of mixed sizes, --keep-aspect padding."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from iaseg.inference.predictor import Predictor
+from iaseg.data.base import image_to_tensor
+from iaseg.data.io import resize_image
+from iaseg.inference.predictor import Predictor, aspect_padding
 
 from tests.helpers.speed import SPATIAL, random_model
 
 
+def pil_input(image, size):
+    """The training resize (iaseg.data.io.resize_image: PIL bilinear, antialiased) as a tensor."""
+    return torch.from_numpy(resize_image(image, size).copy()).permute(2, 0, 1)[None].float() / 255
+
+
 def by_hand(model, name, image, size):
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    inputs = [F.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp(0, 1)]
+    inputs = [pil_input(image, size)]
     if name == "bierfpspnet":
-        inputs.append(F.interpolate(x, size=SPATIAL, mode="bilinear", align_corners=False).clamp(0, 1))
+        inputs.append(pil_input(image, SPATIAL))
     with torch.no_grad():
         logits = model(*inputs)
     return F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False).argmax(1)[0].numpy()
@@ -30,3 +38,51 @@ def test_images_of_two_sizes_in_one_batch():
             assert np.array_equal(label, by_hand(model, name, image, (64, 64)))
     rule = Predictor(model, name, (64, 64), SPATIAL, torch.device("cpu"), decide=lambda z: z.argmin(1))
     assert not np.array_equal(rule(images[:1])[0], labels[0])
+
+
+def test_the_network_sees_the_training_resize():
+    """A 3x-size camera image: what the network gets is the datasets' PIL antialiased resize
+    exactly (torch's bilinear without antialias differs on many pixels)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (192, 192, 3), dtype=np.uint8)
+    seen = []
+
+    def net(*inputs):
+        seen.append(inputs)
+        return torch.zeros(inputs[0].shape[0], 3, *inputs[0].shape[-2:])
+
+    Predictor(net, "bierfpspnet", (64, 64), (96, 96), torch.device("cpu"))([image])
+    (context, spatial), = seen
+    assert torch.equal(context, image_to_tensor(resize_image(image, (64, 64)))[None])
+    assert torch.equal(spatial, image_to_tensor(resize_image(image, (96, 96)))[None])
+    naive = F.interpolate(image_to_tensor(image)[None], size=(64, 64), mode="bilinear", align_corners=False)
+    assert (naive - context).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("shape, size, expected", [
+    ((48, 64), (64, 64), (8, 8, 0, 0)),       # wider than square: bands top and bottom
+    ((90, 160), (360, 480), (15, 15, 0, 0)),  # 16:9 into 4:3: 120 x 160, bands top and bottom
+    ((91, 160), (360, 480), (14, 15, 0, 0)),  # odd extra: the larger band at the bottom
+    ((60, 80), (360, 480), (0, 0, 0, 0)),     # same aspect: nothing
+    ((100, 50), (64, 64), (0, 0, 25, 25)),    # taller: bands left and right
+])
+def test_aspect_padding(shape, size, expected):
+    t, b, l, r = aspect_padding(shape, size)
+    assert (t, b, l, r) == expected
+    h, w = shape[0] + t + b, shape[1] + l + r
+    assert abs(h / w - size[0] / size[1]) < 1 / min(h, w)
+
+
+def test_keep_aspect_pads_runs_and_crops_back():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)  # 16:9 into a square network
+    model = random_model("erfpspnet")
+    label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    assert label.shape == (36, 64)
+    padded = np.pad(image, ((14, 14), (0, 0), (0, 0)))
+    with torch.no_grad():
+        logits = model(pil_input(padded, (64, 64)))
+    full = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+    assert np.array_equal(label, full[14:50])
+    stretched, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"))([image])
+    assert not np.array_equal(label, stretched)

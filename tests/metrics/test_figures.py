@@ -108,3 +108,43 @@ def test_training_curves_from_metrics_jsonl(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no epochs"):
         read_metrics_jsonl(tmp_path / "empty.jsonl")
+
+
+def _pixels(path, rgb):
+    return int((np.asarray(Image.open(path).convert("RGB")) == rgb).all(-1).sum())
+
+
+def test_one_colour_per_method_in_every_figure(tmp_path):
+    """Bars, training curves and the overlay draw method i in method_color(i) (the overlay's A and
+    B outlines too); other runs' colours do not appear."""
+    from iaseg.metrics import plot_curves_comparison
+    from iaseg.metrics.figures import method_color, method_rgb
+
+    assert method_rgb(0) == A_COLOR and method_rgb(1) == B_COLOR
+    assert [method_rgb(i) for i in range(2)] == [(242, 183, 5), (214, 39, 40)] and method_color(0) == "#f2b705"
+    runs = {}
+    for name, offset in (("CE", 0.0), ("IAL", 0.1)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("\n".join(json.dumps(
+            {"epoch": e, "train_loss": 1.0 / e + offset,
+             "val": {"mean": {"iou": 0.3 + 0.05 * e + offset}, "groups": {"G2": {"recall": 0.2 + 0.1 * e + offset}}}})
+            for e in range(1, 6)))
+        runs[name] = tmp_path / name
+    curves = plot_curves_comparison(runs, tmp_path / "curves.png")
+    bars = plot_class_bars({"CE": small_report([50, 40, 30, 20]), "IAL": small_report([45, 40, 40, 30])},
+                           tmp_path / "bars.png")
+    for figure in (curves, bars):
+        assert _pixels(figure, method_rgb(0)) > 100 and _pixels(figure, method_rgb(1)) > 100, figure
+        assert _pixels(figure, method_rgb(2)) == 0, figure   # matplotlib's default first colour is not used
+
+
+def test_class_bars_with_hatched_series_and_group_means(tmp_path):
+    from iaseg.metrics.figures import method_color, method_rgb
+
+    ours, paper = small_report([50, 40, 30, 20]), small_report([45, 40, 40, 30])
+    out = plot_class_bars({"ours": ours, "paper": paper}, tmp_path / "p.png", colors=[method_color(1)] * 2,
+                          hatched=["paper"], group_means=True)
+    assert_png(out, (800, 300))
+    assert _pixels(out, method_rgb(1)) > 500 and _pixels(out, method_rgb(0)) == 0
+    with pytest.raises(ValueError, match="1 colours for 2 runs"):
+        plot_class_bars({"ours": ours, "paper": paper}, tmp_path / "x.png", colors=["red"])

@@ -111,3 +111,22 @@ def test_unpaired_seeds_and_missing_files_are_noted(study_root) -> None:
     assert any("share seeds [1, 2, 3] only" in n for n in study["notes"])
     assert study["bootstrap"] is None and any("no hierarchical bootstrap" in n for n in study["notes"])
     assert not math.isnan(study["frontier"]["differences"]["IAL"]["mean"])
+
+
+def test_trimap_iou_is_summarised_and_plotted_against_the_width(study_root, tmp_path) -> None:
+    groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
+    study = build_study(groups, n_boot=100, frontier=False)
+    widths = _report(study_root, "CE", 0)["boundary"]["trimap_iou"]["widths"]
+    assert study["trimap_widths"] == widths and len(widths) >= 2
+    for i, d in enumerate(widths):
+        ial = np.array([_report(study_root, "IAL", s)["boundary"]["trimap_iou"]["groups"]["G3"][i] for s in range(4)])
+        ce = np.array([_report(study_root, "CE", s)["boundary"]["trimap_iou"]["mean"][i] for s in range(4)])
+        assert study["methods"]["IAL"]["values"][f"G3 trimap IoU d={d}"] == pytest.approx(list(ial), abs=1e-12)
+        assert study["methods"]["CE"]["summary"][f"mean trimap IoU d={d}"]["mean"] == pytest.approx(ce.mean())
+    paths = write_study(study, tmp_path / "out")
+    assert paths["trimap"].stat().st_size > 10_000
+    md = paths["md"].read_text()
+    assert f"| mean trimap IoU d={widths[0]} |" in md
+    # the hierarchical bootstrap resamples confusion counts only: no boundary rows in its table
+    boot = md.split("## Hierarchical bootstrap")[1]
+    assert "boundary F" not in boot and "trimap" not in boot

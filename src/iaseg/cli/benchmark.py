@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 from .common import CLIError, parse_size
 
@@ -18,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from iaseg.speed import LOSSES, MODES
 
     p.add_argument("--mode", choices=MODES, default="inference")
-    p.add_argument("--model", choices=["erfpspnet", "bierfpspnet"], default="erfpspnet")
+    p.add_argument("--model", type=_model_name, default="erfpspnet",
+                   help="erfpspnet, bierfpspnet or any network as 'package.module:factory' (default erfpspnet)")
     p.add_argument("--checkpoint", default=None, help="use these weights (default: random init)")
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-init model (default 11)")
     p.add_argument("--size", type=parse_size, default=None,
@@ -47,6 +50,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--root", type=Path, default=None, help="dataset root")
     g.add_argument("--split", default="train")
     g.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+
+
+def _model_name(name: str) -> str:
+    from iaseg.models import MODELS, is_import_path
+
+    if is_import_path(name) or name in MODELS:
+        return name
+    raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {sorted(MODELS)} or "
+                                     "'package.module:factory')")
+
+
+def _print_row(row: dict[str, Any], done: int, total: int) -> None:
+    """Each row on stderr as soon as it is measured (the table follows on stdout), with a warning
+    when it is noisy."""
+    from iaseg.speed import noise_warning, progress_line
+
+    print(progress_line(row, done, total), file=sys.stderr, flush=True)
+    warning = noise_warning(row)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -78,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
         raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript, "
                        "openvino)")
+    print(f"benchmarking {args.mode} speed; each row is printed as soon as it is measured", file=sys.stderr,
+          flush=True)
     try:
-        report = benchmark(args, command_line(args))
+        report = benchmark(args, command_line(args), on_row=_print_row)
     except ImportError as e:  # an optional dependency (ONNX Runtime, ...)
         raise CLIError(str(e)) from None
     print(format_report(report))

@@ -1,11 +1,18 @@
 """`iaseg calibrate`: fit a decision rule (per-class logit offsets) to recall/precision targets on
-a labelled split, without retraining (see `iaseg.decision`)."""
+a labelled split, without retraining (see `iaseg.decision`).
+
+It prints the recall of every class of the targeted groups before -> after, and refuses (exit 1,
+no rule written) a rule that lowers the recall of a class of a group named in a recall target by
+more than --max-class-drop points (a group's mean recall can rise while one of its classes
+falls); --allow-class-drop writes it anyway. The model is a checkpoint, a run folder (its
+best.pt) or an exported .onnx/.ts/.xml file run through the same runners as `iaseg predict`."""
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -15,7 +22,9 @@ from .common import CLIError, add_data_arguments
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from iaseg.decision import DEFAULT_MAX_PIXELS
 
-    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="an iaseg checkpoint (.pt), a run folder (its best.pt), or an exported model (.onnx, .ts, "
+                        ".xml: give --dataset and --root)")
     p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
                    help="e.g. 'G3.recall>=0.65', 'Pedestrian.recall>=0.8', 'Car.precision>=0.9' (repeatable; "
                         "NAME is a group or class, case-insensitive; METRIC recall|precision|iou)")
@@ -32,13 +41,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p, purpose="calibrate")
     p.add_argument("--allow-unmet", action="store_true",
                    help="write the rule even if a target cannot be met (the closest rule found)")
+    p.add_argument("--max-class-drop", type=float, default=2.0, metavar="POINTS",
+                   help="refuse a rule that lowers the recall of any class of a group named in a recall target by "
+                        "more than this many percentage points (default 2.0)")
+    p.add_argument("--allow-class-drop", action="store_true",
+                   help="write the rule even when it lowers such a class's recall more than --max-class-drop")
 
 
-def _file_sha256(path: Path) -> str:
+def _model_sha256(path: Path) -> str:
+    """SHA-256 of a model's bytes (an OpenVINO IR's .xml and .bin together)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for part in [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else []):
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
 
 
@@ -46,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
     from iaseg.data import build_loader
     from iaseg.decision import (CalibrationData, DecisionRule, calibrate, collect_logits, parse_objective,
-                                parse_target, write_calibration_outputs)
+                                parse_target, targeted_classes, write_calibration_outputs)
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, load_model, output_file
+    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
+    from .evaluate import load_network
 
     if not args.target:
         raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
@@ -60,13 +77,19 @@ def run(args: argparse.Namespace) -> int:
         output_file(args.cache, "--cache")
     if out.suffix.lower() != ".json":
         raise CLIError(f"--out {out}: the rule is a .json file")
-    device, model, meta, ckpt = load_model(args.checkpoint, args.device)
+    if args.max_class_drop < 0:
+        raise CLIError("--max-class-drop must be >= 0 (percentage points)")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    device, model, meta, ckpt, path = load_network(checkpoint, args.device, "exact", "auto", args.amp)
+    if meta.decision_rule is not None:
+        raise CLIError(f"{checkpoint} applies a decision rule already (exported with --decision-rule): calibrate "
+                       "the model without it")
     desc = meta.description
     targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
-    key = {"checkpoint_sha256": _file_sha256(Path(args.checkpoint)), "dataset": settings["name"],
+    key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
            "root": str(settings["root"]), "split": args.split, "options": settings["options"],
            "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
            "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
@@ -89,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                                   max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
         except ValueError as e:
             raise CLIError(f"{settings['name']} {args.split}: {e}") from None
-        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": str(args.checkpoint)})
+        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": checkpoint})
         data.save(cache_path)
         sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
         print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
@@ -101,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
+    recalls = result.class_recalls(targeted_classes(targets))
+    print("recall of the targeted classes (calibration data): " + ", ".join(
+        f"{desc.classes[k]} {pct(b)} -> {pct(a)}" for k, b, a in recalls))
+    drops = result.recall_drops(args.max_class_drop)
     if not result.met:
         for line in result.unmet_lines():
             print(f"iaseg calibrate: {line}", file=sys.stderr)
@@ -108,12 +135,26 @@ def run(args: argparse.Namespace) -> int:
             print("iaseg calibrate: no rule written (use --allow-unmet to write the closest rule found)",
                   file=sys.stderr)
             return 1
+    if drops:
+        k, b, a = drops[0]
+        more = f" (and {len(drops) - 1} more class(es))" if len(drops) > 1 else ""
+        floor = math.floor(1000 * (b - args.max_class_drop / 100)) / 1000
+        verdict = "written anyway (--allow-class-drop)" if args.allow_class_drop else \
+            f"no rule written (--target '{desc.classes[k]}.recall>={floor:g}' keeps it, --allow-class-drop writes it)"
+        print(f"iaseg calibrate: the rule lowers {desc.classes[k]} recall by {100 * (b - a):.1f} points "
+              f"({pct(b)} -> {pct(a)}){more}, more than --max-class-drop {args.max_class_drop:g}; {verdict}",
+              file=sys.stderr)
+        if not args.allow_class_drop:
+            return 1
     info = {
-        "calibration": {"checkpoint": str(args.checkpoint), "model": meta.model_name,
+        "calibration": {"checkpoint": checkpoint, "model": meta.model_name, "path": path,
                         "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
+                        "options": settings["options"] or None,
                         "images": data.info.get("images"), "pixels": data.num_pixels,
                         "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
         "result": result.summary(),
+        "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
+        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(drops),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,
     }
@@ -122,3 +163,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{rule!r}")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None

@@ -49,6 +49,20 @@ def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") ->
     p.add_argument("--no-progress", action="store_true")
 
 
+def resolve_checkpoint(path: str) -> str:
+    """--checkpoint as given, or a run folder's best.pt (said on stdout: which file is used)."""
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    best = folder / "best.pt"
+    if not best.is_file():
+        raise CLIError(f"--checkpoint {folder}: a folder without best.pt; give a checkpoint file or a run folder")
+    print(f"using {best}")
+    return str(best)
+
+
 def device_from(spec: str) -> "torch.device":
     """--device auto | cpu | cuda | cuda:N as a torch.device (ValueError without CUDA)."""
     from iaseg.engine.distributed import DistInfo, resolve_device

@@ -4,7 +4,7 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
-operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png."""
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
     p.add_argument("--paper", metavar="DATASET",
                    help="add the paper's published CE and IAL results (camvid: Table II, cityscapes: Tables "
-                        "III-IV) next to ours; A must be the CE run and B the IAL run")
+                        "III-IV; Table V) next to ours, in comparison.md/.json and paper_vs_ours.png; A must be "
+                        "the CE run and B the IAL run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,18 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--dataset/--root are for the overlay and need --checkpoints CKPT_A CKPT_B")
     if args.images < 1:
         raise CLIError(f"--images must be >= 1, got {args.images}")
-    result = compare_reports(args.a, args.b, args.names, args.out)
+    result = compare_reports(args.a, args.b, args.names, args.out, paper=args.paper)
     names = result["comparison"]["names"]
     extended = False  # comparison.md is rewritten once, after every addition
-    if args.paper:
-        from iaseg.metrics.paper import paper_vs_ours_markdown
-
-        try:
-            extra = paper_vs_ours_markdown(args.paper, dict(zip(("CE", "IAL"), result["reports"])))
-        except ValueError as e:
-            raise CLIError(f"--paper: {e}") from None
-        result["markdown"] += "\n## Paper vs ours\n\n" + extra
-        extended = True
     runs = [Path(x) for x in (args.a, args.b)]
     if all((r / "metrics.jsonl").is_file() for r in runs):
         from iaseg.metrics.figures import plot_curves_comparison

@@ -1,7 +1,9 @@
-"""`iaseg data check | weights | download`: dataset tools on the command line.
+"""`iaseg data check | weights | convert-labels | download`: dataset tools on the command line.
 
     iaseg data check --dataset camvid --root data/camvid --split train
+    iaseg data check --dataset folder --root data/mine --label-format rgb
     iaseg data weights --dataset camvid --root data/camvid --method enet --a 1.02
+    iaseg data convert-labels --input data/mine/labels_rgb --out data/mine/labels --description data/mine/description.yaml
     iaseg data download camvid --root data/camvid
 """
 from __future__ import annotations
@@ -21,6 +23,9 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split to scan (default: train; none for a flat folder dataset)")
     p.add_argument("--description", default=None,
                    help="dataset description YAML (required for --dataset folder unless <root>/description.yaml exists)")
+    p.add_argument("--label-format", choices=("ids", "rgb"), default=None,
+                   help="folder datasets: class-id PNGs (ids, default) or colour-coded labels in the "
+                        "description's palette (rgb)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="resize labels to H W before counting (default: native size)")
     p.add_argument("--cache", default=None, help="JSON file caching the pixel counts")
 
+    p = sub.add_parser("convert-labels", help="colour-coded (RGB) labels -> class-id PNGs, through the "
+                                              "description's palette")
+    p.add_argument("--input", required=True, help="a colour label file, or a folder of them (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (same relative paths, .png)")
+    p.add_argument("--description", required=True, help="dataset description YAML or shipped name (the palette)")
+
     p = sub.add_parser("download", help="download a dataset with checksum verification")
     p.add_argument("name", choices=("camvid",), help="dataset to download")
     p.add_argument("--root", required=True, help="destination folder")
@@ -55,6 +66,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if args.description is not None:
         opts["description"] = args.description
+    if args.label_format is not None:
+        opts["label_format"] = args.label_format
     return opts
 
 
@@ -106,6 +119,19 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_convert_labels(args: argparse.Namespace) -> int:
+    from iaseg.data.folder import convert_rgb_labels
+
+    written, problems = convert_rgb_labels(args.input, args.out, args.description)
+    print(f"wrote {len(written)} class-id label file(s) to {args.out}")
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} file(s) not converted", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_download(args: argparse.Namespace) -> int:
     from iaseg.data.download import DEFAULT_BASE_URL, SPLITS, download_camvid
 
@@ -117,4 +143,5 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"check": run_check, "weights": run_weights, "download": run_download}[args.data_command](args)
+    return {"check": run_check, "weights": run_weights, "convert-labels": run_convert_labels,
+            "download": run_download}[args.data_command](args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
-    from .common import CLIError, data_settings, labelled_dataset, output_folder
+    from .common import CLIError, data_settings, labelled_dataset, output_folder, resolve_checkpoint
 
     offsets = _offsets(args.frontier_offsets)  # option errors before any work
     widths = _widths(args.trimap_widths)
     output_folder(args.out)
-    device, model, meta, ckpt, path = _model(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    device, model, meta, ckpt, path = load_network(checkpoint, args.device, args.backend, args.precision, args.amp)
+    settings = data_settings(args, ckpt)
+    input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
     decide = None
     rule_info = None
@@ -62,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
         rule = load_rule(args.decision_rule, desc)
         decide, rule_info = rule.decide, rule.to_dict()
-    settings = data_settings(args, ckpt)
-    input_size = tuple(args.size) if args.size else meta.input_size
+        same = _calibration_overlap(rule.info.get("calibration") or {}, settings, args.split)
+        if same:
+            print(f"iaseg evaluate: warning: {args.decision_rule} was calibrated on {same}, the data evaluated here: "
+                  "these numbers are optimistic; evaluate the rule on a held-out split", file=sys.stderr)
     dataset = labelled_dataset(args, settings, meta, input_size)
     loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
     classes, groups = list(desc.classes), {k: list(v) for k, v in desc.groups.items()}
@@ -87,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     seed = ((ckpt.get("config") or {}).get("train") or {}).get("seed")
     report = build_report(cm.matrix.cpu(), classes, groups,
                           meta={
-                              "checkpoint": str(Path(args.checkpoint)), "model": meta.model_name,
+                              "checkpoint": str(Path(checkpoint)), "model": meta.model_name,
                               "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
                               "options": settings["options"] or None,
                               "images": len(dataset), "input_size": list(input_size),
@@ -112,27 +118,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any], str]:
-    """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)."""
+def load_network(checkpoint: str, device_spec: str, backend: str = "exact", precision: str = "auto",
+                 amp: str = "off") -> tuple[Any, Any, Any, dict[str, Any], str]:
+    """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)
+    for `evaluate` and `calibrate`: a checkpoint runs exactly (fp32 eager, or --amp) unless a
+    backend is named; an exported .onnx/.ts/.xml file on its own runtime, as in `predict`."""
     from iaseg.checkpoint import load_checkpoint
     from iaseg.inference import load_runner
     from iaseg.inference.runners import _source_kind
 
     from .common import CLIError, device_from, load_model
 
-    exported = _source_kind(args.checkpoint) != "checkpoint"
-    if args.backend == "exact" and not exported:
-        if args.precision != "auto":
+    exported = _source_kind(checkpoint) != "checkpoint"
+    if backend == "exact" and not exported:
+        if precision != "auto":
             raise CLIError("--precision is for a non-exact --backend (the exact path is fp32, or --amp)")
-        device, model, meta, ckpt = load_model(args.checkpoint, args.device)
-        return device, model, meta, ckpt, f"exact fp32 eager{'' if args.amp == 'off' else ' + ' + args.amp + ' autocast'}"
-    if args.amp != "off":
-        raise CLIError("--amp is for the exact path; a runner's precision is --precision")
-    device = device_from(args.device)
-    backend = None if args.backend in ("exact", "auto") else args.backend
-    runner = load_runner(args.checkpoint, backend=backend, precision=args.precision, device=device)
-    ckpt = {} if exported else load_checkpoint(args.checkpoint)
+        device, model, meta, ckpt = load_model(checkpoint, device_spec)
+        return device, model, meta, ckpt, f"exact fp32 eager{'' if amp == 'off' else ' + ' + amp + ' autocast'}"
+    if amp != "off":
+        raise CLIError("--amp is for the exact path of a checkpoint; a runner's precision is --precision")
+    device = device_from(device_spec)
+    runner = load_runner(checkpoint, backend=None if backend in ("exact", "auto") else backend,
+                         precision=precision, device=device)
+    ckpt = {} if exported else load_checkpoint(checkpoint)
     return device, runner, runner.meta, ckpt, runner.describe()
+
+
+def _calibration_overlap(calibration: dict[str, Any], settings: dict[str, Any], split: str) -> str | None:
+    """'DATASET SPLIT' when a rule was calibrated on the dataset, root and split evaluated (other
+    dataset options are mentioned: a different sequence selection of one split may not overlap)."""
+    if calibration.get("split") != split or calibration.get("dataset") != settings["name"]:
+        return None
+    if str(calibration.get("root")) != str(settings["root"]):
+        return None
+    text = f"{settings['name']} {split}"
+    if (calibration.get("options") or None) != (settings["options"] or None):
+        text += " (with other dataset options: check that the images do not overlap)"
+    return text
 
 
 def _widths(text: str) -> tuple[int, ...]:

@@ -1,16 +1,21 @@
 """`iaseg export`: a checkpoint to ONNX, TorchScript or OpenVINO IR, checked against the checkpoint.
 
-    iaseg export --checkpoint best.pt --format onnx --out erfpspnet.onnx
-    iaseg export --checkpoint best.pt --format onnx --out erfpspnet-int8.onnx \\
+    iaseg export --checkpoint best.pt --out erfpspnet.onnx
+    iaseg export --checkpoint best.pt --out erfpspnet-int8.onnx \\
         --int8 --calib-root data/camvid/train --val-root data/camvid/val --val-labels data/camvid/valannot
-    iaseg export --checkpoint best.pt --format openvino --out erfpspnet.xml        # + erfpspnet.bin
-    iaseg export --checkpoint best.pt --format openvino --out erfpspnet-int8.xml --int8 \\
+    iaseg export --checkpoint best.pt --out erfpspnet.xml        # + erfpspnet.bin
+    iaseg export --checkpoint best.pt --out erfpspnet-int8.xml --int8 \\
         --calib-root data/camvid --calib-dataset camvid --val-root data/camvid --val-dataset camvid
 
 int8 exports (ONNX Runtime static quantization or NNCF for OpenVINO) given labelled validation
 images pass an accuracy guard: mean IoU may drop by at most 0.5 points and the most important
 group's recall by at most 1 point against the same model in fp32, else the files are removed
 and the command fails (exit 1; --allow-accuracy-drop keeps them with a warning).
+
+The format comes from the extension of --out (.onnx, .ts, .pt, .xml); --format, when given, must
+agree with it (checked before anything is written). Files are written into a hidden folder
+beside --out and moved into place only when the export and its checks pass: a failure leaves
+no file behind.
 
 The exported graph has BatchNorm folded into the convolutions, a dynamic batch axis and a fixed
 H x W (the checkpoint's input size or --size; BiERF-PSPNet: context and spatial sizes). Inputs
@@ -19,12 +24,14 @@ The dataset description, model name and sizes travel inside the file (ONNX metad
 TorchScript extra file + FILE.json), so `iaseg.inference.load_runner(FILE)` needs nothing else.
 After writing, the file is run on a few inputs at batch 2 and compared with the checkpoint in
 plain fp32 eager PyTorch: max |logit diff| and argmax agreement are printed, and the command
-fails (exit 1) when fp32 agreement is below --min-agreement (99.9 %)
+fails (exit 1, nothing written) when fp32 agreement is below --min-agreement (99.9 %)
 (`iaseg.inference.parity_check`).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -34,12 +41,17 @@ import torch
 from .common import CLIError, output_file, parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt", "openvino": ".xml"}
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # what load_runner (and so predict/evaluate) reads as a checkpoint
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="iaseg checkpoint (.pt)")
-    p.add_argument("--format", choices=sorted(FORMATS), default="onnx")
-    p.add_argument("--out", required=True, help="output file (.onnx / .ts / .pt / .xml with a .bin beside it)")
+    p.add_argument("--format", choices=sorted(FORMATS), default=None,
+                   help="default: from the extension of --out (.onnx onnx, .ts torchscript, .pt checkpoint, "
+                        ".xml openvino); when given, it must agree with the extension")
+    p.add_argument("--out", required=True,
+                   help="output file: .onnx, .ts (TorchScript), .pt (slim checkpoint) or .xml (OpenVINO IR, with a "
+                        ".bin beside it); written only when the export and its checks succeed")
     p.add_argument("--half", action="store_true",
                    help="--format checkpoint: store the weights in fp16 (half the size; computation stays fp32)")
     p.add_argument("--size", type=parse_size, default=None,
@@ -95,7 +107,53 @@ def _fmt_agreement(a: dict[str, Any]) -> str:
             f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%)")
 
 
+def format_of(out: Path) -> str | None:
+    """The export format that the extension of `out` names (the suffixes `load_runner` reads),
+    or None for an unknown extension."""
+    from iaseg.inference.runner_base import ONNX_SUFFIXES, OPENVINO_SUFFIXES, TORCHSCRIPT_SUFFIXES
+
+    suffix = out.suffix.lower()
+    for fmt, suffixes in (("onnx", ONNX_SUFFIXES), ("torchscript", TORCHSCRIPT_SUFFIXES),
+                          ("openvino", OPENVINO_SUFFIXES), ("checkpoint", CHECKPOINT_SUFFIXES)):
+        if suffix in suffixes:
+            return fmt
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    fmt = format_of(out)
+    if fmt is None:
+        raise CLIError(f"--out {out}: cannot tell the format from {out.suffix or 'a name without extension'!r}; "
+                       "use .onnx, .ts (TorchScript), .pt (checkpoint) or .xml (OpenVINO)")
+    if args.format is not None and args.format != fmt:
+        raise CLIError(f"--format {args.format} contradicts --out {out.name}, whose extension means {fmt}; "
+                       f"use {FORMATS[args.format]} or drop --format")
+    args.format = fmt
+    output_file(args.out, "--out", *((".bin",) if fmt == "openvino" else ()))  # a folder in the way: before any work
+    # everything is written into a hidden folder beside --out and moved into place only on
+    # success: a failed export or check leaves nothing behind (and an older file untouched)
+    stage = out.parent / f".{out.name}.{os.getpid()}.partial"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        rc = _export_checkpoint(args, stage / out.name) if fmt == "checkpoint" else _export(args, stage / out.name)
+        if rc == 0:
+            for f in sorted(stage.iterdir()):
+                os.replace(f, out.parent / f.name)
+        else:
+            print(f"nothing written to {out}")
+        return rc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _shown(path: Path) -> Path:
+    """The final name of a staged file (the hidden folder left out)."""
+    return path.parent.parent / path.name
+
+
+def _export(args: argparse.Namespace, out: Path) -> int:
     from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
     from iaseg.inference import (agreement, export_onnx, export_torchscript, guarded_accuracy, load_runner,
                                  onnx_bytes, parity_check, quantize_int8, runner_from_model)
@@ -118,9 +176,6 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--int8 needs calibration images: --calib-root DIR")
     if args.val_labels is not None and args.val_root is None:
         raise CLIError("--val-labels needs --val-root")
-    out = output_file(args.out, "--out", *((".bin",) if args.format == "openvino" else ()))
-    if args.format == "checkpoint":
-        return _export_checkpoint(args, out)
     if args.half:
         raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
     ckpt = load_checkpoint(args.checkpoint)
@@ -169,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     kind = {"onnx": f"onnx opset {args.opset}", "torchscript": "torchscript", "openvino": "openvino IR"}[args.format]
     files = _written(out)
     print(f"exported {meta.model_name} ({meta.description.name}, {meta.description.num_classes} classes) to "
-          f"{' + '.join(str(f) for f in files)}: {kind}, {'int8' if args.int8 else 'fp32'}, N x 3 x {sizes} "
+          f"{' + '.join(str(_shown(f)) for f in files)}: {kind}, {'int8' if args.int8 else 'fp32'}, N x 3 x {sizes} "
           f"(dynamic batch), {sum(f.stat().st_size for f in files) / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
 
     val = None
@@ -201,10 +256,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"WARNING: int8 accuracy guard failed (limits: mean IoU -{MAX_MIOU_DROP}, {top} recall "
                           f"-{MAX_TOP_GROUP_RECALL_DROP} points); kept because of --allow-accuracy-drop")
                 else:
-                    for f in _written(out):
-                        f.unlink(missing_ok=True)
                     print(f"int8 accuracy guard FAILED (limits: mean IoU -{MAX_MIOU_DROP}, {top} recall "
-                          f"-{MAX_TOP_GROUP_RECALL_DROP} points): {out} removed; more calibration images, another "
+                          f"-{MAX_TOP_GROUP_RECALL_DROP} points); more calibration images, another "
                           "--calib-method or fp32/bf16 may do; --allow-accuracy-drop keeps it")
                     return 1
     return 0 if ok else 1
@@ -225,7 +278,7 @@ def _export_checkpoint(args: argparse.Namespace, out: Path) -> int:
         raise CLIError("--int8/--size/--spatial-size do not apply to --format checkpoint")
     slim = release_checkpoint(args.checkpoint, half=args.half)
     save_checkpoint(slim, out)
-    print(f"wrote {out}: {slim['model_name']} ({len(slim['classes'])} classes), "
+    print(f"wrote {_shown(out)}: {slim['model_name']} ({len(slim['classes'])} classes), "
           f"{'fp16' if args.half else 'fp32'} weights, {out.stat().st_size / 1e6:.1f} MB")
     result = parity_check(args.checkpoint, out, count=args.parity_count)
     minimum = args.min_agreement if args.min_agreement is not None else (99.0 if args.half else 99.9)

@@ -1,26 +1,42 @@
-"""`iaseg predict`: segment an image, a folder of images or a video.
+"""`iaseg predict`: segment an image, a folder of images (--recursive: its whole tree) or a video.
 
-Writes, per input image (or video frame) `<stem>`:
-    DIR/masks/<stem>.png      colour mask in the dataset palette
-    DIR/overlays/<stem>.png   mask blended over the image   (--overlay)
-    DIR/labels/<stem>.png     single-channel class ids      (--save-labels)
-Video frames are named `<stem>_<frame index:06d>`. Masks have the input image's size.
+Images and folders: per input image `<name>` (its stem; `sub/dir/stem` below a folder given
+with --recursive, so the output tree mirrors the input tree):
+    DIR/masks/<name>.png      colour mask in the dataset palette
+    DIR/overlays/<name>.png   mask blended over the image   (--overlay)
+    DIR/labels/<name>.png     single-channel class ids      (--save-labels)
+A video: DIR/<stem>_overlay.mp4, the mask blended over each frame at the source frame rate
+(--highlight: only the most important group; --legend: class names); --save-frames also
+writes the PNGs above per frame, named `<stem>_<frame index:06d>`. The MP4 carries no audio.
+Masks have the input's size. Images are resized to the network as in training (PIL bilinear,
+antialiased); --keep-aspect pads them to the network's aspect ratio instead of stretching.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from .common import CLIError, device_from, output_folder, parse_size
+from .common import CLIError, device_from, output_folder, parse_size, resolve_checkpoint
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="an iaseg checkpoint (.pt) or exported .onnx model")
+    p.add_argument("--checkpoint", required=True,
+                   help="an iaseg checkpoint (.pt), a run folder (its best.pt) or an exported .onnx/.ts/.xml model")
     p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--recursive", action="store_true",
+                   help="also segment the images in the sub-folders of --input (the output tree mirrors it)")
     p.add_argument("--save-labels", action="store_true", help="also write class-id PNGs to OUT/labels/")
     p.add_argument("--overlay", action="store_true", help="also write masks blended over the images")
+    p.add_argument("--save-frames", action="store_true",
+                   help="video input: also write the per-frame PNGs (masks, and --overlay/--save-labels)")
+    p.add_argument("--legend", action="store_true", help="draw the class colours and names on masks, overlays and video")
+    p.add_argument("--highlight", nargs="?", const="", metavar="GROUP",
+                   help="overlays and video colour only the classes of GROUP (default: the most important group)")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="pad images to the network's aspect ratio (black bands, cut off again) instead of stretching")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--device", default="auto")
@@ -38,71 +54,97 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from iaseg.inference import load_runner
-    from iaseg.inference.frames import iter_frames
+    from iaseg.inference.frames import is_video, iter_frames, list_images
     from iaseg.inference.predictor import Predictor
-    from iaseg.models import default_spatial_size, takes_spatial
-    from iaseg.visualize import colorize, overlay, save_png
+    from iaseg.inference.video import VIDEO_EXTENSIONS, VideoWriter, video_info
+    from iaseg.visualize import colorize, draw_legend, highlight_classes, overlay, save_png
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be >= 1")
     output_folder(args.out)  # before any work
+    src, out = Path(args.input), Path(args.out)
+    video = is_video(src) and src.is_file()
+    if video and not args.save_frames and (args.overlay or args.save_labels):
+        raise CLIError("--overlay/--save-labels write per-frame PNGs of a video: add --save-frames "
+                       "(the annotated MP4 is written anyway)")
+    if args.save_frames and not video:
+        raise CLIError(f"--save-frames is for video input; {src} is not a video ({', '.join(VIDEO_EXTENSIONS)})")
+    try:  # input errors (name collisions too) before loading the model
+        if video:
+            info = video_info(src)
+            total = info.frames or None  # the progress bar's total (and ETA) where the header has it
+        else:
+            total = len(list_images(src, args.recursive))
+    except ImportError as e:  # an optional dependency (PyAV for video)
+        raise CLIError(str(e)) from None
+    checkpoint = resolve_checkpoint(args.checkpoint)
     device = device_from(args.device)
     # the fastest checked inference path for this machine (iaseg.inference.load_runner): BN
     # folded, channels_last, bf16 where the CPU has native bf16; --precision fp32 for exact
-    runner = load_runner(args.checkpoint, backend=None if args.backend == "auto" else args.backend,
+    runner = load_runner(checkpoint, backend=None if args.backend == "auto" else args.backend,
                          precision=args.precision, device=device)
     print(f"running {runner.describe()}")
     desc = runner.description
     input_size = tuple(args.size) if args.size else runner.input_size
     if input_size is None:
         raise CLIError("the model records no input size: give --size HxW")
-    spatial = runner.spatial_size
-    if takes_spatial(runner.model_name) and spatial is None:
-        spatial = default_spatial_size(input_size)
+    only = None
+    if args.highlight is not None:
+        try:
+            only = highlight_classes(desc, args.highlight or None)
+        except ValueError as e:
+            raise CLIError(f"--highlight: {e}") from None
     decide = None
     if args.decision_rule and runner.meta.decision_rule is not None:
-        raise CLIError(f"{args.checkpoint} already applies a decision rule (exported with --decision-rule): "
+        raise CLIError(f"{checkpoint} already applies a decision rule (exported with --decision-rule): "
                        "drop --decision-rule")
     if args.decision_rule:
         from iaseg.decision import load_rule
 
         decide = load_rule(args.decision_rule, desc).decide
-    predictor = Predictor(runner, runner.model_name, input_size, spatial, device, decide)
-    out = Path(args.out)
-    src = Path(args.input)
+    predictor = Predictor(runner, runner.model_name, input_size, runner.spatial_size, device, decide,
+                          keep_aspect=args.keep_aspect)
+    legend = (lambda a, classes=None: draw_legend(a, desc, classes)) if args.legend else (lambda a, classes=None: a)
     bar = None
     if not args.no_progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc="predicting", unit="img", file=sys.stderr, leave=False)
+        bar = tqdm(total=total, desc="predicting", unit="frame" if video else "img", file=sys.stderr, leave=False)
     count = 0
+    with VideoWriter(out / f"{src.stem}_overlay.mp4", info.rate) if video else nullcontext() as writer:
 
-    def flush(names: list[str], images: list[np.ndarray]) -> None:
-        for name, image, label in zip(names, images, predictor(images)):
-            save_png(colorize(label, desc), out / "masks" / f"{name}.png")
-            if args.overlay:
-                save_png(overlay(image, label, desc), out / "overlays" / f"{name}.png")
-            if args.save_labels:
-                save_png(label.astype(np.uint8), out / "labels" / f"{name}.png")
-        if bar is not None:
-            bar.update(len(names))
+        def flush(names: list[str], images: list[np.ndarray]) -> None:
+            for name, image, label in zip(names, images, predictor(images)):
+                if writer is not None:
+                    writer.write(legend(overlay(image, label, desc, only=only), only))
+                if writer is None or args.save_frames:
+                    save_png(legend(colorize(label, desc)), out / "masks" / f"{name}.png")
+                    if args.overlay:
+                        save_png(legend(overlay(image, label, desc, only=only), only),
+                                 out / "overlays" / f"{name}.png")
+                    if args.save_labels:
+                        save_png(label.astype(np.uint8), out / "labels" / f"{name}.png")
+            if bar is not None:
+                bar.update(len(names))
 
-    names: list[str] = []
-    images: list[np.ndarray] = []
-    try:
-        for name, image in iter_frames(src):
-            names.append(name)
-            images.append(image)
-            if len(names) == args.batch_size:
+        names: list[str] = []
+        images: list[np.ndarray] = []
+        try:
+            for name, image in iter_frames(src, args.recursive):
+                names.append(name)
+                images.append(image)
+                if len(names) == args.batch_size:
+                    flush(names, images)
+                    count += len(names)
+                    names, images = [], []
+            if names:
                 flush(names, images)
                 count += len(names)
-                names, images = [], []
-    except ImportError as e:  # an optional dependency (PyAV for video)
-        raise CLIError(str(e)) from None
-    if names:
-        flush(names, images)
-        count += len(names)
-    if bar is not None:
-        bar.close()
-    print(f"segmented {count} image(s) from {src} into {out}")
+        finally:
+            if bar is not None:
+                bar.close()
+    if writer is not None:
+        print(f"wrote {writer.path}: {writer.frames} frames at {float(info.rate):.4g} fps, {info.width}x{info.height}")
+    print(f"segmented {count} {'frame' if video else 'image'}(s) from {src} into {out}")
     return 0
+

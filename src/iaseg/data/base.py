@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 from .augment import make_augment
 from .errors import DatasetError
 from .description import DatasetDescription, load_description
-from .io import label_lut, map_label, nearest_index, read_image, read_label, resize_image, resize_label
+from .io import (ColourTable, label_lut, map_label, nearest_index, read_image, read_label, read_rgb_label, resize_image,
+                 resize_label)
 
 Size = tuple[int, int]
 
@@ -134,7 +135,7 @@ class SegmentationDataset(Dataset):
 class Pair(NamedTuple):
     image: Path
     label: Path
-    kind: str = "ids"   # which lookup table maps the label file's raw values
+    kind: str = "ids"   # which lookup table maps the label file's raw values; 'rgb': colours via the palette
 
 
 class FileDataset(SegmentationDataset):
@@ -158,6 +159,7 @@ class FileDataset(SegmentationDataset):
             raise DatasetError(self.empty_message())
         self._lut_desc = {"ids": description, **(lut_descriptions or {})}
         self._luts = {k: label_lut(d) for k, d in self._lut_desc.items()}
+        self._colours = ColourTable(description) if any(p.kind == "rgb" for p in pairs) else None
 
     def empty_message(self) -> str:
         return f"{self._empty_where}: empty split: no image/label pairs found"
@@ -168,12 +170,14 @@ class FileDataset(SegmentationDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         pair = self.pairs[index]
         image = read_image(pair.image)
-        raw = read_label(pair.label)
+        rgb = pair.kind == "rgb"
+        raw = read_rgb_label(pair.label) if rgb else read_label(pair.label)
         if image.shape[:2] != raw.shape[:2]:
             raise DatasetError(
                 f"{pair.label}: label size {raw.shape[1]}x{raw.shape[0]} differs from image "
                 f"{pair.image.name} size {image.shape[1]}x{image.shape[0]} (WxH)")
-        label = map_label(raw, self._luts[pair.kind], pair.label, self._lut_desc[pair.kind])
+        label = (self._colours(raw, pair.label) if rgb
+                 else map_label(raw, self._luts[pair.kind], pair.label, self._lut_desc[pair.kind]))
         return image, label, str(pair.image)
 
 

@@ -44,13 +44,13 @@ from .cache import (CACHE_FORMAT, CACHE_VERSION, DEFAULT_MAX_PIXELS, Calibration
 from .plots import before_after_markdown, tradeoff_curves, tradeoff_plot, write_calibration_outputs
 from .rule import (FORMAT, ONNX_METADATA_KEY, VERSION, DecisionRule, DecisionRuleError, WithDecisionRule,
                    bake_decision_rule, load_rule)
-from .search import CalibrationResult, calibrate
+from .search import CalibrationResult, calibrate, guarded_classes, targeted_classes
 from .targets import OBJECTIVES, Quantity, Target, parse_objective, parse_target
 
 __all__ = [
     "CACHE_FORMAT", "CACHE_VERSION", "DEFAULT_MAX_PIXELS", "FORMAT", "OBJECTIVES", "ONNX_METADATA_KEY", "VERSION",
     "CalibrationData", "CalibrationResult", "DecisionRule", "DecisionRuleError", "Quantity", "Target",
     "WithDecisionRule", "bake_decision_rule", "before_after_markdown", "calibrate", "collect_logits",
-    "confusion_from_cache", "flip_thresholds", "load_rule", "parse_objective", "parse_target", "sweep_confusions",
-    "tradeoff_curves", "tradeoff_plot", "write_calibration_outputs",
+    "confusion_from_cache", "flip_thresholds", "guarded_classes", "load_rule", "parse_objective", "parse_target", "sweep_confusions",
+    "targeted_classes", "tradeoff_curves", "tradeoff_plot", "write_calibration_outputs",
 ]

@@ -8,6 +8,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from iaseg.metrics.confusion import class_metrics
+
 from .cache import CalibrationData, confusion_from_cache, sweep_confusions
 from .targets import Quantity, Target
 
@@ -50,11 +52,35 @@ class CalibrationResult:
                 lines.append(f"target {t} not reachable on the calibration data: {reached}{note}")
         return lines
 
+    def class_recalls(self, classes: Sequence[int]) -> list[tuple[int, float, float]]:
+        """(class id, recall before, recall after) for `classes`; NaN where a class has no
+        labelled pixels."""
+        before = class_metrics(self.before.to(torch.float64))["recall"]
+        after = class_metrics(self.after.to(torch.float64))["recall"]
+        return [(k, float(before[k]), float(after[k])) for k in classes]
+
+    def recall_drops(self, max_drop: float) -> list[tuple[int, float, float]]:
+        """The classes of recall targets (`guarded_classes`) whose recall the rule lowers by more
+        than `max_drop` percentage points, largest drop first."""
+        rows = [r for r in self.class_recalls(guarded_classes(self.targets)) if 100 * (r[1] - r[2]) > max_drop + 1e-9]
+        return sorted(rows, key=lambda r: r[2] - r[1])
+
     def summary(self) -> dict[str, Any]:
         return {"met": self.met, "objective": self.objective.label,
                 "objective_before": _f(self.objective_before), "objective_after": _f(self.objective_after),
                 "targets": [{k: (_f(v) if isinstance(v, float) else v) for k, v in s.items()} for s in self.status],
                 "moves": self.moves, "passes": self.passes}
+
+
+def targeted_classes(targets: Sequence[Target]) -> tuple[int, ...]:
+    """Every class named by a target, groups expanded, in class order."""
+    return tuple(sorted({k for t in targets for k in t.quantity.classes}))
+
+
+def guarded_classes(targets: Sequence[Target]) -> tuple[int, ...]:
+    """The classes of groups (or the classes) named in a recall target: raising a group's mean
+    recall must not be paid for by one of its classes (the recall guard of `iaseg calibrate`)."""
+    return targeted_classes([t for t in targets if t.quantity.metric == "recall" and t.op == ">="])
 
 
 class _State:

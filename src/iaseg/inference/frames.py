@@ -1,7 +1,13 @@
-"""Input frames for prediction: an image file, each image of a folder, or each frame of a video.
+"""Input frames for prediction: an image file, each image of a folder (optionally its whole
+tree), or each frame of a video.
 
 Images are read by `iaseg.data.io.read_image`, the one strict image reader: unreadable,
 truncated, 16-bit or float images and decompression bombs raise DatasetError naming the file.
+Each frame has a name, the output file's path relative to the output folder without suffix:
+an image's stem, `sub/dir/stem` for an image found in a sub-folder (the output tree mirrors the
+input tree), `<stem>_<index:06d>` for a video frame. Two inputs that would get the same name
+(`a.png` and `a.jpg`, compared case-insensitively for case-insensitive disks) are refused
+before anything is read.
 """
 from __future__ import annotations
 
@@ -13,36 +19,44 @@ import numpy as np
 from iaseg.data.errors import DatasetError
 from iaseg.data.io import IMAGE_EXTENSIONS, read_image
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+from .video import VIDEO_EXTENSIONS, iter_video
 
 
-def iter_frames(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, H x W x 3 uint8 RGB) for an image, each image of a folder (sorted), or each video
-    frame (named `<stem>_<index:06d>`). Missing input: FileNotFoundError; a folder without
-    images or an unreadable image: DatasetError; a video without PyAV: ImportError."""
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_images(path: str | Path, recursive: bool = False) -> list[tuple[str, Path]]:
+    """(name, file) of each image to predict, sorted by name: the image itself, or the images
+    of a folder (with `recursive`, of its whole tree). Missing input: FileNotFoundError; a folder
+    without images or two images of one name: DatasetError."""
     path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise DatasetError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder")
-        for f in files:
-            yield f.stem, read_image(f)
-    elif path.suffix.lower() in VIDEO_EXTENSIONS:
-        yield from _iter_video(path)
-    elif path.is_file():
-        yield path.stem, read_image(path)
-    else:
-        raise FileNotFoundError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return [(path.stem, path)]
+    found = path.rglob("*") if recursive else path.iterdir()
+    files = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        where = "this folder or below" if recursive else "this folder (--recursive searches sub-folders)"
+        raise DatasetError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {where}")
+    items = [(p.relative_to(path).with_suffix("").as_posix(), p) for p in files]
+    seen: dict[str, Path] = {}
+    for name, p in items:
+        other = seen.setdefault(name.casefold(), p)
+        if other is not p:
+            raise DatasetError(f"{other} and {p} would both be written as {name}.png: rename one of them "
+                               "(or predict them separately)")
+    return sorted(items)
 
 
-def _iter_video(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    try:
-        import av
-    except ImportError:
-        raise ImportError("reading video needs PyAV: pip install av") from None
-    try:
-        with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                yield f"{path.stem}_{i:06d}", frame.to_ndarray(format="rgb24")
-    except av.error.FFmpegError as e:  # type: ignore[attr-defined]
-        raise DatasetError(f"{path}: cannot read video ({e})") from None
+def iter_frames(path: str | Path, recursive: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, H x W x 3 uint8 RGB) for an image, each image of a folder (sorted; with
+    `recursive` its whole tree), or each video frame. Errors: see `list_images`; an unreadable
+    image: DatasetError; a video without PyAV: ImportError."""
+    path = Path(path)
+    if is_video(path) and path.is_file():
+        yield from iter_video(path)
+        return
+    for name, f in list_images(path, recursive):
+        yield name, read_image(f)

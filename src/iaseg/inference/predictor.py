@@ -1,35 +1,70 @@
-"""Label maps for images of any size: resize to the network, run it, bring the logits back."""
+"""Label maps for images of any size: resize to the network as training does, run it, bring the
+logits back (optionally keeping the aspect ratio by padding)."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
 
 from iaseg.data.base import image_to_tensor
+from iaseg.data.io import resize_image
 from iaseg.engine.evaluator import argmax_decision, resize_logits
-from iaseg.models import image_inputs
+from iaseg.models import default_spatial_size, takes_spatial
+
+
+def aspect_padding(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) black bands that give an h x w image the aspect ratio of
+    `size` = (H, W), split evenly (letterbox): the padded image is h x W' or H' x w, never cut."""
+    h, w = shape
+    H, W = size
+    if w * H > h * W:  # wider than the network: pad height
+        extra = math.ceil(w * H / W) - h
+        return extra // 2, extra - extra // 2, 0, 0
+    extra = math.ceil(h * W / H) - w
+    return 0, 0, extra // 2, extra - extra // 2
 
 
 class Predictor:
     """Callable: list of H x W x 3 uint8 images (sizes may differ) -> list of H x W int64 label
     maps at the images' own sizes.
 
-    Each image is resized (bilinear) to `input_size` (and BiERF-PSPNet's `spatial_size`), the
-    batch goes through `net` (a runner, which owns the precision), and each image's logits are
-    upsampled to its size before `decide` (default argmax; a decision rule plugs in here)."""
+    Each image is resized to `input_size` (and a two-input network's `spatial_size`) exactly as
+    the datasets do in training (`iaseg.data.io.resize_image`: PIL bilinear, antialiased when
+    shrinking), the batch goes through `net` (a runner, which owns the precision), and each
+    image's logits are upsampled to its size before `decide` (default argmax; a decision rule
+    plugs in here). With `keep_aspect`, an image of another aspect ratio than `input_size` is
+    first padded with black bands to that ratio (`aspect_padding`) instead of being stretched;
+    the logits are brought back to the padded size and the bands cut off."""
 
     def __init__(self, net: Callable[..., torch.Tensor], model_name: str, input_size: tuple[int, int],
                  spatial_size: tuple[int, int] | None, device: torch.device,
-                 decide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 decide: Callable[[torch.Tensor], torch.Tensor] | None = None, keep_aspect: bool = False) -> None:
         self.net, self.model_name, self.device = net, model_name, device
-        self.input_size, self.spatial_size = tuple(input_size), spatial_size
+        self.input_size = tuple(input_size)
+        if spatial_size is None and takes_spatial(model_name):
+            spatial_size = default_spatial_size(self.input_size)
+        self.spatial_size = tuple(spatial_size) if takes_spatial(model_name) else None
         self.decide = decide or argmax_decision
+        self.keep_aspect = keep_aspect
+
+    def inputs(self, image: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The network inputs (1 x 3 x h x w each) of one uint8 image, resized like training."""
+        sizes = [self.input_size] + ([self.spatial_size] if self.spatial_size is not None else [])
+        return tuple(image_to_tensor(resize_image(image, s))[None] for s in sizes)
 
     @torch.no_grad()
     def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        parts = [image_inputs(self.model_name, image_to_tensor(im)[None], self.input_size, self.spatial_size)
-                 for im in images]
+        pads = [aspect_padding(im.shape[:2], self.input_size) if self.keep_aspect else (0, 0, 0, 0)
+                for im in images]
+        parts = [self.inputs(np.pad(im, ((t, b), (l, r), (0, 0))) if any((t, b, l, r)) else im)
+                 for im, (t, b, l, r) in zip(images, pads)]
         logits = self.net(*(torch.cat(x).to(self.device) for x in zip(*parts)))
-        return [self.decide(resize_logits(logits[i:i + 1], im.shape[:2]))[0].cpu().numpy()
-                for i, im in enumerate(images)]
+        out = []
+        for i, (im, (t, b, l, r)) in enumerate(zip(images, pads)):
+            h, w = im.shape[:2]
+            z = resize_logits(logits[i:i + 1], (h + t + b, w + l + r))[..., t:t + h, l:l + w]
+            out.append(self.decide(z)[0].cpu().numpy())
+        return out
+

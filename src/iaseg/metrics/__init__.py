@@ -13,7 +13,7 @@ from .compare import compare_reports, comparison_dict, comparison_markdown, repo
 from .confusion import METRICS, ConfusionMatrix, class_metrics
 from .figures import (importance_overlay, plot_class_bars, plot_confusion_matrix, plot_overlays,
                       plot_curves_comparison, plot_training_curves, read_metrics_jsonl)
-from .paper import paper_report, paper_table5, paper_vs_ours_markdown
+from .paper import paper_report, paper_table5, paper_vs_ours, paper_vs_ours_markdown
 from .report import (ReportError, UndefinedMetricWarning, build_report, find_report, load_report, report_csv,
                      report_markdown, report_to_json, summarize, write_report)
 from .tables import delta_pct, display_groups, format_table2_md, format_table5_md, format_table_md, pct
@@ -26,5 +26,6 @@ __all__ = [
     "format_table_md", "format_table2_md", "format_table5_md", "display_groups", "pct", "delta_pct",
     "compare_reports", "comparison_dict", "comparison_markdown", "reports_table", "summary_line",
     "importance_overlay", "plot_class_bars", "plot_confusion_matrix", "plot_overlays", "plot_training_curves",
-    "read_metrics_jsonl", "plot_curves_comparison", "paper_report", "paper_table5", "paper_vs_ours_markdown",
+    "read_metrics_jsonl", "plot_curves_comparison", "paper_report", "paper_table5", "paper_vs_ours",
+    "paper_vs_ours_markdown",
 ]

@@ -131,17 +131,22 @@ def comparison_markdown(comparison: Mapping[str, Any]) -> str:
 
 
 def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[str, Any] | str | Path,
-                    names: Sequence[str] | None = None, out_dir: str | Path | None = None) -> dict[str, Any]:
+                    names: Sequence[str] | None = None, out_dir: str | Path | None = None,
+                    paper: str | None = None) -> dict[str, Any]:
     """Compare two reports (dicts, report.json files or run folders).
 
     Returns {"comparison": the comparison.json dict, "summary": one plain-language line,
     "markdown": the two tables, "files": {name: path}, "figures": [png paths], "reports": (A, B) as
-    loaded}. With `out_dir`,
-    writes comparison.md, comparison.json and comparison_bars.png there.
+    loaded}. With `out_dir`, writes comparison.md, comparison.json and comparison_bars.png there.
+
+    `paper` ('camvid' or 'cityscapes'): A is the CE run and B the IAL run; the paper's published
+    CE and IAL values go beside ours into comparison.json ("paper", see
+    `paper.paper_vs_ours`), comparison.md ("Paper vs ours") and paper_vs_ours.png (per class and
+    group means; ours solid, the paper hatched, in the same method colours as every figure).
     """
     from iaseg.io import atomic_write_bytes
 
-    from .figures import plot_class_bars
+    from .figures import method_color, plot_class_bars
 
     (ra, src_a), (rb, src_b) = _resolve(report_a), _resolve(report_b)
     if names is None:
@@ -152,19 +157,37 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     if ra.get("boundary") and rb.get("boundary"):
         comparison["boundary"] = boundary_comparison(ra["boundary"], rb["boundary"])
         markdown += "\n" + boundary_comparison_markdown(comparison["boundary"], comparison["names"]) + "\n"
+    name_a, name_b = comparison["names"]
+    if paper is not None:
+        from .paper import paper_as_printed, paper_markdown, paper_vs_ours
+
+        try:
+            comparison["paper"] = paper_vs_ours(paper, {"CE": ra, "IAL": rb}, {"CE": name_a, "IAL": name_b})
+        except ValueError as e:
+            raise ValueError(f"paper comparison: {e}") from None
+        markdown += "\n## Paper vs ours\n\n" + paper_markdown(comparison["paper"])
     result: dict[str, Any] = {"comparison": comparison, "summary": comparison["summary"], "markdown": markdown,
                               "files": {}, "figures": [], "reports": (ra, rb)}
     if out_dir is not None:
         out = Path(out_dir)
-        bars = plot_class_bars({comparison["names"][0]: ra, comparison["names"][1]: rb}, out / "comparison_bars.png",
-                               title=f"Per-class recall and precision: {comparison['names'][0]} vs "
-                                     f"{comparison['names'][1]}")
+        bars = plot_class_bars({name_a: ra, name_b: rb}, out / "comparison_bars.png",
+                               title=f"Per-class recall and precision: {name_a} vs {name_b}")
         result["figures"].append(bars)
         result["files"]["png"] = bars
+        if paper is not None:
+            series = {name_a: ra, f"paper CE ({paper})": paper_as_printed(paper, "CE"),
+                      name_b: rb, f"paper IAL ({paper})": paper_as_printed(paper, "IAL")}
+            fig = plot_class_bars(series, out / "paper_vs_ours.png", metrics=("recall", "precision", "iou"),
+                                  colors=[method_color(0), method_color(0), method_color(1), method_color(1)],
+                                  hatched=[n for n in series if n.startswith("paper ")], group_means=True,
+                                  title=f"Ours (solid) vs the paper (hatched, {comparison['paper']['model']}, "
+                                        f"{comparison['paper']['split']})")
+            result["figures"].append(fig)
+            result["files"]["paper"] = fig
         result["files"]["json"] = out / "comparison.json"
         atomic_write_bytes(result["files"]["json"], report_to_json(comparison).encode())
         write_comparison_md(result, out)
-        result["files"] = {k: result["files"][k] for k in ("md", "json", "png")}
+        result["files"] = {k: result["files"][k] for k in ("md", "json", "png", "paper") if k in result["files"]}
     return result
 
 

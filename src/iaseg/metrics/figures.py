@@ -13,18 +13,27 @@ import numpy as np
 
 from .tables import LABELS, display_groups, group_members
 
-# Paper Fig. 7: blue = ground truth, yellow = model A (cross-entropy), red = model B (IAL).
-GT_COLOR = (30, 110, 255)
-A_COLOR = (255, 215, 0)
-B_COLOR = (230, 20, 20)
-
-
+# One colour per method in every figure of a comparison (bars, curves, overlays, seeds,
+# frontiers): the first two are the paper's Fig. 7 yellow (CE) and red (IAL).
 METHOD_COLORS = ("#f2b705", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
 
 
 def method_color(i: int) -> str:
     """The colour of the i-th method of a comparison, the same in every figure."""
     return METHOD_COLORS[i % len(METHOD_COLORS)]
+
+
+def method_rgb(i: int) -> tuple[int, int, int]:
+    """`method_color(i)` as 0-255 RGB (for drawing into images)."""
+    h = method_color(i).lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+# Paper Fig. 7: blue = ground truth, then model A (cross-entropy) and model B (IAL) in their
+# method colours.
+GT_COLOR = (30, 110, 255)
+A_COLOR = method_rgb(0)
+B_COLOR = method_rgb(1)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -80,39 +89,74 @@ def _importance_order(report: Mapping[str, Any]) -> tuple[list[str], list[tuple[
     return [c for _, members in groups for c in members], groups
 
 
+def _percent(node: Mapping[str, Any], key: str) -> float:
+    v = node.get(key) if isinstance(node, Mapping) else None
+    return 100 * float("nan" if v is None else v)
+
+
+def _bars(ax: Any, labels: Sequence[str], values: Sequence[Sequence[float]], names: Sequence[str],
+          colors: Sequence[str], hatched: Sequence[bool]) -> None:
+    """One bar per series at each label: solid, or hatched on a light fill of the same colour."""
+    from matplotlib.colors import to_rgba
+
+    n = len(names)
+    width = 0.8 / n
+    x = np.arange(len(labels))
+    for k, (name, vals) in enumerate(zip(names, values)):
+        style = ({"color": to_rgba(colors[k], 0.3), "edgecolor": colors[k], "hatch": "///", "lw": 0.6}
+                 if hatched[k] else {"color": colors[k]})
+        ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=name, **style)
+    ax.set_ylim(0, 110)
+    ax.set_xticks(x, labels=list(labels), rotation=45, ha="right", rotation_mode="anchor")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
+
+
 def plot_class_bars(reports: Mapping[str, Mapping[str, Any]], out_png: str | Path,
-                    metrics: Sequence[str] = ("recall", "precision"), title: str | None = None) -> Path:
+                    metrics: Sequence[str] = ("recall", "precision"), title: str | None = None,
+                    colors: Sequence[str] | None = None, hatched: Iterable[str] = (),
+                    group_means: bool = False) -> Path:
     """Grouped bar chart of per-class values (one panel per metric, one bar per run), classes
-    ordered by importance group, most important first. `reports`: {run name: report}."""
+    ordered by importance group, most important first. `reports`: {run name: report}.
+
+    `colors`: one per run (default: `method_color` in order); runs named in `hatched` are drawn
+    hatched on a light fill (e.g. published numbers beside one's own, in the method's colour);
+    `group_means` adds a panel per metric with the group means and the mean over classes."""
     if not reports:
         raise ValueError("plot_class_bars needs at least one report")
     first = next(iter(reports.values()))
     classes, groups = _importance_order(first)
     names = list(reports)
     n = len(names)
-    width = 0.8 / n
-    x = np.arange(len(classes))
-    fig = _figure(max(7.0, 0.6 * len(classes) * max(1, n / 2) + 2), 2.8 * len(metrics) + 0.6)
-    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
-    for ax, metric in zip(axes, metrics):
-        for k, name in enumerate(names):
-            pc = reports[name]["per_class"]
-            vals = [100 * float("nan" if pc.get(c, {}).get(metric) is None else pc[c][metric]) for c in classes]
-            ax.bar(x + (k - (n - 1) / 2) * width, vals, width, label=name, color=method_color(k))
+    colors = list(colors) if colors is not None else [method_color(k) for k in range(n)]
+    if len(colors) != n:
+        raise ValueError(f"plot_class_bars: {len(colors)} colours for {n} runs")
+    hatched = set(hatched)
+    hatch = [name in hatched for name in names]
+    columns = [g for g, _ in groups] + ["Mean"]
+    width = max(7.0, 0.6 * len(classes) * max(1, n / 2) + 2)
+    ratios = [len(classes), 0.25 + len(columns)] if group_means else [1]
+    fig = _figure(width * (sum(ratios) / ratios[0]), 2.8 * len(metrics) + 0.6)
+    axes = fig.subplots(len(metrics), len(ratios), squeeze=False, width_ratios=ratios)
+    for row, metric in zip(axes, metrics):
+        ax = row[0]
+        _bars(ax, classes, [[_percent(reports[name]["per_class"].get(c, {}), metric) for c in classes]
+                            for name in names], names, colors, hatch)
         ax.set_ylabel(f"{LABELS.get(metric, metric)} (%)")
-        ax.set_ylim(0, 110)
-        ax.set_xticks(x, labels=classes, rotation=45, ha="right", rotation_mode="anchor")
-        ax.grid(axis="y", alpha=0.3)
         start = 0
         for g, members in groups:  # separators and group names above the bars
             if start:
                 ax.axvline(start - 0.5, color="0.5", lw=0.8, ls="--")
             ax.text(start + (len(members) - 1) / 2, 102, g, ha="center", va="bottom", fontsize=9, weight="bold")
             start += len(members)
-        ax.set_xlim(-0.6, len(classes) - 0.4)
+        if group_means:
+            _bars(row[1], columns, [[_percent(reports[name].get("groups", {}).get(g, {}), metric) for g in columns[:-1]]
+                                    + [_percent(reports[name].get("mean", {}), metric)] for name in names],
+                  names, colors, hatch)
+            row[1].set_title("group means", fontsize=9)
     if title:
         fig.suptitle(title)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", fontsize=9, ncols=min(n, 6))
     return _save(fig, out_png)
 
@@ -282,14 +326,14 @@ def plot_curves_comparison(runs: Mapping[str, str | Path], out_png: str | Path, 
               ("val/mean/iou", "val mean IoU (%)", 100.0),
               (f"val/groups/{group}/recall", f"val {group} recall (%)", 100.0)]
     for ax, (key, ylabel, scale) in zip(axes, panels):
-        for name, records in data.items():
+        for k, (name, records) in enumerate(data.items()):
             xs, ys = [], []
             for r in records:
                 v = r.get(key)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
                     xs.append(float(r["epoch"]))
                     ys.append(float(v) * (scale or 1.0))
-            ax.plot(xs, ys, lw=1.6, label=name)
+            ax.plot(xs, ys, lw=1.6, label=name, color=method_color(k))  # the method's colour in every figure
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -64,58 +64,81 @@ def paper_table5(dataset: str, loss: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def paper_as_printed(dataset: str, loss: str) -> dict[str, Any]:
+    """The paper's `loss` results as a report for figures: per-class values from Table II
+    (Tables III-IV), group means and Mean from Table V as printed."""
+    report = paper_report(dataset, loss)
+    printed = paper_table5(dataset, loss)
+    mean = printed.pop("Mean")
+    return {**report, "groups": {g: printed[g] for g in report["groups"]}, "mean": mean}
+
+
+def paper_vs_ours(dataset: str, ours: Mapping[str, Mapping[str, Any]],
+                  names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The paper's CE and IAL values next to ours, for comparison.json: fractions, NaN where
+    undefined, delta = IAL - CE.
+
+    `ours` maps 'CE' and 'IAL' to reports (dicts) of the dataset's classes; `names` gives their
+    run names. Returns {"dataset", "model", "split", "sources", "ours": {loss: name},
+    "per_class": {class: {metric: {"paper": {"CE", "IAL", "delta"}, "ours": {...}}}},
+    "groups": {group: ...}, "mean": {metric: ...}}; groups in display order (G3 first)."""
+    missing = [k for k in LOSSES if k not in ours]
+    if missing:
+        raise ValueError(f"the paper comparison needs reports for {LOSSES}, missing {missing}")
+    entry = _entry(dataset)
+    paper = {k: paper_as_printed(dataset, k) for k in LOSSES}
+    classes = list(paper["CE"]["per_class"])
+    for k in LOSSES:
+        if list(ours[k]["per_class"]) != classes:
+            raise ValueError(f"our {k} report's classes {list(ours[k]['per_class'])} differ from the paper's "
+                             f"{dataset} classes {classes}")
+    members = paper["CE"]["meta"]["groups"]
+    groups = [g for g, _ in display_groups(classes, members)]
+
+    def cells(get: Any) -> dict[str, Any]:
+        out = {}
+        for m in METRICS:
+            out[m] = {}
+            for who, src in (("paper", paper), ("ours", ours)):
+                ce, ial = _num(get(src["CE"], m)), _num(get(src["IAL"], m))
+                out[m][who] = {"CE": ce, "IAL": ial, "delta": ial - ce}
+        return out
+
+    return {
+        "dataset": dataset, "model": entry["model"], "split": entry["split"],
+        "sources": "per class: the paper's per-class tables; groups and Mean: its Table V as printed",
+        "ours": {k: (names or {}).get(k, f"ours {k}") for k in LOSSES},
+        "group_members": {g: list(m) for g, m in members.items()},
+        "paper_class_names": {c: entry.get("paper_class_names", {}).get(c, c) for c in classes},
+        "per_class": {c: cells(lambda r, m, c=c: r["per_class"][c][m]) for c in classes},
+        "groups": {g: cells(lambda r, m, g=g: r["groups"][g][m]) for g in groups},
+        "mean": cells(lambda r, m: r["mean"][m]),
+    }
+
+
 def paper_vs_ours_markdown(dataset: str, ours: Mapping[str, Mapping[str, Any]],
                            ours_label: str = "ours") -> str:
     """Per-class (Table II layout) and group (Table V layout) tables with, for each metric, the
     paper's CE, IAL and IAL - CE next to ours. `ours` maps 'CE' and 'IAL' to reports (dicts)."""
-    missing = [k for k in LOSSES if k not in ours]
-    if missing:
-        raise ValueError(f"paper_vs_ours_markdown needs reports for {LOSSES}, missing {missing}")
-    entry = _entry(dataset)
-    paper = {k: paper_report(dataset, k) for k in LOSSES}
-    printed = {k: paper_table5(dataset, k) for k in LOSSES}
-    classes = list(paper["CE"]["per_class"])
-    for k in LOSSES:
-        if list(ours[k]["per_class"]) != classes:
-            raise ValueError(f"our {k} report's classes {list(ours[k]['per_class'])} differ from {classes}")
-    groups = paper["CE"]["meta"]["groups"]
-    renamed = {c: entry.get("paper_class_names", {}).get(c, c) for c in classes}
-    cols = [(g, [renamed[c] for c in members]) for g, members in display_groups(classes, groups)]
+    return paper_markdown(paper_vs_ours(dataset, ours), ours_label)
 
-    def rows2(metric: str) -> list[tuple[str, dict[str, str]]]:
-        def cells(fn: Any) -> dict[str, str]:
-            return {renamed[c]: fn(c) for c in classes}
 
-        out = []
-        for who, src in (("paper", paper), (ours_label, ours)):
-            a = {c: src["CE"]["per_class"][c][metric] for c in classes}
-            b = {c: src["IAL"]["per_class"][c][metric] for c in classes}
-            out += [(f"{who} CE", cells(lambda c: pct(a[c]))), (f"{who} IAL", cells(lambda c: pct(b[c]))),
-                    (f"{who} Δ", cells(lambda c: delta_pct(_sub(b[c], a[c]))))]
-        return out
+def paper_markdown(comparison: Mapping[str, Any], ours_label: str = "ours") -> str:
+    """The two tables of a `paper_vs_ours` dict."""
+    renamed = comparison["paper_class_names"]
+    per_class, groups = comparison["per_class"], comparison["groups"]
+    cols = [(g, [renamed[c] for c in m]) for g, m in display_groups(list(per_class), comparison["group_members"])]
 
-    def rows5(metric: str) -> list[tuple[str, dict[str, str]]]:
-        out = []
-        for who in ("paper", ours_label):
-            vals = {}
-            for k in LOSSES:
-                if who == "paper":
-                    vals[k] = {g: v[metric] for g, v in printed[k].items()}
-                else:
-                    vals[k] = {**{g: v[metric] for g, v in ours[k]["groups"].items()}, "Mean": ours[k]["mean"][metric]}
-            out += [(f"{who} CE", {g: pct(v) for g, v in vals["CE"].items()}),
-                    (f"{who} IAL", {g: pct(v) for g, v in vals["IAL"].items()}),
-                    (f"{who} Δ", {g: delta_pct(_sub(vals["IAL"][g], vals["CE"][g])) for g in vals["CE"]})]
-        return out
+    def rows(values: Mapping[str, Mapping[str, Any]], metric: str, key: Any) -> list[tuple[str, dict[str, str]]]:
+        return [(f"{label} {shown}", {key(name): fmt(v[metric][who][k]) for name, v in values.items()})
+                for who, label in (("paper", "paper"), ("ours", ours_label))
+                for k, shown, fmt in (("CE", "CE", pct), ("IAL", "IAL", pct), ("delta", "Δ", delta_pct))]
 
-    t2 = format_table2_md(cols, [(LABELS[m], rows2(m)) for m in METRICS])
-    t5 = format_table5_md([g for g, _ in display_groups(classes, groups)], [(LABELS[m], rows5(m)) for m in METRICS])
+    table5 = {**groups, "Mean": comparison["mean"]}
+    t2 = format_table2_md(cols, [(LABELS[m], rows(per_class, m, lambda c: renamed[c])) for m in METRICS])
+    t5 = format_table5_md(list(groups), [(LABELS[m], rows(table5, m, lambda g: g)) for m in METRICS])
     return "\n".join([
-        f"### Per class (%): paper ({entry['model']}, {entry['split']}) vs {ours_label}", "", t2, "",
+        f"### Per class (%): paper ({comparison['model']}, {comparison['split']}) vs {ours_label}", "", t2, "",
         f"### Group means (%): paper Table V as printed vs {ours_label}", "",
         "Δ = IAL − CE in percentage points. Group value = mean of its classes' values; Mean = over all classes.",
         "", t5]) + "\n"
-
-
-def _sub(b: Any, a: Any) -> float:
-    return _num(b) - _num(a)  # NaN (undefined) in, NaN out

@@ -89,16 +89,28 @@ def metric_keys(report: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
     if report.get("boundary"):
         keys.append(("mean boundary F", ("boundary", "boundary_f", "mean", "f")))
         keys += [(f"{g} boundary F", ("boundary", "boundary_f", "groups", g, "f")) for g in report["groups"]]
+        for i, d in enumerate(trimap_widths(report)):
+            keys.append((f"mean trimap IoU d={d}", ("boundary", "trimap_iou", "mean", i)))
+            keys += [(f"{g} trimap IoU d={d}", ("boundary", "trimap_iou", "groups", g, i)) for g in report["groups"]]
     for c in report["per_class"]:
         keys += [(f"{c} {LABELS[k]}", ("per_class", c, k)) for k in ("iou", "precision", "recall")]
     return keys
 
 
-def _get(report: Mapping[str, Any], path: tuple[str, ...]) -> float:
-    """The value at `path`; NaN when undefined or absent (e.g. a report without boundary metrics)."""
+def trimap_widths(report: Mapping[str, Any]) -> list[int]:
+    """The band widths (pixels) of a report's trimap IoU, [] without boundary metrics."""
+    return list(((report.get("boundary") or {}).get("trimap_iou") or {}).get("widths") or [])
+
+
+def _get(report: Mapping[str, Any], path: tuple[str | int, ...]) -> float:
+    """The value at `path` (str: a key, int: a list index, e.g. a trimap width's position); NaN
+    when undefined or absent (e.g. a report without boundary metrics)."""
     node: Any = report
     for part in path:
-        if not isinstance(node, Mapping) or part not in node:
+        if isinstance(part, int):
+            if not isinstance(node, (list, tuple)) or part >= len(node):
+                return math.nan
+        elif not isinstance(node, Mapping) or part not in node:
             return math.nan
         node = node[part]
     return math.nan if node is None else float(node)
@@ -125,7 +137,8 @@ def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | No
                 raise ReportError(f"{r['path']}: classes {list(r['report']['per_class'])} differ from {classes}")
     keys = metric_keys(first)
     study: dict[str, Any] = {"format": "iaseg.study/1", "reference": reference, "classes": classes,
-                             "groups": groups, "methods": {}, "differences": {}, "notes": []}
+                             "groups": groups, "trimap_widths": trimap_widths(first), "methods": {},
+                             "differences": {}, "notes": []}
     for name, rs in runs.items():
         values = {label: {s: _get(r["report"], path) for s, r in rs.items()} for label, path in keys}
         study["methods"][name] = {
@@ -320,7 +333,8 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
     lines.append("")
     # means over seeds
     rows = ["mean IoU", "mean Precision", "mean Recall"] + [f"{g} {LABELS[k]}" for g in groups for k in ("iou", "precision", "recall")]
-    rows += [r for r in ["mean boundary F"] + [f"{g} boundary F" for g in groups]
+    trimap = [f"{w} trimap IoU d={d}" for w in ["mean", *groups] for d in study.get("trimap_widths") or []]
+    rows += [r for r in ["mean boundary F"] + [f"{g} boundary F" for g in groups] + trimap
              if r in next(iter(study["methods"].values()))["summary"]]
     lines += ["## Means over seeds", "", "| metric | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
     for r in rows:
@@ -353,6 +367,8 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
                   "| metric | " + " | ".join(methods + [f"{m} - {ref}" for m in b["differences"]]) + " |",
                   "|---|" + "---:|" * (len(methods) + len(b["differences"]))]
         for r in rows:
+            if all(b["methods"][m].get(r) is None for m in methods):
+                continue  # boundary metrics: no per-image counts to resample
             cells = [_iv(b["methods"][m].get(r), False) for m in methods]
             cells += [_iv(b["differences"][m].get(r), True) for m in b["differences"]]
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
@@ -454,8 +470,44 @@ def plot_seeds(study: Mapping[str, Any], out_png: str | Path) -> Path:
     return _save(fig, out_png)
 
 
+def plot_trimap(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
+    """Trimap IoU against the band width d (pixels within d of a ground-truth boundary), the mean
+    over classes and the most important group: per method the mean over seeds with a ±1 SD band
+    and thin per-seed lines. None when the reports have no boundary metrics."""
+    widths = list(study.get("trimap_widths") or [])
+    if not widths:
+        return None
+    from .figures import _figure, _save, method_color
+
+    groups = list(study["groups"])
+    panels = ["mean"] + groups[-1:]
+    fig = _figure(4.6 * len(panels), 4.0)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, what in zip(axes, panels):
+        for i, (name, m) in enumerate(study["methods"].items()):
+            color = method_color(i)
+            arr = 100 * np.array([m["values"][f"{what} trimap IoU d={d}"] for d in widths], dtype=float).T
+            for row in arr:
+                ax.plot(widths, row, color=color, lw=0.5, alpha=0.35)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(arr, 0)
+                sd = np.nanstd(arr, 0, ddof=1) if arr.shape[0] > 1 else np.zeros_like(mean)
+            ax.plot(widths, mean, "o-", color=color, lw=2, ms=4, label=name)
+            ax.fill_between(widths, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(d) for d in widths])
+        ax.set(xlabel="band width d (pixels from a ground-truth boundary)", ylabel="trimap IoU (%)",
+               title=f"{'mean over classes' if what == 'mean' else what}: trimap IoU vs d")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.supxlabel("lines: mean over seeds, band ±1 SD; thin: single seeds", fontsize=8, color="0.3")
+    return _save(fig, out_png)
+
+
 def write_study(study: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """study.json, study.md, seeds.png and (with frontiers) frontier.png in out_dir."""
+    """study.json, study.md, seeds.png, (with frontiers) frontier.png and (with boundary metrics)
+    trimap.png in out_dir."""
     from iaseg.io import atomic_write_bytes
 
     out = Path(out_dir)
@@ -467,4 +519,7 @@ def write_study(study: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path
     fr = plot_frontier(study, out / "frontier.png")
     if fr:
         paths["frontier"] = fr
+    tr = plot_trimap(study, out / "trimap.png")
+    if tr:
+        paths["trimap"] = tr
     return paths

@@ -9,7 +9,10 @@ host-to-device copy inside the timed region; the cast to the runner's precision 
 `--warmup` untimed calls, then `--repeats` timed calls, each ended by torch.cuda.synchronize on
 GPU; the median and spread (IQR, min, max) are reported. Every row of a table is measured in
 the same process, one after the other, so ratios between rows are meaningful even on a busy
-machine; absolute numbers are only as good as the machine's idleness.
+machine; absolute numbers are only as good as the machine's idleness. A row whose IQR is above
+10% of its median (`timing.NOISE_FRACTION`) is marked noisy ("noisy": true in the JSON, a line
+under the table, a warning as it is measured). `benchmark(..., on_row=f)` calls `f(row, done,
+total)` as soon as each row is measured (`iaseg benchmark` prints `progress_line` of it).
 
 The 'naive' row is the plain PyTorch way: `iaseg.models.build_model(...)` in eval mode under
 torch.no_grad, float32, default (NCHW) memory format, no folding or fusion. Speed-ups are over
@@ -28,21 +31,22 @@ import torch
 
 from .inference import NaiveRunner, format_inference, run_inference
 from .pipeline import format_pipeline, run_pipeline
-from .timing import summarize, sync, time_calls
+from .timing import NOISE_FRACTION, RowCallback, noise_warning, summarize, sync, time_calls, timing_of
 from .train import LOSSES, format_train, run_train
 
 SCHEMA = "iaseg.benchmark/1"
 MODES = ("inference", "train", "pipeline")
 
-__all__ = ["LOSSES", "MODES", "SCHEMA", "NaiveRunner", "benchmark", "format_inference", "format_pipeline",
-           "format_report", "format_train", "run_inference", "run_pipeline", "run_train", "summarize", "sync",
-           "time_calls"]
+__all__ = ["LOSSES", "MODES", "NOISE_FRACTION", "SCHEMA", "NaiveRunner", "benchmark", "format_inference",
+           "format_pipeline", "format_report", "format_train", "noise_warning", "progress_line", "run_inference",
+           "run_pipeline", "run_train", "summarize", "sync", "time_calls"]
 
 
-def benchmark(args: argparse.Namespace, command: str | None = None) -> dict[str, Any]:
+def benchmark(args: argparse.Namespace, command: str | None = None,
+              on_row: RowCallback | None = None) -> dict[str, Any]:
     """Run the benchmark described by parsed `iaseg benchmark` options (any object with those
     attributes); return the JSON-able report. `command` (the command line that reproduces it)
-    is recorded in the report."""
+    is recorded in the report; `on_row(row, done, total)` is called as each row is measured."""
     from iaseg.inference import machine_info
 
     if args.threads:
@@ -55,8 +59,19 @@ def benchmark(args: argparse.Namespace, command: str | None = None) -> dict[str,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "command": command,
               "machine": machine_info(device)}
-    report.update(runners[args.mode](args))
+    report.update(runners[args.mode](args, on_row))
     return report
+
+
+def progress_line(row: dict[str, Any], done: int, total: int) -> str:
+    """One line for a row just measured: '[3/9] eager bf16: 41.20 fps, median 24.27 ms (IQR 0.41)'."""
+    head = f"[{done}/{total}] {row['name']}"
+    times = timing_of(row)
+    if row.get("status") != "ok" or times is None:
+        return f"{head}: {row.get('status')}: {row.get('reason', '')}"
+    rate = f"{row['fps']:.2f} fps" if "fps" in row else f"{row['images_per_s']:.2f} images/s"
+    speedup = f", {row['speedup']:.2f}x" if "speedup" in row else ""
+    return f"{head}: {rate}, median {times['median']:.2f} ms (IQR {times['iqr']:.2f}){speedup}"
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .timing import results_table, summarize, time_calls
+from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 
 class NaiveRunner:
@@ -103,7 +103,9 @@ def _onnxruntime_available() -> bool:
     return True
 
 
-def run_inference(args: argparse.Namespace) -> dict[str, Any]:
+def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+    """Measure every configured row (the naive baseline first); `on_row` hears of each one as
+    soon as it is measured."""
     from iaseg.inference import agreement, default_precision, runner_from_model
     from iaseg.inference.probe import structured_scenes
     from iaseg.models import describe, image_inputs
@@ -125,7 +127,9 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     naive = NaiveRunner(model, device)
     reference = naive(*inputs).float().cpu()
     results: list[dict[str, Any]] = []
-    for backend, precision, extra in _inference_configs(args, device):
+    configs = _inference_configs(args, device)
+    base: dict[str, Any] | None = None
+    for backend, precision, extra in configs:
         row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else ""),
                                "backend": backend, "precision": precision,
                                "default": (backend, precision) == default and not extra}
@@ -143,7 +147,7 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
             out = runner(*inputs).float().cpu()
         except Exception as e:  # noqa: BLE001 - one failing backend must not end the table
             row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
-            results.append(row)
+            results.append(finish_row(row, len(results) + 1, len(configs), on_row))
             continue
         row["setup_s"] = time.perf_counter() - t0
         row["options"] = runner.options()
@@ -152,12 +156,12 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
         row.update(status="ok", latency_ms=latency, fps=1000 * batch / latency["median"],
                    gflops_per_s=info["gflops"] * batch / (latency["median"] / 1000),
                    agreement={k: agree[k] for k in ("argmax_agreement", "max_abs_diff", "near_ties")})
-        results.append(row)
+        if backend == "naive":
+            base = row
+        if base is not None:
+            row["speedup"] = row["fps"] / base["fps"]
+        results.append(finish_row(row, len(results) + 1, len(configs), on_row))
         del runner
-    base = next((r for r in results if r["backend"] == "naive" and r["status"] == "ok"), None)
-    for r in results:
-        if r["status"] == "ok" and base is not None:
-            r["speedup"] = r["fps"] / base["fps"]
     return {"settings": {"model": meta.model_name, "num_classes": meta.description.num_classes,
                          "size": list(meta.input_size),
                          "spatial_size": list(meta.spatial_size) if meta.spatial_size else None,
@@ -168,16 +172,18 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
             "results": results}
 
 
-def format_inference(report: dict[str, Any]) -> str:
-    def row(r: dict[str, Any]) -> dict[str, Any]:
-        lat = r["latency_ms"]
-        return {"path": r["name"] + (" (default)" if r["default"] else ""),
-                "fps": round(r["fps"], 2), "median ms": round(lat["median"], 2),
-                "IQR ms": round(lat["iqr"], 2), "min ms": round(lat["min"], 2), "max ms": round(lat["max"], 2),
-                "GFLOP/s": round(r["gflops_per_s"], 1), "speed-up": f"{r.get('speedup', float('nan')):.2f}x",
-                "agree %": f"{100 * r['agreement']['argmax_agreement']:.2f}",
-                "setup s": round(r["setup_s"], 1)}
+def inference_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The table cells of a measured inference row."""
+    lat = r["latency_ms"]
+    return {"path": r["name"] + (" (default)" if r["default"] else ""),
+            "fps": round(r["fps"], 2), "median ms": round(lat["median"], 2),
+            "IQR ms": round(lat["iqr"], 2), "min ms": round(lat["min"], 2), "max ms": round(lat["max"], 2),
+            "GFLOP/s": round(r["gflops_per_s"], 1), "speed-up": f"{r.get('speedup', float('nan')):.2f}x",
+            "agree %": f"{100 * r['agreement']['argmax_agreement']:.2f}",
+            "setup s": round(r["setup_s"], 1)}
 
+
+def format_inference(report: dict[str, Any]) -> str:
     s = report["settings"]
     size = "x".join(map(str, s["size"]))
     if s["spatial_size"]:
@@ -188,4 +194,5 @@ def format_inference(report: dict[str, Any]) -> str:
     cols = ["path", "fps", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s", "speed-up", "agree %", "setup s"]
     note = ("speed-up: over the naive row (plain PyTorch fp32 eager); agree %: argmax agreement with the naive "
             "row on the benchmark input" + (" (random weights: a weak check)" if not s["checkpoint"] else ""))
-    return head + "\n" + results_table(report["results"], cols, "path", "fps", row) + "\n" + note
+    return (head + "\n" + results_table(report["results"], cols, "path", "fps", inference_row) + "\n" + note
+            + noisy_rows_note(report["results"]))

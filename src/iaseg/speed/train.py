@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .timing import results_table, summarize, time_calls
+from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 LOSSES = ("ce", "weighted_ce", "ial")
 
@@ -60,9 +60,11 @@ def _train_step(model: torch.nn.Module, loss_fn: torch.nn.Module, x: Sequence[to
     return step
 
 
-def run_train(args: argparse.Namespace) -> dict[str, Any]:
+def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+    """Time a training step for each (precision, loss); `on_row` hears of each row as soon as it
+    is measured."""
     from iaseg.data import load_description
-    from iaseg.models import build_model, default_spatial_size
+    from iaseg.models import build_model, default_spatial_size, takes_spatial
 
     device = torch.device(args.device)
     size = args.size or (360, 480)
@@ -74,7 +76,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     if desc.num_classes != classes:
         raise ValueError(f"--num-classes {classes}: use 11 (CamVid) or 19 (Cityscapes)")
     g = torch.Generator().manual_seed(0)
-    sizes = [size] + ([args.spatial_size or default_spatial_size(size)] if args.model == "bierfpspnet" else [])
+    sizes = [size] + ([args.spatial_size or default_spatial_size(size)] if takes_spatial(args.model) else [])
     x32 = [torch.rand(batch, 3, *s, generator=g) for s in sizes]
     y = torch.randint(0, classes, (batch, *size), generator=g)
     y[torch.rand(y.shape, generator=g) < 0.05] = desc.ignore_index  # some void pixels, as in real labels
@@ -84,6 +86,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     losses = list(LOSSES) if args.loss == "all" else [args.loss]
     precisions = ["fp32", "fast"] if args.train_precision == "all" else [args.train_precision]
     results: list[dict[str, Any]] = []
+    total = len(precisions) * len(losses)
+    ok: dict[str, dict[str, Any]] = {}
     for prec in precisions:
         fast = prec == "fast"
         fmt = torch.channels_last if fast else torch.contiguous_format
@@ -96,7 +100,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
                 loss_fn, source = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
             except (ImportError, ValueError) as e:
                 row.update(status="skipped", reason=f"{type(e).__name__}: {e}")
-                results.append(row)
+                results.append(finish_row(row, len(results) + 1, total, on_row))
                 continue
             torch.manual_seed(0)
             model = build_model(args.model, classes).to(device).train()
@@ -105,12 +109,11 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             step = _train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
             step_ms = summarize(time_calls(step, warmup, repeats, device))
             row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"])
-            results.append(row)
-    ok = {r["name"]: r for r in results if r["status"] == "ok"}
-    for r in results:
-        base = ok.get(f"{r['loss']} fp32")
-        if r["status"] == "ok" and base is not None:
-            r["speedup"] = r["images_per_s"] / base["images_per_s"]
+            ok[row["name"]] = row
+            base = ok.get(f"{loss_name} fp32")  # measured first when both precisions run
+            if base is not None:
+                row["speedup"] = row["images_per_s"] / base["images_per_s"]
+            results.append(finish_row(row, len(results) + 1, total, on_row))
     ratios = {}
     for prec in precisions:
         a, b = ok.get(f"ial {prec}"), ok.get(f"weighted_ce {prec}")
@@ -122,19 +125,21 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "results": results, "ratios": ratios}
 
 
-def format_train(report: dict[str, Any]) -> str:
-    def row(r: dict[str, Any]) -> dict[str, Any]:
-        s = r["step_ms"]
-        return {"step": r["name"], "precision": r["precision"], "channels_last": str(r["channels_last"]),
-                "images/s": round(r["images_per_s"], 2), "median ms": round(s["median"], 1),
-                "IQR ms": round(s["iqr"], 1), "min ms": round(s["min"], 1), "max ms": round(s["max"], 1),
-                "speed-up": f"{r.get('speedup', float('nan')):.2f}x"}
+def train_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The table cells of a measured training-step row."""
+    s = r["step_ms"]
+    return {"step": r["name"], "precision": r["precision"], "channels_last": str(r["channels_last"]),
+            "images/s": round(r["images_per_s"], 2), "median ms": round(s["median"], 1),
+            "IQR ms": round(s["iqr"], 1), "min ms": round(s["min"], 1), "max ms": round(s["max"], 1),
+            "speed-up": f"{r.get('speedup', float('nan')):.2f}x"}
 
+
+def format_train(report: dict[str, Any]) -> str:
     s = report["settings"]
     head = (f"training step (forward, loss, backward, Adam) {s['model']} {s['batch']}x{s['size'][0]}x{s['size'][1]}, "
             f"{s['device']}, {s['threads']} threads; {s['warmup']} warm-up + {s['repeats']} timed steps")
     cols = ["step", "precision", "channels_last", "images/s", "median ms", "IQR ms", "min ms", "max ms", "speed-up"]
-    text = head + "\n" + results_table(report["results"], cols, "step", "images/s", row)
+    text = head + "\n" + results_table(report["results"], cols, "step", "images/s", train_row)
     for k, v in report["ratios"].items():
         text += f"\n{k.replace('_', ' ')}: {v:.3f}x step time"
-    return text + "\nspeed-up: over the fp32 row of the same loss"
+    return text + "\nspeed-up: over the fp32 row of the same loss" + noisy_rows_note(report["results"])

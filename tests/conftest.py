@@ -78,7 +78,7 @@ def server(tmp_path):
 
     www = tmp_path / "www"
     (www / "CamVid").mkdir(parents=True)
-    handler = type("H", (Handler,), {"requests": [], "ranges": False})
+    handler = type("H", (Handler,), {"requests": [], "ranges": False, "cut": set()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(www)))
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

@@ -92,3 +92,61 @@ def test_dataset_settings_default_to_the_training_data():
     published = {"config": {"data": {"dataset": "camvid", "root": None}}}
     with pytest.raises(ValueError, match="no camvid folder: give --root DIR"):
         dataset_settings(published)
+
+
+def _checkpoint_with_classes(tmp_path, weights_classes: int, description_classes: int):
+    """An inference checkpoint whose description has `description_classes` classes and whose
+    weights were trained for `weights_classes`."""
+    from iaseg.data.description import DatasetDescription
+
+    names = [f"c{i}" for i in range(description_classes)]
+    desc = DatasetDescription(name="toy", classes=tuple(names), palette=tuple((i, i, i) for i in range(len(names))),
+                              ignore_index=255, groups={"G1": tuple(names[:1]), "G2": tuple(names[1:])})
+    model = build_model("erfpspnet", weights_classes).eval()
+    ckpt = inference_checkpoint(model, "erfpspnet", {}, desc, (64, 64))
+    path = tmp_path / f"w{weights_classes}.pt"
+    save_checkpoint(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize("weights, expected", [(5, 11), (11, 5), (3, 2)])
+def test_class_count_mismatch_is_one_line_naming_file_and_counts(tmp_path, weights, expected):
+    path = _checkpoint_with_classes(tmp_path, weights, expected)
+    with pytest.raises(CheckpointError) as info:
+        model_from_checkpoint(path)
+    msg = str(info.value)
+    assert msg == (f"checkpoint {path} holds weights for {weights} classes, expected {expected} "
+                   "(use the dataset description the checkpoint was trained with)")
+    with pytest.raises(CheckpointError, match=r"checkpoint best\.pt holds weights for"):
+        model_from_checkpoint(load_checkpoint(path), source="best.pt")
+
+
+def test_load_model_state_names_the_file_and_the_keys(tmp_path):
+    from iaseg.checkpoint import load_model_state
+
+    model = build_model("erfpspnet", 11)
+    state = build_model("erfpspnet", 5).state_dict()
+    with pytest.raises(CheckpointError, match=r"^checkpoint run/last\.pt holds weights for 5 classes, expected 11 "):
+        load_model_state(model, state, 11, "run/last.pt")    # e.g. a resume with another description
+    state = model.state_dict()
+    extra = dict(state, **{"extra.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match=r"do not fit the ERFPSPNet network \(unexpected \['extra.weight'\]\)"):
+        load_model_state(model, extra, 11, "x.pt")
+    first = next(iter(state))
+    with pytest.raises(CheckpointError, match=rf"missing \['{first}'\]"):
+        load_model_state(model, {k: v for k, v in state.items() if k != first}, 11, "x.pt")
+    with pytest.raises(CheckpointError, match="'model' is not a state_dict of tensors"):
+        load_model_state(model, [1, 2], 11, "x.pt")
+    load_model_state(model, {k: v + 0 for k, v in state.items()}, 11, "x.pt")  # a fitting state loads
+
+
+def test_malformed_checkpoint_fields_are_checkpoint_errors(tmp_path):
+    path = _checkpoint_with_classes(tmp_path, 3, 3)
+    ckpt = load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"^checkpoint c\.pt has no dataset description$"):
+        model_from_checkpoint({**ckpt, "description": None}, source="c.pt")
+    bad = {**ckpt["description"], "classes": 11}
+    with pytest.raises(CheckpointError, match=r"^checkpoint c\.pt: 'classes' must be a list"):
+        model_from_checkpoint({**ckpt, "description": bad}, source="c.pt")
+    with pytest.raises(CheckpointError, match=r"^checkpoint c\.pt: cannot build its network 'nonet'"):
+        model_from_checkpoint({**ckpt, "model_name": "nonet"}, source="c.pt")

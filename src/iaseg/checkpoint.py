@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from iaseg.data.description import DatasetDescription
+from iaseg.data.errors import DescriptionError
 from iaseg.inference.metadata import ModelMetadata
 from iaseg.io import atomic_write_bytes
 from iaseg.models import build_model
@@ -51,22 +52,77 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def checkpoint_description(ckpt: dict[str, Any]) -> DatasetDescription:
-    return DatasetDescription.from_dict(ckpt["description"], source="checkpoint")
+def checkpoint_description(ckpt: dict[str, Any], source: str = "checkpoint") -> DatasetDescription:
+    """The checkpoint's dataset description; a CheckpointError naming `source` when it is
+    missing or malformed."""
+    if not isinstance(ckpt.get("description"), dict):
+        raise CheckpointError(f"checkpoint {source} has no dataset description")
+    try:
+        return DatasetDescription.from_dict(ckpt["description"], source=f"checkpoint {source}")
+    except DescriptionError as e:
+        raise CheckpointError(str(e)) from None
 
 
-def model_from_checkpoint(ckpt: dict[str, Any] | str | Path,
-                          device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
+def checkpoint_classes(state: dict[str, Any], model: nn.Module, num_classes: int) -> int | None:
+    """The class count a state_dict was trained for, read from the first tensor whose leading
+    size is the class count in `model` (its output layer) and differs in `state`; None if
+    no such tensor."""
+    for key, own in model.state_dict().items():
+        theirs = state.get(key)
+        if (isinstance(theirs, torch.Tensor) and own.ndim and theirs.ndim == own.ndim
+                and own.shape[0] == num_classes and theirs.shape[0] != num_classes
+                and own.shape[1:] == theirs.shape[1:]):
+            return int(theirs.shape[0])
+    return None
+
+
+def load_model_state(model: nn.Module, state: Any, num_classes: int, source: str) -> None:
+    """model.load_state_dict(state), with a one-line CheckpointError naming `source` instead
+    of PyTorch's many-line report: the expected and found class counts when the weights are for
+    another number of classes (resuming or evaluating with another dataset description), else
+    the first keys that do not fit."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {source}: 'model' is not a state_dict of tensors")
+    found = checkpoint_classes(state, model, num_classes)
+    if found is not None:
+        raise CheckpointError(f"checkpoint {source} holds weights for {found} classes, expected {num_classes} "
+                              "(use the dataset description the checkpoint was trained with)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {keys[:3]}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
+                 if keys]
+        raise CheckpointError(f"checkpoint {source}: its weights do not fit the {type(model).__name__} network "
+                              f"({'; '.join(parts)})")
+    model.load_state_dict(state)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, device: str | torch.device = "cpu",
+                          source: str | Path | None = None) -> tuple[nn.Module, ModelMetadata]:
     """Rebuild the network of a checkpoint (a path or a dict from `load_checkpoint`) in eval
     mode, float32, and return it with its ModelMetadata (name, options, description, input
-    size: the checkpoint's, else the description's native size; spatial size)."""
+    size: the checkpoint's, else the description's native size; spatial size). `source` names
+    a dict's file in errors (a path names itself)."""
     if not isinstance(ckpt, dict):
+        source = ckpt if source is None else source
         ckpt = load_checkpoint(ckpt, map_location="cpu")
-    desc = checkpoint_description(ckpt)
+    where = str(source) if source is not None else "(in memory)"
+    desc = checkpoint_description(ckpt, where)
     options = dict(ckpt.get("model_options") or {})
-    model = build_model(ckpt["model_name"], desc.num_classes, **options)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
-    model.load_state_dict(state)
+    try:
+        model = build_model(ckpt["model_name"], desc.num_classes, **options)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {where}: cannot build its network {ckpt['model_name']!r} "
+                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})"
+                              ) from None
+    state = ckpt["model"]
+    if isinstance(state, dict):
+        state = {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+                 for k, v in state.items()}
+    load_model_state(model, state, desc.num_classes, where)
     model.to(device).eval()
     meta = ModelMetadata(
         model_name=ckpt["model_name"], description=desc,

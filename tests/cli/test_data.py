@@ -35,6 +35,17 @@ def test_check_reports_one_line_per_problem(tmp_path, capsys):
     assert any("trainannot/c.png: label values [42]" in p for p in problems)
 
 
+def test_check_reports_two_images_with_one_stem(tmp_path, capsys):
+    from tests.helpers.data import write_image
+
+    root = camvid_tree(tmp_path)
+    write_image(root / "train/b.jpg", seed=5)
+    assert main(["data", "check", "--dataset", "camvid", "--root", str(root)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"problem: {root}/train/b.png: two images share the stem 'b' (also b.jpg); labels are paired "
+                   "by stem", "1 problem(s) found"]
+
+
 def test_check_layout_root_and_synthetic(tmp_path, capsys):
     assert main(["data", "check", "--dataset", "cityscapes", "--root", str(tmp_path)]) == 1
     assert "not a Cityscapes layout" in capsys.readouterr().err

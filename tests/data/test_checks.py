@@ -38,6 +38,41 @@ def test_missing_label_and_label_without_image(tmp_path):
     assert len(ds) == 3 and len(ds.problems) == 1
 
 
+def _twin_image(root):
+    write_image(root / "train/b.jpg", seed=7)         # b.jpg next to b.png: both would take label b.png
+
+
+def _twin_label(root):
+    write_label(root / "trainannot/b.bmp", seed=7)
+
+
+def _listed_twice(root):
+    (root / "train.txt").write_text("/SegNet/train/a.png /SegNet/trainannot/a.png\n"
+                                    "/SegNet/train/b.png /SegNet/trainannot/b.png\n"
+                                    "/SegNet/train/a.png /SegNet/trainannot/a.png\n")
+
+
+# (change to a clean a/b/c CamVid split, expected problems with {r} the root, pairs kept by the check:
+# the first of two images with one stem, in sorted order, is kept, as in the folder dataset)
+PAIRING = [
+    (_twin_image, ["{r}/train/b.png: two images share the stem 'b' (also b.jpg); labels are paired by stem"], 3),
+    (_twin_label, ["{r}/trainannot/b.png: two labels share the stem 'b' (also b.bmp); labels are paired by stem"], 3),
+    (_listed_twice, ["{r}/train/a.png: listed twice (train.txt lines 1 and 3)"], 2),
+]
+
+
+@pytest.mark.parametrize("change, problems, pairs", PAIRING, ids=["image stem", "label stem", "list file"])
+def test_camvid_pairing_problems(tmp_path, change, problems, pairs):
+    root = camvid_tree(tmp_path)
+    change(root)
+    expected = [p.format(r=root) for p in problems]
+    with pytest.raises(DatasetError) as info:
+        build_dataset("camvid", root, "train")
+    assert str(info.value).startswith(expected[0])
+    report = check_dataset("camvid", root, "train")
+    assert report.problems == expected and report.files == pairs and report.images == pairs
+
+
 def test_size_mismatch(tmp_path):
     root = camvid_tree(tmp_path)
     write_label(root / "trainannot/a.png", h=20, w=32)

@@ -88,6 +88,10 @@ def test_resume_with_range_requests(server, tmp_path):
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
         fetch(base + "val/v.png", dest, sums["val/v.png"])
     assert not part.exists() and not dest.exists()
+    part.write_bytes(b"y" * (len(full) + 10))                   # stale, longer than the file: HTTP 416
+    assert fetch(base + "val/v.png", dest, sums["val/v.png"]) == sums["val/v.png"]   # restarted, not 416 forever
+    assert handler.requests[-2:] == [("/CamVid/val/v.png", f"bytes={len(full) + 10}-"), ("/CamVid/val/v.png", None)]
+    assert dest.read_bytes() == full and not part.exists()
 
 
 def test_offline_and_http_errors_are_one_line(server, tmp_path):
@@ -113,3 +117,86 @@ def test_shipped_checksums_and_list_parsing(camvid_root):
     assert sums["train.txt"] == hashlib.sha256((camvid_root / "train.txt").read_bytes()).hexdigest()
     entries = list_file_entries((camvid_root / "val.txt").read_text(), "val")
     assert len(entries) == 202 and entries[:2] == ["val/0016E5_07959.png", "valannot/0016E5_07959.png"]
+
+
+# A planted link (name -> where it points, inside the download root) must not let the download
+# write outside the root: refused with one line, the outside file untouched, nothing written there.
+LINKS = [
+    ("test/t1.png.part", "outside/victim"),     # the .part of a file being downloaded
+    ("test/t1.png", "outside/victim"),          # the final file
+    ("test", "outside"),                        # a folder of the layout
+    ("test.txt.part", "outside/victim"),        # the list file's .part
+]
+
+
+@pytest.mark.parametrize("link, target", LINKS, ids=[link for link, _ in LINKS])
+def test_planted_links_are_refused(server, tmp_path, link, target):
+    base, cam, _ = server
+    publish(cam, "test", ["t1.png"])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"precious")
+    root = tmp_path / "camvid"
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(tmp_path / target)
+    with pytest.raises(DownloadError) as info:
+        download_camvid(root, base_url=base, splits=["test"], checksums={}, jobs=1)
+    assert str(info.value) == (f"{root / link} is a symbolic link: iaseg does not follow links inside the "
+                               "download folder (remove it and run again)")
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("planted, message", [
+    ("val/v.png.part", r"v\.png\.part cannot be opened \(Too many levels of symbolic links\)"),
+    ("val", r"out/val is a symbolic link or not a folder \(Not a directory\): iaseg does not follow links"),
+])
+def test_a_link_swapped_in_after_the_check_is_not_followed(server, tmp_path, monkeypatch, planted, message):
+    """O_NOFOLLOW, not only the check: a link that appears between the check and the open is
+    refused too."""
+    import iaseg.data.download as download
+
+    base, cam, _ = server
+    publish(cam, "val", ["v.png"])
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "v.png.part").write_bytes(b"precious")
+    root = tmp_path / "out"
+    root.mkdir()
+
+    def check_then_plant(root, rel):
+        if not (root / planted).is_symlink():
+            (root / planted).parent.mkdir(parents=True, exist_ok=True)
+            (root / planted).symlink_to(victim / "v.png.part" if planted.endswith(".part") else victim)
+
+    monkeypatch.setattr(download, "refuse_links", check_then_plant)
+    with pytest.raises(DownloadError, match=message):
+        fetch(base + "val/v.png", root / "val/v.png", None, root=root)
+    assert sorted(p.name for p in victim.iterdir()) == ["v.png.part"]
+    assert (victim / "v.png.part").read_bytes() == b"precious"
+
+
+def test_connection_cut_mid_file_is_not_complete_for_any_split(server, tmp_path):
+    base, cam, handler = server
+    handler.ranges = True
+    sums = publish(cam, "test", ["t1.png", "t2.png"])          # the test split: no shipped sums
+    handler.cut = {"/CamVid/testannot/t2.png"}
+    root = tmp_path / "camvid"
+    size = (cam / "testannot/t2.png").stat().st_size
+    with pytest.raises(DownloadError, match=rf"testannot/t2.png: connection lost after {size // 2:,} of {size:,} "
+                                            r"bytes; run again to resume"):
+        download_camvid(root, base_url=base, splits=["test"], checksums={}, jobs=1)
+    assert not (root / "testannot/t2.png").exists()
+    assert (root / "testannot/t2.png.part").stat().st_size == size // 2
+    assert "testannot/t2.png" not in json.loads((root / MANIFEST).read_text())["files"]
+    handler.cut = set()                                         # the connection is back: resumed
+    report = download_camvid(root, base_url=base, splits=["test"], checksums={}, jobs=1)
+    assert report.downloaded == ["testannot/t2.png"]
+    assert handler.requests[-1] == ("/CamVid/testannot/t2.png", f"bytes={size // 2}-")
+    assert hashlib.sha256((root / "testannot/t2.png").read_bytes()).hexdigest() == sums["testannot/t2.png"]
+
+
+@pytest.mark.parametrize("line", ["/SegNet/CamVid/test/.. /SegNet/CamVid/testannot/a.png", "a.png /x/"])
+def test_list_file_names_must_be_plain_file_names(line):
+    with pytest.raises(DownloadError, match=r"test.txt: bad file name"):
+        list_file_entries(line + "\n", "test")

@@ -77,16 +77,56 @@ def test_load_rule_errors_name_the_file(tmp_path):
     bad.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(DecisionRuleError, match="bad.json: not an iaseg decision rule"):
         load_rule(bad)
-    d = DecisionRule(torch.zeros(5), NAMES).to_dict()
-    bad.write_text(json.dumps({**d, "version": 99}))
-    with pytest.raises(DecisionRuleError, match="version 99"):
+GOOD = DecisionRule(torch.zeros(5), NAMES).to_dict()
+
+# (change to a good rule's JSON, expected message after "<file>: "); raw JSON text where a str
+BAD_RULES = [
+    ({"version": 99}, "decision rule version 99 is not supported (this iaseg reads version 1)"),
+    ({"version": True}, "decision rule version True is not supported"),
+    ({"version": "1"}, "decision rule version '1' is not supported"),
+    ({"offsets": [0, 0]}, "'offsets' must be a list of 5 numbers, one per class"),
+    ({"offsets": "0 0 0 0 0"}, "'offsets' must be a list of 5 numbers, one per class"),
+    ({"offsets": [0, 0, "x", 0, 0]}, f"offset of {NAMES[2]!r} is 'x', not a number"),
+    ({"offsets": [0, 0, "1.5", 0, 0]}, f"offset of {NAMES[2]!r} is '1.5', not a number"),
+    ({"offsets": [0, None, 0, 0, 0]}, f"offset of {NAMES[1]!r} is None, not a number"),
+    ({"offsets": [0, True, 0, 0, 0]}, f"offset of {NAMES[1]!r} is True, not a number"),
+    ({"offsets": [0, 0, 0, 1e308, 0]}, f"offset of {NAMES[3]!r} is 1e+308: offsets must be finite and within +-10000"),
+    ({"offsets": [0, 0, 0, 0, -2e4]}, f"offset of {NAMES[4]!r} is -20000.0: offsets must be finite"),
+    ('{"format": "iaseg-decision-rule", "version": 1, "classes": ["a", "b"], "offsets": [0, NaN]}',
+     "offset of 'b' is nan: offsets must be finite"),
+    ('{"format": "iaseg-decision-rule", "version": 1, "classes": ["a", "b"], "offsets": [-Infinity, 0]}',
+     "offset of 'a' is -inf: offsets must be finite"),
+    ('{"format": "iaseg-decision-rule", "version": 1, "classes": ["a", "b"], "offsets": [1e400, 0]}',
+     "offset of 'a' is inf: offsets must be finite"),
+    ({"classes": "abcde"}, "'classes' must be a list of distinct class names"),
+    ({"classes": [1, 2, 3, 4, 5]}, "'classes' must be a list of distinct class names"),
+    ({"classes": ["a", "a", "b", "c", "d"]}, "'classes' must be a list of distinct class names"),
+    ({"classes": [], "offsets": []}, "'classes' must be a list of distinct class names"),
+    ({"targets": "G3.recall>=0.65"}, "'targets' must be a list of strings, got 'G3.recall>=0.65'"),
+    ({"targets": [0.65]}, "'targets' must be a list of strings, got [0.65]"),
+    ({"info": [1]}, "'info' must be a mapping, got [1]"),
+    ({"note": "x"}, "unknown field(s) ['note']; a decision rule has ['format', 'version', 'classes', 'offsets', "
+                    "'targets', 'info']"),
+    ({"format": "something-else"}, 'not an iaseg decision rule (no "format": "iaseg-decision-rule")'),
+    ("[1, 2]", 'not an iaseg decision rule'),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_RULES, ids=[str(c)[:50] for c, _ in BAD_RULES])
+def test_every_field_of_a_rule_file_is_checked(tmp_path, change, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(change if isinstance(change, str) else json.dumps({**GOOD, **change}))
+    with pytest.raises(DecisionRuleError) as info:
         load_rule(bad)
-    bad.write_text(json.dumps({**d, "offsets": [0, 0]}))
-    with pytest.raises(DecisionRuleError, match="same length"):
-        load_rule(bad)
-    bad.write_text(json.dumps({**d, "offsets": [0, 0, "x", 0, 0]}))
-    with pytest.raises(DecisionRuleError, match="numbers"):
-        load_rule(bad)
+    assert str(info.value).startswith(f"{bad}: {message}") and "\n" not in str(info.value)
+
+
+def test_rule_constructor_bounds_offsets():
+    with pytest.raises(ValueError, match=r"finite and within \+-10000"):
+        DecisionRule([0.0, 1e308], ["a", "b"])  # float32 inf
+    with pytest.raises(ValueError, match=r"finite and within \+-10000"):
+        DecisionRule([0.0, 1e5], ["a", "b"])
+    assert DecisionRule([0.0, -1e4], ["a", "b"]).offsets.tolist() == [0.0, -1e4]
 
 
 def test_with_decision_rule_exports_to_onnx_and_matches_decide(tmp_path):

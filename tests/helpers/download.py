@@ -5,6 +5,8 @@ import http.server
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     requests: list = []
+    ranges = False        # answer "Range: bytes=N-" with 206 (or 416 past the end)
+    cut: set = set()      # paths whose body stops halfway (the full Content-Length is announced)
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -12,12 +14,28 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         type(self).requests.append((self.path, self.headers.get("Range")))
         spec = self.headers.get("Range")
-        if spec and type(self).ranges:                     # minimal "bytes=N-" support
-            data = open(self.translate_path(self.path), "rb").read()[int(spec[6:-1]):]
-            self.send_response(206)
+        if self.path in type(self).cut:
+            data = open(self.translate_path(self.path), "rb").read()
+            self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        if spec and type(self).ranges:                     # minimal "bytes=N-" support
+            data = open(self.translate_path(self.path), "rb").read()
+            start = int(spec[6:-1])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.end_headers()
+            self.wfile.write(data[start:])
             return
         super().do_GET()
 

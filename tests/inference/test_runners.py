@@ -127,3 +127,87 @@ def test_cuda_fp16_runner(cuda_graphs):
     with torch.no_grad():
         ref = model(*x)
     assert (out.cpu().argmax(1) == ref.argmax(1)).float().mean() > 0.9
+
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "openvino": ".xml"}
+
+
+def _export(fmt, model, meta, path):
+    from iaseg.inference import export_onnx, export_torchscript
+
+    if fmt == "openvino":
+        from iaseg.inference.openvino import export_openvino
+
+        return export_openvino(model, meta, path)
+    return (export_onnx if fmt == "onnx" else export_torchscript)(model, meta, path)
+
+
+def _damage(path, fmt, how):
+    """Flip 64 bytes in the middle of the weights (the file still parses), or cut it in half."""
+    weights = path.with_suffix(".bin") if fmt == "openvino" else path
+    data = bytearray(weights.read_bytes())
+    mid = len(data) // 2
+    if how == "flipped":
+        data[mid:mid + 64] = bytes(255 - b for b in data[mid:mid + 64])
+    else:
+        del data[mid:]
+    weights.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Each format exported twice from one random ERF-PSPNet: with its metadata, and with a
+    5-class description that does not fit its 11 output channels."""
+    from iaseg.data.description import DatasetDescription
+
+    root = tmp_path_factory.mktemp("exported")
+    model = random_model("erfpspnet")
+    five = DatasetDescription("five", tuple("abcde"), tuple((i, i, i) for i in range(5)), 255,
+                              {"G1": ("a", "b"), "G2": ("c", "d", "e")})
+    files = {}
+    for fmt, suffix in FORMATS.items():
+        if fmt == "openvino" and not openvino_available():
+            continue
+        files[fmt] = _export(fmt, model, meta_for("erfpspnet"), root / f"good{suffix}")
+        files[fmt, "five"] = _export(fmt, model, meta_for("erfpspnet").with_(description=five), root / f"five{suffix}")
+    return files
+
+
+def _copy(src, dst):
+    import shutil
+
+    for suffix in (".bin", ".ts.json") if src.suffix in (".xml", ".ts") else ():
+        side = src.with_suffix(suffix) if suffix == ".bin" else src.with_name(src.name + ".json")
+        if side.exists():
+            shutil.copy(side, dst.with_suffix(suffix) if suffix == ".bin" else dst.with_name(dst.name + ".json"))
+    shutil.copy(src, dst)
+    return dst
+
+
+# (fault, expected message after "<file>: "); a damaged OpenVINO IR names its .xml and .bin
+FAULTS = [
+    ("flipped", "its weights do not match the checksum recorded at export (the file is damaged: export it again)"),
+    ("five", "its iaseg metadata lists 5 classes but the model outputs 11 channels (the metadata does not belong "
+             "to this model: export it again)"),
+    ("truncated", None),  # each runtime says it its own way, in one line naming the file
+]
+
+
+@pytest.mark.parametrize("fault, message", FAULTS, ids=[f for f, _ in FAULTS])
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_exported_files_are_checked_at_load(exported, tmp_path, fmt, fault, message):
+    if fmt not in exported:
+        pytest.skip("openvino is not installed")
+    good = exported[fmt]
+    assert load_runner(good, precision="fp32").num_classes == 11
+    path = _copy(exported[fmt, "five"] if fault == "five" else good, tmp_path / f"m{FORMATS[fmt]}")
+    if fault != "five":
+        _damage(path, fmt, fault)
+    with pytest.raises(ValueError) as info:
+        load_runner(path, precision="fp32")
+    text = str(info.value)
+    name = f"{path} ({path.with_suffix('.bin').name})" if fmt == "openvino" and fault == "flipped" else str(path)
+    if message is None:
+        assert text.startswith(str(path)) and "\n" not in text.strip()
+    else:
+        assert text == f"{name}: {message}"

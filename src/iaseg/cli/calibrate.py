@@ -65,14 +65,16 @@ def run(args: argparse.Namespace) -> int:
                                 parse_target, targeted_classes, write_calibration_outputs)
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, resolve_checkpoint
+    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
     from .evaluate import load_network
 
     if not args.target:
         raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
     if args.max_pixels < 1:
         raise CLIError("--max-pixels must be >= 1")
-    out = Path(args.out)
+    out = output_file(args.out)
+    if args.cache:
+        output_file(args.cache, "--cache")
     if out.suffix.lower() != ".json":
         raise CLIError(f"--out {out}: the rule is a .json file")
     if args.max_class_drop < 0:

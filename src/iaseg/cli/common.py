@@ -3,6 +3,7 @@ options of `evaluate` and `calibrate`. Only argparse at import time: `iaseg --he
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +77,7 @@ def load_model(checkpoint: str, device_spec: str
 
     device = device_from(device_spec)
     ckpt = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(ckpt, device=device)
+    model, meta = model_from_checkpoint(ckpt, device=device, source=checkpoint)
     return device, model, meta, ckpt
 
 
@@ -130,3 +131,33 @@ def labelled_dataset(args: argparse.Namespace, settings: dict[str, Any], meta: "
         raise CLIError(f"dataset {settings['name']!r} has {dataset.description.num_classes} classes, the checkpoint "
                        f"{desc.num_classes}")
     return dataset
+
+
+def output_folder(path: str, option: str = "--out") -> Path:
+    """An output folder option, checked before any work: refused when it, or a folder above
+    it, is an existing file (mkdir would fail only after the work is done)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{option} {out} is an existing file; give a folder")
+    _parents_are_folders(out, option)
+    return out
+
+
+def output_file(path: str, option: str = "--out", *siblings: str) -> Path:
+    """An output file option (and the `siblings` suffixes written beside it, e.g. '.bin'),
+    checked before any work: refused when it is an existing folder or a folder above it is a
+    file. An existing file is replaced."""
+    out = Path(path)
+    for target in (out, *(out.with_suffix(s) for s in siblings)):
+        if target.is_dir():
+            raise CLIError(f"{option} {out}: {target} is an existing folder; give a file name")
+    _parents_are_folders(out, option)
+    return out
+
+
+def _parents_are_folders(out: Path, option: str) -> None:
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{option} {out}: {parent} is a file, not a folder")
+            return

@@ -49,19 +49,19 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
-    from .common import CLIError, data_settings, labelled_dataset, resolve_checkpoint
+    from .common import CLIError, data_settings, labelled_dataset, output_folder, resolve_checkpoint
 
     offsets = _offsets(args.frontier_offsets)  # option errors before any work
     widths = _widths(args.trimap_widths)
+    output_folder(args.out)
     checkpoint = resolve_checkpoint(args.checkpoint)
     device, model, meta, ckpt, path = load_network(checkpoint, args.device, args.backend, args.precision, args.amp)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else meta.input_size
-    dataset = labelled_dataset(args, settings, meta, input_size)
     desc = meta.description
     decide = None
     rule_info = None
-    if args.decision_rule:
+    if args.decision_rule:  # read before the data: a bad rule fails at once
         from iaseg.decision import load_rule
 
         rule = load_rule(args.decision_rule, desc)
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if same:
             print(f"iaseg evaluate: warning: {args.decision_rule} was calibrated on {same}, the data evaluated here: "
                   "these numbers are optimistic; evaluate the rule on a held-out split", file=sys.stderr)
+    dataset = labelled_dataset(args, settings, meta, input_size)
     loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
     classes, groups = list(desc.classes), {k: list(v) for k, v in desc.groups.items()}
     per_image = PerImageConfusion(desc.num_classes, desc.ignore_index)

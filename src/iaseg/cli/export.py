@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from .common import CLIError, parse_size
+from .common import CLIError, output_file, parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt", "openvino": ".xml"}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")  # what load_runner (and so predict/evaluate) reads as a checkpoint
@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--format {args.format} contradicts --out {out.name}, whose extension means {fmt}; "
                        f"use {FORMATS[args.format]} or drop --format")
     args.format = fmt
+    output_file(args.out, "--out", *((".bin",) if fmt == "openvino" else ()))  # a folder in the way: before any work
     # everything is written into a hidden folder beside --out and moved into place only on
     # success: a failed export or check leaves nothing behind (and an older file untouched)
     stage = out.parent / f".{out.name}.{os.getpid()}.partial"
@@ -178,7 +179,7 @@ def _export(args: argparse.Namespace, out: Path) -> int:
     if args.half:
         raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
     ckpt = load_checkpoint(args.checkpoint)
-    model, meta = model_from_checkpoint(ckpt)
+    model, meta = model_from_checkpoint(ckpt, source=args.checkpoint)
     if args.size is not None and args.size != meta.input_size:
         meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
     if args.spatial_size is not None:

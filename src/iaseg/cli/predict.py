@@ -18,7 +18,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .common import CLIError, device_from, parse_size, resolve_checkpoint
+from .common import CLIError, device_from, output_folder, parse_size, resolve_checkpoint
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be >= 1")
+    output_folder(args.out)  # before any work
     src, out = Path(args.input), Path(args.out)
     video = is_video(src) and src.is_file()
     if video and not args.save_frames and (args.overlay or args.save_labels):

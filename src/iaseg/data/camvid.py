@@ -42,10 +42,17 @@ def scan_camvid(root: Any, split: str, list_file: Any = None) -> tuple[list[Pair
     images = list_files(img_dir, IMAGE_EXTENSIONS)
     labels = list_files(ann_dir, LABEL_EXTENSIONS)
     image_stems = {p.stem for p in images}
+    by_stem: dict[str, Path] = {}
+    for label in labels:  # labels are found by stem: two with one stem would be picked at random
+        if label.stem in by_stem:
+            problems.append(f"{label}: two labels share the stem {label.stem!r} (also {by_stem[label.stem].name}); "
+                            "labels are paired by stem")
+        by_stem.setdefault(label.stem, label)
     if list_file:
         list_file = Path(list_file)
         if not list_file.is_file():
             raise DatasetError(f"{list_file}: list file not found")
+        listed: dict[Path, int] = {}
         for n, line in enumerate(list_file.read_text().splitlines(), 1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
@@ -53,6 +60,10 @@ def scan_camvid(root: Any, split: str, list_file: Any = None) -> tuple[list[Pair
             image = img_dir / _basename(parts[0])
             label = ann_dir / _basename(parts[1] if len(parts) > 1 else parts[0])
             where = f"{list_file.name} line {n}"
+            if image in listed:
+                problems.append(f"{image}: listed twice ({list_file.name} lines {listed[image]} and {n})")
+                continue
+            listed[image] = n
             if not image.is_file():
                 problems.append(f"{image}: image listed in {where} not found")
             elif not label.is_file():
@@ -60,8 +71,13 @@ def scan_camvid(root: Any, split: str, list_file: Any = None) -> tuple[list[Pair
             else:
                 pairs.append(Pair(image, label))
     else:
-        by_stem = {p.stem: p for p in labels}
+        seen: dict[str, Path] = {}
         for image in images:
+            if image.stem in seen:  # X.png next to X.jpg: both would take label X.png
+                problems.append(f"{image}: two images share the stem {image.stem!r} (also {seen[image.stem].name}); "
+                                "labels are paired by stem")
+                continue
+            seen[image.stem] = image
             label = by_stem.get(image.stem)
             if label is None:
                 problems.append(f"{image}: no label (expected {ann_dir / (image.stem + '.png')})")

@@ -88,6 +88,7 @@ def load_description(name_or_path: str | Path) -> DatasetDescription:
 
 
 def _parse(d: Any, src: str) -> DatasetDescription:
+    """Check every key's type and value; a DescriptionError naming `src` and the key otherwise."""
     if not isinstance(d, dict):
         raise DescriptionError(f"{src}: a dataset description must be a mapping")
     unknown = set(d) - set(_REQUIRED) - set(_OPTIONAL)
@@ -96,13 +97,17 @@ def _parse(d: Any, src: str) -> DatasetDescription:
     missing = [k for k in _REQUIRED if k not in d]
     if missing:
         raise DescriptionError(f"{src}: missing key(s) {missing}")
-    classes = tuple(str(c) for c in d["classes"])
+    if not isinstance(d["name"], str) or not d["name"].strip():
+        raise DescriptionError(f"{src}: 'name' must be a non-empty string, got {d['name']!r}")
+    classes = tuple(_names(d["classes"], src, "'classes'", "class names"))
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise DescriptionError(f"{src}: 'classes' must list at least two distinct names")
-    palette = tuple(_color(c, src) for c in d["palette"])
+    if not isinstance(d["palette"], list):
+        raise DescriptionError(f"{src}: 'palette' must be a list of [R, G, B] colours, got {d['palette']!r}")
+    palette = tuple(_color(c, src, "'palette'") for c in d["palette"])
     if len(palette) != len(classes):
         raise DescriptionError(f"{src}: 'palette' has {len(palette)} colours for {len(classes)} classes")
-    ignore = int(d["ignore_index"])
+    ignore = _integer(d["ignore_index"], src, "'ignore_index'")
     if 0 <= ignore < len(classes):
         raise DescriptionError(f"{src}: ignore_index {ignore} collides with class {classes[ignore]!r}")
     groups_raw = d["groups"]
@@ -111,7 +116,7 @@ def _parse(d: Any, src: str) -> DatasetDescription:
     groups: dict[str, tuple[str, ...]] = {}
     seen: dict[str, str] = {}
     for g, members in groups_raw.items():
-        members = tuple(str(m) for m in (members or []))
+        members = tuple(_names(members or [], src, f"group {g!r}", "class names"))
         if not members:
             raise DescriptionError(f"{src}: group {g!r} is empty")
         for m in members:
@@ -127,26 +132,48 @@ def _parse(d: Any, src: str) -> DatasetDescription:
     size = d.get("native_size")
     native = None
     if size is not None:
-        if len(size) != 2 or min(int(s) for s in size) <= 0:
-            raise DescriptionError(f"{src}: native_size must be [height, width]")
+        if (not isinstance(size, (list, tuple)) or len(size) != 2
+                or not all(_is_int(s) and s > 0 for s in size)):
+            raise DescriptionError(f"{src}: 'native_size' must be [height, width] (positive integers), got {size!r}")
         native = (int(size[0]), int(size[1]))
     label_map = d.get("label_map")
     if label_map is not None:
+        # keys are ints in YAML, strings in the JSON metadata of exported models
+        if not isinstance(label_map, dict) or not all((_is_int(k) or isinstance(k, str) and k.lstrip("-").isdigit())
+                                                      and _is_int(v) for k, v in label_map.items()):
+            raise DescriptionError(f"{src}: 'label_map' must map raw label values to class ids (integers)")
         label_map = {int(k): int(v) for k, v in label_map.items()}
         bad = {k: v for k, v in label_map.items() if not (0 <= v < len(classes) or v == ignore)}
         if bad:
             raise DescriptionError(f"{src}: label_map targets outside the classes: {bad}")
+    ignore_color = d.get("ignore_color")
     return DatasetDescription(
-        name=str(d["name"]), classes=classes, palette=palette, ignore_index=ignore, groups=groups,
-        native_size=native, ignore_color=_color(d.get("ignore_color", (0, 0, 0)), src),
+        name=d["name"], classes=classes, palette=palette, ignore_index=ignore, groups=groups,
+        native_size=native,
+        ignore_color=(0, 0, 0) if ignore_color is None else _color(ignore_color, src, "'ignore_color'"),
         label_map=label_map, source=src)
 
 
-def _color(c: Any, src: str) -> tuple[int, int, int]:
-    try:
-        r, g, b = (int(v) for v in c)
-    except (TypeError, ValueError):
-        raise DescriptionError(f"{src}: colour {c!r} is not [R, G, B]") from None
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise DescriptionError(f"{src}: colour {c!r} has values outside 0..255")
-    return r, g, b
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integer(v: Any, src: str, key: str) -> int:
+    if not _is_int(v):
+        raise DescriptionError(f"{src}: {key} must be an integer, got {v!r}")
+    return int(v)
+
+
+def _names(v: Any, src: str, key: str, what: str) -> list[str]:
+    """A YAML list of names (strings, or numbers written bare: YAML reads `- 1` as an int)."""
+    if not isinstance(v, list) or not all(isinstance(m, (str, int)) and not isinstance(m, bool) for m in v):
+        raise DescriptionError(f"{src}: {key} must be a list of {what}, got {v!r}")
+    return [str(m) for m in v]
+
+
+def _color(c: Any, src: str, key: str = "colour") -> tuple[int, int, int]:
+    if not isinstance(c, (list, tuple)) or len(c) != 3 or not all(_is_int(v) for v in c):
+        raise DescriptionError(f"{src}: {key}: colour {c!r} is not [R, G, B] (three integers)")
+    if not all(0 <= v <= 255 for v in c):
+        raise DescriptionError(f"{src}: {key}: colour {c!r} has values outside 0..255")
+    return int(c[0]), int(c[1]), int(c[2])

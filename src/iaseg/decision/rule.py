@@ -15,6 +15,10 @@ from iaseg.io import atomic_write_bytes
 FORMAT = "iaseg-decision-rule"
 VERSION = 1
 ONNX_METADATA_KEY = "iaseg.decision_rule"  # where an exporter may store rule.to_dict() as JSON
+_FIELDS = ("format", "version", "classes", "offsets", "targets", "info")
+# Offsets are added to log-probabilities, whose useful differences are tens of nats: 1e4 already
+# rules a class in or out everywhere, and bounding them keeps logits + b far from float32 overflow.
+MAX_OFFSET = 1e4
 
 
 class DecisionRuleError(ValueError):
@@ -30,8 +34,8 @@ class DecisionRule:
         offsets = torch.as_tensor(offsets, dtype=torch.float32).detach().cpu().clone()
         if offsets.ndim != 1 or offsets.numel() != len(class_names):
             raise ValueError(f"{offsets.numel()} offsets for {len(class_names)} classes")
-        if not torch.isfinite(offsets).all():
-            raise ValueError("decision rule offsets must be finite")
+        if not torch.isfinite(offsets).all() or bool((offsets.abs() > MAX_OFFSET).any()):
+            raise ValueError(f"decision rule offsets must be finite and within +-{MAX_OFFSET:g}")
         self.offsets = offsets
         self.class_names = tuple(str(c) for c in class_names)
         self.targets = tuple(str(t) for t in targets)
@@ -70,21 +74,36 @@ class DecisionRule:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "<dict>") -> "DecisionRule":
+        """A rule from its JSON form; every field is checked, a DecisionRuleError naming `source`
+        and the field otherwise."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise DecisionRuleError(f"{source}: not an iaseg decision rule (no \"format\": \"{FORMAT}\")")
-        if d.get("version") != VERSION:
-            raise DecisionRuleError(f"{source}: decision rule version {d.get('version')!r} is not supported "
+        version = d.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+            raise DecisionRuleError(f"{source}: decision rule version {version!r} is not supported "
                                     f"(this iaseg reads version {VERSION})")
+        unknown = sorted(set(d) - set(_FIELDS))
+        if unknown:
+            raise DecisionRuleError(f"{source}: unknown field(s) {unknown}; a decision rule has {list(_FIELDS)}")
         classes, offsets = d.get("classes"), d.get("offsets")
-        if not isinstance(classes, list) or not isinstance(offsets, list) or len(classes) != len(offsets):
-            raise DecisionRuleError(f"{source}: 'classes' and 'offsets' must be lists of the same length")
-        try:
-            values = [float(v) for v in offsets]
-        except (TypeError, ValueError):
-            raise DecisionRuleError(f"{source}: 'offsets' must be numbers") from None
-        if not all(math.isfinite(v) for v in values):
-            raise DecisionRuleError(f"{source}: 'offsets' must be finite numbers")
-        return cls(values, [str(c) for c in classes], d.get("targets") or [], d.get("info") or {})
+        if (not isinstance(classes, list) or not classes
+                or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes)):
+            raise DecisionRuleError(f"{source}: 'classes' must be a list of distinct class names")
+        if not isinstance(offsets, list) or len(offsets) != len(classes):
+            raise DecisionRuleError(f"{source}: 'offsets' must be a list of {len(classes)} numbers, one per class")
+        for name, v in zip(classes, offsets):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise DecisionRuleError(f"{source}: offset of {name!r} is {v!r}, not a number")
+            if not (math.isfinite(v) and abs(v) <= MAX_OFFSET):
+                raise DecisionRuleError(f"{source}: offset of {name!r} is {v!r}: offsets must be finite and within "
+                                        f"+-{MAX_OFFSET:g} (they are added to log-probabilities)")
+        targets = d.get("targets", [])
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise DecisionRuleError(f"{source}: 'targets' must be a list of strings, got {targets!r}")
+        info = d.get("info", {})
+        if not isinstance(info, dict):
+            raise DecisionRuleError(f"{source}: 'info' must be a mapping, got {info!r}")
+        return cls([float(v) for v in offsets], classes, targets, info)
 
     def __repr__(self) -> str:
         pairs = ", ".join(f"{c}={v:+.3g}" for c, v in zip(self.class_names, self.offsets.tolist()) if v)
@@ -101,6 +120,8 @@ def load_rule(path: str | Path, description: Any = None) -> DecisionRule:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DecisionRuleError(f"decision rule {path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise DecisionRuleError(f"decision rule {path} cannot be read ({e.strerror or e})") from None
     rule = DecisionRule.from_dict(data, str(path))
     if description is not None:
         expected = tuple(getattr(description, "classes", description))

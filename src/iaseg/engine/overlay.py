@@ -40,7 +40,7 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
 
     ckpts = [load_checkpoint(c) for c in checkpoints]
-    loaded = [model_from_checkpoint(c, device=device) for c in ckpts]
+    loaded = [model_from_checkpoint(c, device=device, source=p) for c, p in zip(ckpts, checkpoints)]
     for path, (_, meta) in zip(checkpoints, loaded):
         if takes_spatial(meta.model_name):
             raise OverlayUnavailable(f"{path} is a two-input {meta.model_name} model; the overlay supports "

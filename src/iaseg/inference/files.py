@@ -19,7 +19,7 @@ from iaseg.models import default_spatial_size, example_inputs
 
 from .cpu import cpu_flags
 from .graph import export_ready
-from .metadata import ModelMetadata
+from .metadata import WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, weights_digest
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # the highest the TorchScript-based exporter of torch 2.13 writes
@@ -48,6 +48,19 @@ def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:
     if meta.num_inputs == 2 and spatial is None:
         spatial = default_spatial_size(meta.input_size)
     return example_inputs(meta.model_name, meta.input_size, batch=batch, spatial_size=spatial)
+
+
+def check_classes_by_running(source: str, meta: ModelMetadata, run: Any) -> None:
+    """For graphs that do not state their output shape: one batch-1 call of `run` at the file's
+    sizes; ValueError naming `source` when it fails or its output channels are not the
+    metadata's class count."""
+    try:
+        out = run(*_inputs_for(complete_metadata(meta), 1))
+    except Exception as e:  # noqa: BLE001 - each runtime raises its own types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{source}: the model does not run on the inputs its metadata describes "
+                         f"({type(e).__name__}: {first})") from None
+    check_output_classes(source, meta, int(out.shape[1]) if out.dim() == 4 else None)
 
 
 def complete_metadata(meta: ModelMetadata) -> ModelMetadata:
@@ -103,11 +116,22 @@ def set_onnx_metadata(proto: Any, meta: ModelMetadata) -> None:
     }
     if meta.decision_rule is not None:
         entries["iaseg.decision_rule"] = json.dumps(meta.decision_rule)  # = iaseg.decision.ONNX_METADATA_KEY
+    entries[WEIGHTS_KEY] = onnx_weights_digest(proto)
     del proto.metadata_props[:]
     for k, v in entries.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     proto.producer_name = "iaseg"
+
+
+def onnx_weights_digest(proto: Any) -> str:
+    """SHA-256 of an onnx.ModelProto's weights: its initializers and Constant nodes."""
+    from onnx import numpy_helper
+
+    arrays = [(t.name, numpy_helper.to_array(t)) for t in proto.graph.initializer]
+    arrays += [(node.output[0], numpy_helper.to_array(a.t)) for node in proto.graph.node
+               if node.op_type == "Constant" for a in node.attribute if a.name == "value"]
+    return weights_digest(arrays)
 
 
 def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path, opset: int = MIN_OPSET,
@@ -117,19 +141,38 @@ def export_onnx(model: nn.Module, meta: ModelMetadata, path: str | Path, opset: 
 
 
 def read_onnx_metadata(source: str | Path | bytes) -> ModelMetadata:
-    """The iaseg metadata of an ONNX file (or its bytes), without loading the weights' tensors."""
+    """The iaseg metadata of an ONNX file (or its bytes), checked against the model: the
+    weights' checksum and the class count of the output (ValueError naming the file)."""
+    return load_onnx(source)[1]
+
+
+def load_onnx(source: str | Path | bytes) -> tuple[bytes, ModelMetadata]:
+    """(the model's bytes, its metadata) of an ONNX file written by `iaseg export`, checked
+    before anything runs: readable, iaseg metadata, the weights' SHA-256 recorded at export, and
+    output channels = the metadata's class count. Each failure is a ValueError naming the file."""
     import onnx
 
     name = "<onnx bytes>" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise FileNotFoundError(f"ONNX file {source} not found")
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
-        proto = (onnx.load_from_string(source) if isinstance(source, bytes)
-                 else onnx.load(str(source), load_external_data=False))
-    except Exception as e:  # noqa: BLE001 - onnx raises several types for a bad file
+        proto = onnx.load_from_string(data)
+    except Exception as e:  # noqa: BLE001 - onnx/protobuf raise several types for a bad file
         raise ValueError(f"{name}: cannot read ONNX model ({type(e).__name__}: {e})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     if "iaseg" not in props:
         raise ValueError(f"{name}: no iaseg metadata (export the file with `iaseg export`)")
-    return ModelMetadata.from_json(props["iaseg"], name)
+    meta = ModelMetadata.from_json(props["iaseg"], name)
+    try:
+        digest = onnx_weights_digest(proto)
+    except Exception as e:  # noqa: BLE001 - a tensor whose bytes do not fit its shape
+        raise ValueError(f"{name}: its weights cannot be read ({type(e).__name__}: {e})") from None
+    check_weights(name, props.get(WEIGHTS_KEY), digest)
+    outputs = proto.graph.output
+    dims = outputs[0].type.tensor_type.shape.dim if outputs else []
+    check_output_classes(name, meta, dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None)
+    return data, meta
 
 
 def torchscript_sidecar(path: str | Path) -> Path:
@@ -155,7 +198,8 @@ def export_torchscript(model: nn.Module, meta: ModelMetadata, path: str | Path,
     traced = trace_torchscript(model, meta, fold_bn=fold_bn)
     buf = io.BytesIO()
     with quiet_jit():
-        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json()})
+        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: meta.to_json(),
+                                                  WEIGHTS_KEY: torchscript_weights_digest(traced)})
     write_file(path, buf.getvalue())
     write_file(torchscript_sidecar(path), (json.dumps(meta.to_dict(), indent=2) + "\n").encode())
     return Path(path)
@@ -168,7 +212,7 @@ def load_torchscript(path: str | Path, map_location: str | torch.device = "cpu"
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"TorchScript file {path} not found")
-    extra = {TORCHSCRIPT_EXTRA: ""}
+    extra = {TORCHSCRIPT_EXTRA: "", WEIGHTS_KEY: ""}
     try:
         with quiet_jit():
             module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
@@ -182,7 +226,20 @@ def load_torchscript(path: str | Path, map_location: str | torch.device = "cpu"
         if not sidecar.is_file():
             raise ValueError(f"{path}: no iaseg metadata in the archive and no {sidecar.name} beside it")
         text = sidecar.read_text()
-    return module.eval(), ModelMetadata.from_json(text, str(path))
+    meta = ModelMetadata.from_json(text, str(path))
+    recorded = extra[WEIGHTS_KEY]
+    check_weights(str(path), recorded.decode() if isinstance(recorded, bytes) else recorded,
+                  torchscript_weights_digest(module))
+    module.eval()
+    with torch.no_grad():  # the graph states no output shape
+        check_classes_by_running(str(path), meta, lambda *x: module(*(t.to(map_location) for t in x)))
+    return module, meta
+
+
+def torchscript_weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a TorchScript module's parameters and buffers (state_dict order)."""
+    return weights_digest((k, v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+                          for k, v in module.state_dict().items())
 
 
 class _Reader:

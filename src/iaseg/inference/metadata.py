@@ -5,14 +5,19 @@ exported file alone can be run, coloured and evaluated.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Iterable
 
 from iaseg.data.description import DatasetDescription
 from iaseg.models import input_names
 
 FORMAT_VERSION = 1
+# Where exported files keep the SHA-256 of their weights (ONNX metadata_props, TorchScript extra
+# file, OpenVINO rt_info), checked when they are loaded: a damaged file that still parses would
+# otherwise run with wrong weights.
+WEIGHTS_KEY = "iaseg.weights_sha256"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,33 @@ class ModelMetadata:
         except json.JSONDecodeError as e:
             raise ValueError(f"{source}: iaseg metadata is not valid JSON ({e})") from None
         return cls.from_dict(d, source)
+
+
+def weights_digest(arrays: Iterable[tuple[str, Any]]) -> str:
+    """SHA-256 of a model's weights: (name, numpy array) pairs in graph order, each array's
+    dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name, a in arrays:
+        h.update(f"{name}|{a.dtype.str}|{tuple(a.shape)}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_weights(source: str, recorded: str | None, actual: str) -> None:
+    """ValueError naming `source` when its weights do not have the SHA-256 recorded at export
+    (files exported before iaseg recorded one are not checked)."""
+    if recorded and recorded != actual:
+        raise ValueError(f"{source}: its weights do not match the checksum recorded at export (the file is "
+                         "damaged: export it again)")
+
+
+def check_output_classes(source: str, meta: ModelMetadata, channels: Any) -> None:
+    """ValueError naming `source` when the graph's output channels (an int when the graph states
+    them) disagree with the class count of its metadata."""
+    n = meta.description.num_classes
+    if isinstance(channels, int) and channels > 0 and channels != n:
+        raise ValueError(f"{source}: its iaseg metadata lists {n} classes but the model outputs {channels} "
+                         "channels (the metadata does not belong to this model: export it again)")
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

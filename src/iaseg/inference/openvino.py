@@ -40,7 +40,7 @@ from torch import nn
 
 from .cpu import native_bf16_cpu
 from .files import _Reader, complete_metadata, onnx_bytes
-from .metadata import ModelMetadata
+from .metadata import WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, weights_digest
 from .runner_base import OPENVINO_SUFFIXES, Runner, numpy_inputs
 
 RT_INFO_KEY = "iaseg"
@@ -104,15 +104,31 @@ def _metadata(model: Any, name: str) -> ModelMetadata:
 
 
 def _read(path: str | Path) -> Any:
+    """An IR file's openvino.Model, checked before anything runs: readable, the weights' SHA-256
+    recorded at export, output channels = the metadata's class count (ValueError naming it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"OpenVINO IR {path} not found")
     if not path.with_suffix(".bin").is_file():
         raise FileNotFoundError(f"OpenVINO IR {path}: its weights {path.with_suffix('.bin').name} are missing")
     try:
-        return _core().read_model(str(path))
+        model = _core().read_model(str(path))
     except RuntimeError as e:  # OpenVINO raises RuntimeError for unreadable IR
         raise ValueError(f"{path}: OpenVINO cannot read it ({str(e).strip().splitlines()[0]})") from None
+    if model.has_rt_info([WEIGHTS_KEY]):
+        check_weights(f"{path} ({path.with_suffix('.bin').name})", model.get_rt_info([WEIGHTS_KEY]).astype(str),
+                      openvino_weights_digest(model))
+    if model.has_rt_info([RT_INFO_KEY]) and model.outputs:
+        dim = model.outputs[0].get_partial_shape()
+        channels = dim[1].get_length() if dim.rank.is_static and len(dim) > 1 and dim[1].is_static else None
+        check_output_classes(str(path), _metadata(model, str(path)), channels)
+    return model
+
+
+def openvino_weights_digest(model: Any) -> str:
+    """SHA-256 of an openvino.Model's weights: its Constant nodes in graph order."""
+    return weights_digest((op.get_friendly_name(), op.get_data()) for op in model.get_ordered_ops()
+                          if op.get_type_name() == "Constant")
 
 
 def openvino_model(model: nn.Module, meta: ModelMetadata, fold_bn: bool = True, opset: int = 17) -> Any:
@@ -166,6 +182,7 @@ def save_openvino(ov_model: Any, path: str | Path) -> Path:
     if path.suffix.lower() not in OPENVINO_SUFFIXES:
         raise ValueError(f"an OpenVINO IR path ends in .xml, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    ov_model.set_rt_info(openvino_weights_digest(ov_model), [WEIGHTS_KEY])  # checked by _read
     with tempfile.TemporaryDirectory(prefix=".iaseg-ov-", dir=path.parent) as tmp:
         xml = Path(tmp, "model.xml")
         _ov().save_model(ov_model, str(xml), compress_to_fp16=False)

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from .cpu import default_precision
-from .files import (complete_metadata, int8_onnx_bytes, load_torchscript, onnx_bytes, quiet_jit,
-                    trace_torchscript)
+from .files import (check_classes_by_running, complete_metadata, int8_onnx_bytes, load_onnx, load_torchscript,
+                    onnx_bytes, quiet_jit, trace_torchscript)
 from .fold import fold_batchnorm
 from .fuse import Float32Head, fuse_conv_relu
 from .metadata import ModelMetadata
@@ -166,8 +166,7 @@ class OnnxRunner(Runner):
 
         device = torch.device(device)
         name = "<onnx bytes>" if isinstance(source, bytes) else str(source)
-        if not isinstance(source, bytes) and not Path(source).is_file():
-            raise FileNotFoundError(f"ONNX file {source} not found")
+        data, meta = load_onnx(source)  # checked before anything runs: weights checksum, class count
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.inter_op_num_threads = 1
@@ -178,17 +177,13 @@ class OnnxRunner(Runner):
                 raise ValueError("onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source),
-                                                so, providers=providers)
+            self.session = ort.InferenceSession(data, so, providers=providers)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
             raise ValueError(f"{name}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        if "iaseg" not in props:
-            raise ValueError(f"{name}: no iaseg metadata (export the file with `iaseg export`)")
-        meta = ModelMetadata.from_json(props["iaseg"], name)
         super().__init__(meta, meta.precision, device)
         self.threads = so.intra_op_num_threads
         self.output_device = torch.device("cpu")
+        check_classes_by_running(name, meta, lambda *x: self._run(x))  # the graph states no output shape
 
     @property
     def fixed_size(self) -> bool:

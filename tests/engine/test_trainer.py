@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from iaseg.checkpoint import load_checkpoint
+from iaseg.checkpoint import load_checkpoint, save_checkpoint
 from iaseg.engine.trainer import Trainer, TrainingError, TrainingInterrupted
 
 from tests.helpers.train import fit, states_equal, tiny
@@ -138,6 +138,25 @@ def test_resume_refuses_changes_it_cannot_honour(tmp_path, one_epoch, override, 
         Trainer(tiny(override), one_epoch, resume=True, progress=False)
     assert str(info.value) == (f"--resume: {key} was {old} in {one_epoch / 'last.pt'}, the config asks for {new}; "
                                "it cannot change in the middle of a run (keep it, or train into a new folder)")
+
+
+def test_resume_with_weights_for_another_class_count_is_one_line(tmp_path, one_epoch):
+    # e.g. a description edited in place between the runs: the config looks the same
+    import shutil
+
+    from iaseg.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    ckpt = load_checkpoint(run / "last.pt")
+    head = [k for k, v in ckpt["model"].items() if v.ndim == 4 and v.shape[0] == len(ckpt["classes"])][-1]
+    ckpt["model"][head] = ckpt["model"][head][:-1]
+    save_checkpoint(ckpt, run / "last.pt")
+    with pytest.raises(CheckpointError) as info:
+        Trainer(tiny("train.epochs=2"), run, resume=True, progress=False)
+    n = len(ckpt["classes"])
+    assert str(info.value) == (f"checkpoint {run / 'last.pt'} holds weights for {n - 1} classes, expected {n} "
+                               "(use the dataset description the checkpoint was trained with)")
 
 
 @pytest.mark.parametrize("overrides, lr, base", [

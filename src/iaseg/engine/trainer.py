@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from iaseg.checkpoint import load_checkpoint, save_checkpoint
+from iaseg.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from iaseg.engine.config import Config
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       resolve_device)
@@ -412,7 +412,8 @@ class Trainer:
         bad = nonfinite_entries(ckpt["model"])
         if bad:
             raise TrainingError(f"--resume: {last} holds non-finite weights ({bad[0]}); train afresh with --overwrite")
-        self.model.load_state_dict(ckpt["model"])
+        # one line naming last.pt, e.g. when a description edited in place changed the class count
+        load_model_state(self.model, ckpt["model"], self.num_classes, str(last))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler") or not self.scaler.is_enabled():

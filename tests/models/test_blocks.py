@@ -41,3 +41,35 @@ def test_same_avg_pool_divides_by_valid_cells():
     assert y.shape == (1, 1, 6, 12)
     torch.testing.assert_close(y[0, 0, -1, -1], x[0, 0, 40:45, 88:90].mean())
     torch.testing.assert_close(y[0, 0, 0, 0], x[0, 0, :8, :8].mean())
+
+
+def test_downsampler_keeps_the_autocast_dtype_and_fp32_values():
+    from iaseg.models.blocks import Downsampler
+
+    torch.manual_seed(0)
+    d = Downsampler(3, 16).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = d(x)
+    # the pool branch follows the conv's bf16, so the trunk after it stays in bf16 (no fp32 promotion)
+    assert y.dtype == torch.bfloat16
+    ref = d.double()(x.double())
+    assert d.float()(x).dtype == torch.float32
+    torch.testing.assert_close(y.double(), ref, atol=0.05, rtol=0.02)
+
+
+def test_upsample_logits_is_fp32_nchw_under_autocast_and_plain_otherwise():
+    import torch.nn.functional as F
+
+    from iaseg.models.blocks import upsample_logits
+
+    y = torch.randn(2, 11, 6, 8).bfloat16().contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        up = upsample_logits(y, (48, 64))
+    assert up.dtype == torch.float32 and up.is_contiguous()
+    ref = F.interpolate(y.double(), size=(48, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(up.double(), ref, atol=1e-6, rtol=1e-6)  # fp32 maths on the bf16 logits
+    z = torch.randn(2, 11, 6, 8)
+    assert torch.equal(upsample_logits(z, (48, 64)), F.interpolate(z, size=(48, 64), mode="bilinear",
+                                                                   align_corners=False))
+    assert upsample_logits(y, (48, 64)).dtype == torch.bfloat16   # no autocast: the input's dtype

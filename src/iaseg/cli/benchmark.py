@@ -42,9 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON to FILE")
     g = p.add_argument_group("train mode")
     g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
-    g.add_argument("--train-precision", choices=["fp32", "fast", "all"], default="all",
-                   help="fp32 eager, fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
-                        "on CUDA), or both side by side (default)")
+    g.add_argument("--train-precision", choices=["fp32", "fast", "fast-previous", "all"],
+                   default="all",
+                   help="fp32 eager; fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
+                        "on CUDA), fast-previous (the fast path before the CPU training-speed work: torch's "
+                        "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default)")
     g = p.add_argument_group("pipeline mode")
     g.add_argument("--dataset", default=None, help="dataset name for iaseg.data.build_dataset")
     g.add_argument("--root", type=Path, default=None, help="dataset root")

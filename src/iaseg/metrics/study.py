@@ -397,6 +397,16 @@ def _iv(v: Sequence[float] | None, sign: bool) -> str:
     return f"{_fmt(v[0], sign=sign)} {_ci(v[1], v[2], sign=sign)}"
 
 
+def _seed_band(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, SD) over seeds (axis 0) of a figure's curves, ignoring NaN; SD 0 for one seed.
+    An all-NaN column (an offset no seed reached) stays NaN without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(arr, 0)
+        sd = np.nanstd(arr, 0, ddof=1) if arr.shape[0] > 1 else np.zeros_like(mean)
+    return mean, sd
+
+
 def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     """Two panels per study: (mean IoU, group recall) and (group precision, group recall); per
     method the mean curve over seeds (per offset) with a ±1 SD band of recall, thin per-seed
@@ -411,10 +421,8 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     for i, (name, per_seed) in enumerate(f["curves"].items()):
         color = method_color(i)
         arr = {k: np.array([c[k] for c in per_seed.values()]) for k in ("mean_iou", "group_recall", "group_precision", "delta")}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = {k: np.nanmean(v, 0) for k, v in arr.items()}
-            sd = np.nanstd(arr["group_recall"], 0, ddof=1) if len(per_seed) > 1 else np.zeros_like(mean["group_recall"])
+        mean = {k: _seed_band(v)[0] for k, v in arr.items()}
+        sd = _seed_band(arr["group_recall"])[1]
         zero = int(np.argmin(np.abs(mean["delta"])))
         for ax, x in ((axes[0], "mean_iou"), (axes[1], "group_precision")):
             for j in range(arr[x].shape[0]):
@@ -489,10 +497,7 @@ def plot_trimap(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
             arr = 100 * np.array([m["values"][f"{what} trimap IoU d={d}"] for d in widths], dtype=float).T
             for row in arr:
                 ax.plot(widths, row, color=color, lw=0.5, alpha=0.35)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(arr, 0)
-                sd = np.nanstd(arr, 0, ddof=1) if arr.shape[0] > 1 else np.zeros_like(mean)
+            mean, sd = _seed_band(arr)
             ax.plot(widths, mean, "o-", color=color, lw=2, ms=4, label=name)
             ax.fill_between(widths, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
         ax.set_xscale("log", base=2)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import BatchNorm2d, ConvBNReLU, Encoder, PyramidPooling, check_input, init_weights
+from .blocks import BatchNorm2d, ConvBNReLU, Encoder, PyramidPooling, check_input, init_weights, upsample_logits
 
 
 class SpatialPath(nn.Module):
@@ -92,4 +92,4 @@ class BiERFPSPNet(nn.Module):
         c = self.psp(self.encoder(context))
         c = F.interpolate(c, size=s.shape[-2:], mode="bilinear", align_corners=False)
         y = self.fusion(c, s)
-        return F.interpolate(y, size=context.shape[-2:], mode="bilinear", align_corners=False)
+        return upsample_logits(y, context.shape[-2:])

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Encoder, PyramidPooling, check_input, init_weights
+from .blocks import Encoder, PyramidPooling, check_input, init_weights, upsample_logits
+from .dropout import Dropout
 
 
 class ERFPSPNet(nn.Module):
@@ -38,11 +38,11 @@ class ERFPSPNet(nn.Module):
         self.num_classes = num_classes
         self.encoder = Encoder()
         self.psp = PyramidPooling(128, 32, pools=bins, mode="bins", out_channels=256)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Conv2d(256, num_classes, 1, bias=False)
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x)
         y = self.classifier(self.dropout(self.psp(self.encoder(x))))
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return upsample_logits(y, x.shape[-2:])

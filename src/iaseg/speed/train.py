@@ -3,6 +3,7 @@ fp32 and in the fast setting (bf16 autocast or fp16 AMP, channels_last)."""
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
 import torch
@@ -65,6 +66,7 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     is measured."""
     from iaseg.data import load_description
     from iaseg.models import build_model, default_spatial_size, takes_spatial
+    from iaseg.models.paths import previous_training_path
 
     device = torch.device(args.device)
     size = args.size or (360, 480)
@@ -84,16 +86,20 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     class_weights = (1 / torch.log(1.02 + freq / freq.sum())).float()  # the paper's formula on made-up frequencies
     groups = desc.group_indices()
     losses = list(LOSSES) if args.loss == "all" else [args.loss]
-    precisions = ["fp32", "fast"] if args.train_precision == "all" else [args.train_precision]
+    precisions = ["fp32", "fast-previous", "fast"] if args.train_precision == "all" else [args.train_precision]
     results: list[dict[str, Any]] = []
     total = len(precisions) * len(losses)
     ok: dict[str, dict[str, Any]] = {}
     for prec in precisions:
-        fast = prec == "fast"
+        fast = prec.startswith("fast")
+        # the fast path as it was before the CPU training-speed work, for the side-by-side row
+        path = previous_training_path() if prec == "fast-previous" else nullcontext()
         fmt = torch.channels_last if fast else torch.contiguous_format
         xs = [t.to(device, memory_format=fmt) for t in x32]
         for loss_name in losses:
             amp = "fp16-amp" if device.type == "cuda" else "bf16-autocast"
+            if prec == "fast-previous":
+                amp += ", previous path"
             row: dict[str, Any] = {"name": f"{loss_name} {prec}", "loss": loss_name,
                                    "precision": amp if fast else "fp32", "channels_last": fast}
             try:
@@ -107,7 +113,8 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
             if fast:
                 model = model.to(memory_format=torch.channels_last)
             step = _train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
-            step_ms = summarize(time_calls(step, warmup, repeats, device))
+            with path:
+                step_ms = summarize(time_calls(step, warmup, repeats, device))
             row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"])
             ok[row["name"]] = row
             base = ok.get(f"{loss_name} fp32")  # measured first when both precisions run
@@ -115,6 +122,10 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
                 row["speedup"] = row["images_per_s"] / base["images_per_s"]
             results.append(finish_row(row, len(results) + 1, total, on_row))
     ratios = {}
+    for loss_name in losses:
+        a, b = ok.get(f"{loss_name} fast"), ok.get(f"{loss_name} fast-previous")
+        if a and b:
+            ratios[f"{loss_name}_fast_speedup_over_previous"] = a["images_per_s"] / b["images_per_s"]
     for prec in precisions:
         a, b = ok.get(f"ial {prec}"), ok.get(f"weighted_ce {prec}")
         if a and b:
@@ -141,5 +152,6 @@ def format_train(report: dict[str, Any]) -> str:
     cols = ["step", "precision", "channels_last", "images/s", "median ms", "IQR ms", "min ms", "max ms", "speed-up"]
     text = head + "\n" + results_table(report["results"], cols, "step", "images/s", train_row)
     for k, v in report["ratios"].items():
-        text += f"\n{k.replace('_', ' ')}: {v:.3f}x step time"
+        unit = "x images/s" if "speedup" in k else "x step time"
+        text += f"\n{k.replace('_', ' ')}: {v:.3f}{unit}"
     return text + "\nspeed-up: over the fp32 row of the same loss" + noisy_rows_note(report["results"])

@@ -47,15 +47,18 @@ def _matmul(dtype: str, size: int, device: torch.device) -> Callable[[], torch.T
 
 
 def measure_peak(device: str | torch.device = "cpu", threads: int | None = None,
-                 dtypes: Sequence[str] | None = None, size: int = DEFAULT_SIZE,
-                 rounds: int = DEFAULT_ROUNDS) -> dict[str, dict[str, Any]]:
+                 dtypes: Sequence[str] | None = None, size: int | None = None,
+                 rounds: int | None = None) -> dict[str, dict[str, Any]]:
     """Achievable matmul throughput per precision on `threads` PyTorch threads (default: the
-    current count; restored afterwards).
+    current count; restored afterwards); `size` x `size` operands (default DEFAULT_SIZE),
+    `rounds` timed calls each (default DEFAULT_ROUNDS).
 
     Returns {dtype: {"status": "ok", "gflops" (GFLOP/s, int8: GOP/s), "median_ms", "size",
     "rounds", "op"}} or {dtype: {"status": "n/a", "reason", "op"}} for a precision this build or
     device cannot multiply. A few seconds on a CPU at the default size; cached."""
     device = torch.device(device)
+    size = DEFAULT_SIZE if size is None else size
+    rounds = DEFAULT_ROUNDS if rounds is None else rounds
     dtypes = tuple(dtypes) if dtypes is not None else default_dtypes(device)
     unknown = [d for d in dtypes if d not in DTYPES]
     if unknown:
@@ -128,7 +131,7 @@ def percent_of_peak(row: dict[str, Any]) -> str:
 def format_peak(peak: dict[str, dict[str, Any]] | None) -> str:
     """One line: 'peak (matmul 2048^3, median of 5): fp32 87 GFLOP/s, bf16 195 GFLOP/s, int8 287 GOP/s'."""
     if not peak:
-        return "peak: not measured (--no-peak): no '% peak' column"
+        return "peak: not measured (--no-peak)"
     ok = [v for v in peak.values() if v["status"] == "ok"]
     how = f"matmul {ok[0]['size']}^3, median of {ok[0]['rounds']}" if ok else "matmul"
     parts = [f"{d} {v['gflops']:,.0f} {'GOP/s' if d == 'int8' else 'GFLOP/s'}" if v["status"] == "ok"

@@ -16,8 +16,12 @@ MACHINE_KEYS = {"cpu", "cpu_cores", "torch_threads", "torch", "gpu", "device", "
 
 
 @pytest.fixture(autouse=True)
-def keep_threads():
-    """--threads changes PyTorch's global thread count: restore it for the other tests."""
+def keep_threads(monkeypatch):
+    """--threads changes PyTorch's global thread count: restore it for the other tests. The
+    matmul peak is measured on small matrices (seconds saved; the numbers are not asserted)."""
+    import iaseg.speed.peak
+
+    monkeypatch.setattr(iaseg.speed.peak, "DEFAULT_SIZE", 128)
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
@@ -58,6 +62,18 @@ def test_inference_json_schema_all_backends(tmp_path, capsys):
     for n in names:
         assert n in text
     assert "speed-up" in text and "GFLOP/s" in text and "machine:" in text
+    # the matmul peak, measured once before the rows; each row's fraction of its precision's peak
+    assert set(r["peak"]) == {"fp32", "bf16", "int8"} and r["peak"]["fp32"]["gflops"] > 0
+    assert "peak (matmul 128^3, median of 5): fp32" in text and "% peak" in text
+    for row in rows:
+        assert row["peak_dtype"] == row["precision"]
+        if r["peak"][row["peak_dtype"]]["status"] == "ok":
+            assert row["peak_fraction"] == pytest.approx(row["gflops_per_s"] / r["peak"][row["precision"]]["gflops"])
+    # int8 rows without weights and labels: the accuracy check says it did not run, and how to run it
+    assert r["accuracy_check"]["status"] == "not run"
+    assert ("int8 accuracy check not run: it needs trained weights (--checkpoint) and a labelled split "
+            "(--dataset, --root); to score fp32 and each int8 path on a labelled split: iaseg benchmark ... "
+            "--checkpoint CKPT --dataset NAME --root DIR [--split val] [--accuracy-images N]") in text
 
 
 def test_inference_single_backend_bierf(tmp_path):
@@ -176,9 +192,9 @@ def test_rows_are_printed_as_measured_with_noise_warnings(monkeypatch, capsys):
     fake = iter([[0.010] * 3, [0.010, 0.020, 0.040]])   # ce fp32 steady; weighted_ce fp32: IQR 15 of 20 ms
     monkeypatch.setattr(train, "time_calls", lambda fn, warmup, repeats, device: next(fake))
     assert cli.main(["benchmark", "--mode", "train", "--size", "32x32", "--batch", "1", "--warmup", "0",
-                     "--repeats", "3", "--loss", "ce", "--train-precision", "fp32"]) == 0
+                     "--repeats", "3", "--loss", "ce", "--train-precision", "fp32", "--no-peak"]) == 0
     assert cli.main(["benchmark", "--mode", "train", "--size", "32x32", "--batch", "1", "--warmup", "0",
-                     "--repeats", "3", "--loss", "weighted_ce", "--train-precision", "fp32"]) == 0
+                     "--repeats", "3", "--loss", "weighted_ce", "--train-precision", "fp32", "--no-peak"]) == 0
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         "benchmarking train speed; each row is printed as soon as it is measured",
@@ -197,3 +213,104 @@ def test_any_network_can_be_benchmarked(capsys):
     with pytest.raises(SystemExit):
         cli.main(["benchmark", "--model", "resnet"])
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+INT8_BACKENDS = [pytest.param("onnxruntime", marks=pytest.mark.skipif(not _available("onnxruntime"),
+                                                                     reason="onnxruntime is not installed")),
+                 pytest.param("openvino", marks=pytest.mark.skipif(not (_available("openvino") and _available("nncf")),
+                                                                  reason="openvino/nncf are not installed"))]
+
+
+def _accuracy_args(checkpoint, backend, out, *extra):
+    return ["benchmark", "--checkpoint", str(checkpoint), "--size", "64x64", "--backend", backend, "--precision",
+            "int8", "--warmup", "0", "--repeats", "1", "--no-peak", "--dataset", "synthetic",
+            "--accuracy-images", "2", "--calib-images", "2", "--json", str(out), *extra]
+
+
+@pytest.mark.parametrize("backend", INT8_BACKENDS)
+def test_int8_accuracy_check_on_a_labelled_split(backend, tmp_path, checkpoints, capsys):
+    """fp32 (the naive row) and the int8 path scored on 2 synthetic val images with the guard's
+    figures; the reference equals the plain model's own split_accuracy on the same samples."""
+    from iaseg.checkpoint import model_from_checkpoint
+    from iaseg.inference import mean_iou, split_accuracy
+    from iaseg.inference.images import dataset_samples
+    from iaseg.speed import NaiveRunner
+
+    out = tmp_path / "r.json"
+    assert cli.main(_accuracy_args(checkpoints["erfpspnet"], backend, out)) == 0
+    text = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    check = r["accuracy_check"]
+    assert check == {"status": "run", "reference": "naive fp32", "dataset": "synthetic", "split": "val", "images": 2,
+                     "limits": {"miou_drop": 0.5, "top_group_recall_drop": 1.0},
+                     "calibration": {"dataset": "synthetic", "split": "train", "images": 2}}
+    naive, int8 = r["results"]
+    assert "accuracy" not in naive
+    a = int8["accuracy"]
+    assert set(a) == {"reference", "candidate", "top_group", "miou_change", "top_group_recall_change", "passed",
+                      "images"} and a["images"] == 2 and a["top_group"] == "G3"
+    assert a["miou_change"] == pytest.approx(a["candidate"]["miou"] - a["reference"]["miou"])
+    assert a["passed"] == (a["miou_change"] >= -0.5 and not a["top_group_recall_change"] < -1.0)
+    model, meta = model_from_checkpoint(str(checkpoints["erfpspnet"]))
+    meta = meta.with_(input_size=(64, 64))
+    samples = dataset_samples("synthetic", None, "val", meta, 2)
+    conf = mean_iou(NaiveRunner(model, torch.device("cpu")), samples, 11, 11)["confusion"]
+    assert a["reference"] == pytest.approx(split_accuracy(conf, meta.description))
+    assert "int8 accuracy on synthetic val (2 labelled images; reference naive fp32; int8 calibrated on 2 synthetic " \
+           "train images; limits: mean IoU -0.5, top-group recall -1 points):" in text
+    ref, cand = a["reference"], a["candidate"]
+    assert (f"  {backend} int8: mean IoU fp32 {ref['miou']:.2f}, int8 {cand['miou']:.2f} "
+            f"(change {a['miou_change']:+.2f} points); G3 recall fp32 {ref['top_group_recall']:.2f}, "
+            f"int8 {cand['top_group_recall']:.2f} (change {a['top_group_recall_change']:+.2f} points): "
+            f"{'PASS' if a['passed'] else 'FAIL'}") in text
+    assert "--dataset synthetic" in r["command"] and "--accuracy-images 2" in r["command"]
+
+
+@pytest.mark.parametrize("backend", INT8_BACKENDS[:1])
+def test_an_int8_path_that_fails_the_guard_is_reported_not_raised(backend, tmp_path, checkpoints, monkeypatch,
+                                                                   capsys):
+    """An int8 model that predicts one class everywhere: FAIL below the table, exit status 0."""
+    import iaseg.speed.inference as inference
+
+    scored = inference.int8_accuracy
+
+    def broken(reference, runner, samples, description, what):
+        def one_class(*inputs):
+            logits = torch.zeros(inputs[0].shape[0], 11, *inputs[0].shape[-2:])
+            logits[:, 10] = 1
+            return logits
+        return scored(reference, one_class, samples, description, what)
+
+    monkeypatch.setattr(inference, "int8_accuracy", broken)
+    out = tmp_path / "r.json"
+    assert cli.main(_accuracy_args(checkpoints["erfpspnet"], backend, out, "--accuracy-images", "3")) == 0
+    text = capsys.readouterr().out
+    a = json.loads(out.read_text())["results"][1]["accuracy"]
+    assert a["passed"] is False and a["images"] == 3 and a["candidate"]["miou"] < a["reference"]["miou"] - 0.5
+    assert f"  {backend} int8: mean IoU fp32" in text and text.rstrip().splitlines()[-2].endswith(": FAIL")
+
+
+def test_the_accuracy_check_says_why_it_did_not_run(capsys):
+    """Without weights or without a labelled split: one line says why and how to run it; no
+    int8 row: no check at all."""
+    from iaseg.speed.inference import _accuracy_setup, format_accuracy_check
+
+    int8 = [("naive", "fp32", {}), ("onnxruntime", "int8", {})]
+    for extra, reason in ((["--checkpoint", "m.pt"], "needs a labelled split (--dataset, --root)"),
+                          (["--dataset", "synthetic"], "needs trained weights (--checkpoint)")):
+        check, labelled, calib = _accuracy_setup(benchmark_args(extra), None, int8)
+        assert check["status"] == "not run" and check["reason"] == reason and labelled == [] and calib is None
+        assert format_accuracy_check({"accuracy_check": check, "results": []}) == (
+            f"\nint8 accuracy check not run: it {reason}; to score fp32 and each int8 path on a labelled split: "
+            "iaseg benchmark ... --checkpoint CKPT --dataset NAME --root DIR [--split val] [--accuracy-images N]")
+    assert _accuracy_setup(benchmark_args(["--dataset", "synthetic", "--checkpoint", "m.pt"]), None,
+                           int8[:1]) == (None, [], None)
+    assert format_accuracy_check({"accuracy_check": None, "results": []}) == ""
+    assert cli.main(["benchmark", "--accuracy-images", "0"]) == 2
+    assert "--accuracy-images and --calib-images must be >= 1" in capsys.readouterr().err

@@ -35,3 +35,28 @@ def test_mean_iou_of_a_runner():
     r = mean_iou(lambda x: logits, [((torch.zeros(1),), label)], 3, 255)
     assert r["miou"] == pytest.approx(100.0)  # class 2 absent from both: left out
     assert r["confusion"].sum() == 3
+
+
+def test_guarded_accuracy_takes_a_precomputed_reference_and_format_guard_prints_it():
+    """The reference's confusion matrix computed once (as the benchmark does for several int8
+    paths) gives the same result as the reference runner; format_guard's line, hand-written."""
+    from iaseg.data import load_description
+    from iaseg.inference import format_guard, guarded_accuracy, mean_iou
+
+    desc = load_description("camvid")
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 11, (2, 8, 8), generator=g)
+    perfect = torch.nn.functional.one_hot(labels, 11).permute(0, 3, 1, 2).float()
+    noisy = perfect + 0.9 * torch.rand(perfect.shape, generator=g)
+    samples = [((torch.zeros(2, 3, 8, 8),), labels)]
+    reference, candidate = (lambda x: perfect), (lambda x: noisy)
+    conf = mean_iou(reference, samples, 11, 11)["confusion"]
+    by_runner = guarded_accuracy(reference, candidate, samples, desc, allow_drop=True)
+    by_matrix = guarded_accuracy(conf, candidate, samples, desc, allow_drop=True)
+    assert by_matrix == by_runner and by_matrix["images"] == 2 and by_matrix["reference"]["miou"] == 100
+    result = {"reference": {"miou": 66.08, "top_group_recall": 71.25}, "top_group": "G3",
+              "candidate": {"miou": 65.74, "top_group_recall": 69.27}, "miou_change": -0.34,
+              "top_group_recall_change": -1.98}
+    assert format_guard(result, "onnxruntime int8") == (
+        "mean IoU fp32 66.08, onnxruntime int8 65.74 (change -0.34 points); "
+        "G3 recall fp32 71.25, onnxruntime int8 69.27 (change -1.98 points)")

@@ -3,6 +3,13 @@
     iaseg benchmark --model erfpspnet --size 360x720 --batch 1 --backend all --threads 2
     iaseg benchmark --mode train --size 360x480 --batch 8 --loss all --threads 2
     iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
+    iaseg benchmark --checkpoint best.pt --backend all --dataset camvid --root data/camvid   # + int8 accuracy
+
+Inference and train modes first measure the machine's matmul peak (a few seconds; --no-peak skips
+it) and show each row's GFLOP/s and % of the peak of its precision. With --checkpoint and a
+labelled split, the int8 rows are calibrated on that dataset's train images and scored against
+the fp32 model on the split: mean IoU and top-group recall, PASS or FAIL against the limits of
+`iaseg export --int8` (reported only: a FAIL does not change the exit status).
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile rows out of --backend all")
     p.add_argument("--cuda-graphs", action="store_true", help="eager on CUDA: replay CUDA graphs")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON to FILE")
+    p.add_argument("--no-peak", action="store_true", help="skip measuring the machine's matmul peak (no %% peak column)")
     g = p.add_argument_group("train mode")
     g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
     g.add_argument("--train-precision", choices=["fp32", "fast", "fast-previous", "all"],
@@ -47,11 +55,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fp32 eager; fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
                         "on CUDA), fast-previous (the fast path before the CPU training-speed work: torch's "
                         "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default)")
-    g = p.add_argument_group("pipeline mode")
+    g = p.add_argument_group("pipeline mode; inference mode: the int8 accuracy check")
     g.add_argument("--dataset", default=None, help="dataset name for iaseg.data.build_dataset")
     g.add_argument("--root", type=Path, default=None, help="dataset root")
-    g.add_argument("--split", default="train")
+    g.add_argument("--split", default=None, help="default: train (pipeline), val (the int8 accuracy check)")
     g.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    g.add_argument("--accuracy-images", type=int, default=None, metavar="N",
+                   help="int8 accuracy check: at most N images of the split (a seeded subset; default all)")
+    g.add_argument("--calib-images", type=int, default=32, metavar="N",
+                   help="int8 accuracy check: calibrate the int8 rows on N train images (default 32)")
 
 
 def _model_name(name: str) -> str:
@@ -77,18 +89,21 @@ def _print_row(row: dict[str, Any], done: int, total: int) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
     parts = ["iaseg", "benchmark", "--mode", args.mode]
+    only = {"train": ("loss", "train_precision"), "pipeline": ("workers",),
+            "inference": ("backend", "precision", "checkpoint", "accuracy_images", "calib_images")}
     for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
                 "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
-                "dataset", "root", "split", "workers"):
+                "dataset", "root", "split", "workers", "accuracy_images", "calib_images"):
         v = getattr(args, opt, None)
-        if v is None or (args.mode != "train" and opt in ("loss", "train_precision")) or \
-                (args.mode != "pipeline" and opt in ("dataset", "root", "split", "workers")) or \
-                (args.mode != "inference" and opt in ("backend", "precision", "checkpoint")):
+        if v is None or any(opt in opts and mode != args.mode for mode, opts in only.items()) or \
+                (args.mode == "train" and opt in ("dataset", "root", "split")) or \
+                (opt == "calib_images" and not getattr(args, "dataset", None)):
             continue
         if isinstance(v, tuple):
             v = "x".join(map(str, v))
         parts += ["--" + opt.replace("_", "-"), str(v)]
-    parts += [f"--{flag.replace('_', '-')}" for flag in ("no_compile", "cuda_graphs") if getattr(args, flag, False)]
+    parts += [f"--{flag.replace('_', '-')}" for flag in ("no_compile", "cuda_graphs", "no_peak")
+              if getattr(args, flag, False)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -100,11 +115,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--batch must be >= 1")
     if (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
         raise CLIError("--repeats must be >= 1 and --warmup >= 0")
+    if (args.accuracy_images is not None and args.accuracy_images < 1) or args.calib_images < 1:
+        raise CLIError("--accuracy-images and --calib-images must be >= 1")
     if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
         raise CLIError(f"--precision {args.precision} needs one --backend (eager, compile, onnxruntime, torchscript, "
                        "openvino)")
     print(f"benchmarking {args.mode} speed; each row is printed as soon as it is measured", file=sys.stderr,
           flush=True)
+    if args.mode != "pipeline" and not args.no_peak:
+        print("measuring the machine's matmul peak first (a few seconds; --no-peak skips it)", file=sys.stderr,
+              flush=True)
     try:
         report = benchmark(args, command_line(args), on_row=_print_row)
     except ImportError as e:  # an optional dependency (ONNX Runtime, ...)

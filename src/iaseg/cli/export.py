@@ -155,8 +155,8 @@ def _shown(path: Path) -> Path:
 
 def _export(args: argparse.Namespace, out: Path) -> int:
     from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
-    from iaseg.inference import (agreement, export_onnx, export_torchscript, guarded_accuracy, load_runner,
-                                 onnx_bytes, parity_check, quantize_int8, runner_from_model)
+    from iaseg.inference import (agreement, export_onnx, export_torchscript, format_guard, guarded_accuracy,
+                                 load_runner, onnx_bytes, parity_check, quantize_int8, runner_from_model)
     from iaseg.inference.accuracy import MAX_MIOU_DROP, MAX_TOP_GROUP_RECALL_DROP
     from iaseg.inference.files import complete_metadata
     from iaseg.models import default_spatial_size
@@ -247,10 +247,8 @@ def _export(args: argparse.Namespace, out: Path) -> int:
         labelled = [(x, y) for x, y in val if y is not None]
         if labelled:
             guard = guarded_accuracy(fp32_runner, int8_runner, labelled, meta.description, allow_drop=True)
-            ref, cand, top = guard["reference"], guard["candidate"], guard["top_group"]
-            print(f"accuracy on {len(labelled)} labelled images: mean IoU fp32 {ref['miou']:.2f}, int8 {cand['miou']:.2f} "
-                  f"(change {guard['miou_change']:+.2f} points); {top} recall fp32 {ref['top_group_recall']:.2f}, "
-                  f"int8 {cand['top_group_recall']:.2f} (change {guard['top_group_recall_change']:+.2f} points)")
+            top = guard["top_group"]
+            print(f"accuracy on {len(labelled)} labelled images: {format_guard(guard)}")
             if not guard["passed"]:
                 if args.allow_accuracy_drop:
                     print(f"WARNING: int8 accuracy guard failed (limits: mean IoU -{MAX_MIOU_DROP}, {top} recall "

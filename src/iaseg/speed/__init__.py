@@ -14,6 +14,11 @@ machine; absolute numbers are only as good as the machine's idleness. A row whos
 under the table, a warning as it is measured). `benchmark(..., on_row=f)` calls `f(row, done,
 total)` as soon as each row is measured (`iaseg benchmark` prints `progress_line` of it).
 
+Inference and train modes first measure the machine's matmul peak (`peak.measure_peak`: fp32,
+bf16, int8; fp16 too on CUDA) and give every row its achieved GFLOP/s (counted FLOPs over the
+median time) and the fraction of the peak of its precision ('peak_fraction'); `--no-peak`
+skips it.
+
 The 'naive' row is the plain PyTorch way: `iaseg.models.build_model(...)` in eval mode under
 torch.no_grad, float32, default (NCHW) memory format, no folding or fusion. Speed-ups are over
 that row. 'default' marks what `iaseg.inference.load_runner` does when given no options.
@@ -30,6 +35,7 @@ from typing import Any
 import torch
 
 from .inference import NaiveRunner, format_inference, run_inference
+from .peak import add_peak_fractions, format_peak, measure_peak
 from .pipeline import format_pipeline, run_pipeline
 from .timing import NOISE_FRACTION, RowCallback, noise_warning, summarize, sync, time_calls, timing_of
 from .train import LOSSES, format_train, run_train
@@ -38,8 +44,8 @@ SCHEMA = "iaseg.benchmark/1"
 MODES = ("inference", "train", "pipeline")
 
 __all__ = ["LOSSES", "MODES", "NOISE_FRACTION", "SCHEMA", "NaiveRunner", "benchmark", "format_inference",
-           "format_pipeline", "format_report", "format_train", "noise_warning", "progress_line", "run_inference",
-           "run_pipeline", "run_train", "summarize", "sync", "time_calls"]
+           "format_peak", "format_pipeline", "format_report", "format_train", "measure_peak", "noise_warning",
+           "progress_line", "run_inference", "run_pipeline", "run_train", "summarize", "sync", "time_calls"]
 
 
 def benchmark(args: argparse.Namespace, command: str | None = None,
@@ -59,7 +65,11 @@ def benchmark(args: argparse.Namespace, command: str | None = None,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "command": command,
               "machine": machine_info(device)}
+    if args.mode in ("inference", "train"):  # before the rows, once
+        report["peak"] = None if getattr(args, "no_peak", False) else measure_peak(device, torch.get_num_threads())
     report.update(runners[args.mode](args, on_row))
+    if "peak" in report:
+        add_peak_fractions(report["results"], report["peak"])
     return report
 
 
@@ -79,5 +89,7 @@ def format_report(report: dict[str, Any]) -> str:
     head = (f"machine: {m['cpu']} ({m['cpu_cores']} cores, {m['torch_threads']} torch threads"
             f"{', AMX' if m['cpu_amx'] else ''}{', native bf16' if m['cpu_bf16'] else ''}), "
             f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, GPU {m['gpu'] or '-'}; {report['date']}")
+    if "peak" in report:
+        head += "\n" + format_peak(report["peak"])
     body = {"inference": format_inference, "train": format_train, "pipeline": format_pipeline}[report["mode"]](report)
     return head + "\n" + body

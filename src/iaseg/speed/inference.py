@@ -1,14 +1,17 @@
 """Inference speed: every backend and precision of `iaseg.inference` side by side with the plain
-PyTorch baseline (the 'naive' row), with their argmax agreement."""
+PyTorch baseline (the 'naive' row), with their argmax agreement; with trained weights and a
+labelled split, the int8 rows' accuracy against fp32 (`iaseg.inference.guarded_accuracy`)."""
 from __future__ import annotations
 
 import argparse
 import copy
 import time
+import warnings
 from typing import Any
 
 import torch
 
+from .peak import percent_of_peak
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 
@@ -103,10 +106,55 @@ def _onnxruntime_available() -> bool:
     return True
 
 
+def _accuracy_setup(args: argparse.Namespace, meta: Any, configs: list[tuple[str, str, dict[str, Any]]]
+                    ) -> tuple[dict[str, Any] | None, list[Any], list[Any] | None]:
+    """(the int8 accuracy check's report entry, its labelled samples, int8 calibration inputs).
+    The entry is None without int8 rows; its status is 'not run' (with the reason) without
+    --checkpoint or a labelled --dataset split. int8 rows are calibrated on --calib-images of
+    the dataset's train split when the check runs (else on probe scenes: speed does not depend
+    on them)."""
+    from iaseg.inference.accuracy import MAX_MIOU_DROP, MAX_TOP_GROUP_RECALL_DROP
+    from iaseg.inference.images import dataset_samples
+
+    if not any(p == "int8" for _, p, _ in configs):
+        return None, [], None
+    check: dict[str, Any] = {"status": "not run", "reference": "naive fp32",
+                             "limits": {"miou_drop": MAX_MIOU_DROP, "top_group_recall_drop": MAX_TOP_GROUP_RECALL_DROP}}
+    dataset = getattr(args, "dataset", None)
+    missing = [what for what, given in (("trained weights (--checkpoint)", args.checkpoint),
+                                        ("a labelled split (--dataset, --root)", dataset)) if not given]
+    if missing:
+        check["reason"] = "needs " + " and ".join(missing)
+        return check, [], None
+    split = getattr(args, "split", None) or "val"
+    samples = dataset_samples(dataset, args.root, split, meta, getattr(args, "accuracy_images", None))
+    labelled = [(x, y) for x, y in samples if y is not None]
+    check.update(dataset=dataset, split=split)
+    if not labelled:
+        check["reason"] = f"{dataset} {split} has no labels"
+        return check, [], None
+    calib = [x for x, _ in dataset_samples(dataset, args.root, "train", meta, getattr(args, "calib_images", 32))]
+    check.update(status="run", images=len(labelled), calibration={"dataset": dataset, "split": "train",
+                                                                  "images": len(calib)})
+    return check, labelled, calib
+
+
+def int8_accuracy(reference: torch.Tensor, runner: Any, samples: list[Any], description: Any,
+                  what: str) -> dict[str, Any]:
+    """accuracy_guard of `runner` against the reference's confusion matrix on labelled samples,
+    reported and never raised: 'passed' False is a FAIL (the guard's warning is silenced, the
+    table prints it)."""
+    from iaseg.inference import guarded_accuracy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return guarded_accuracy(reference, runner, samples, description, allow_drop=True, what=what)
+
+
 def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
     """Measure every configured row (the naive baseline first); `on_row` hears of each one as
     soon as it is measured."""
-    from iaseg.inference import agreement, default_precision, runner_from_model
+    from iaseg.inference import agreement, default_precision, mean_iou, runner_from_model
     from iaseg.inference.probe import structured_scenes
     from iaseg.models import describe, image_inputs
 
@@ -128,6 +176,8 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
     reference = naive(*inputs).float().cpu()
     results: list[dict[str, Any]] = []
     configs = _inference_configs(args, device)
+    check, labelled, check_calib = _accuracy_setup(args, meta, configs)  # before timing: a bad --root fails fast
+    reference_conf = None
     base: dict[str, Any] | None = None
     for backend, precision, extra in configs:
         row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else ""),
@@ -138,8 +188,8 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
             if backend == "naive":
                 runner: Any = naive
             else:
-                calib = None
-                if precision == "int8":  # speed does not depend on the calibration images
+                calib = check_calib if precision == "int8" else None
+                if precision == "int8" and calib is None:  # speed does not depend on the calibration images
                     imgs = structured_scenes(4, meta.input_size, meta.description.num_classes, seed=1)[0]
                     calib = [image_inputs(meta.model_name, imgs[i:i + 1], spatial_size=meta.spatial_size) for i in range(4)]
                 runner = runner_from_model(model, meta, backend, precision, device, threads=args.threads,
@@ -160,6 +210,11 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
             base = row
         if base is not None:
             row["speedup"] = row["fps"] / base["fps"]
+        if precision == "int8" and labelled:
+            if reference_conf is None:
+                reference_conf = mean_iou(naive, labelled, meta.description.num_classes,
+                                          meta.description.ignore_index)["confusion"]
+            row["accuracy"] = int8_accuracy(reference_conf, runner, labelled, meta.description, row["name"])
         results.append(finish_row(row, len(results) + 1, len(configs), on_row))
         del runner
     return {"settings": {"model": meta.model_name, "num_classes": meta.description.num_classes,
@@ -169,7 +224,7 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
                          "threads": torch.get_num_threads(), "checkpoint": args.checkpoint,
                          "weights": "checkpoint" if args.checkpoint else "random init (seed 0)"},
             "model": {"params": info["params"], "gflops_per_image": info["gflops"]},
-            "results": results}
+            "results": results, "accuracy_check": check}
 
 
 def inference_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +233,8 @@ def inference_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"path": r["name"] + (" (default)" if r["default"] else ""),
             "fps": round(r["fps"], 2), "median ms": round(lat["median"], 2),
             "IQR ms": round(lat["iqr"], 2), "min ms": round(lat["min"], 2), "max ms": round(lat["max"], 2),
-            "GFLOP/s": round(r["gflops_per_s"], 1), "speed-up": f"{r.get('speedup', float('nan')):.2f}x",
+            "GFLOP/s": round(r["gflops_per_s"], 1), "% peak": percent_of_peak(r),
+            "speed-up": f"{r.get('speedup', float('nan')):.2f}x",
             "agree %": f"{100 * r['agreement']['argmax_agreement']:.2f}",
             "setup s": round(r["setup_s"], 1)}
 
@@ -191,8 +247,39 @@ def format_inference(report: dict[str, Any]) -> str:
     head = (f"{s['model']} {size}, batch {s['batch']}, {s['device']}, {s['threads']} threads, "
             f"{report['model']['params']:,} params, {report['model']['gflops_per_image']:.2f} GFLOPs/image, "
             f"weights: {s['weights']}; {s['warmup']} warm-up + {s['repeats']} timed calls")
-    cols = ["path", "fps", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s", "speed-up", "agree %", "setup s"]
-    note = ("speed-up: over the naive row (plain PyTorch fp32 eager); agree %: argmax agreement with the naive "
+    peak = ["% peak"] if report.get("peak") else []
+    cols = ["path", "fps", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s", *peak, "speed-up", "agree %", "setup s"]
+    note = ("GFLOP/s: counted FLOPs per call (as `iaseg model-info`) over the median time"
+            + ("; % peak: of the matmul peak of the row's precision" if peak else "")
+            + "\nspeed-up: over the naive row (plain PyTorch fp32 eager); agree %: argmax agreement with the naive "
             "row on the benchmark input" + (" (random weights: a weak check)" if not s["checkpoint"] else ""))
     return (head + "\n" + results_table(report["results"], cols, "path", "fps", inference_row) + "\n" + note
-            + noisy_rows_note(report["results"]))
+            + noisy_rows_note(report["results"]) + format_accuracy_check(report))
+
+
+HOW_TO_CHECK = "--checkpoint CKPT --dataset NAME --root DIR [--split val] [--accuracy-images N]"
+
+
+def format_accuracy_check(report: dict[str, Any]) -> str:
+    """The lines under the table about the int8 rows' accuracy against fp32 ('' without int8 rows)."""
+    from iaseg.inference import format_guard
+
+    check = report.get("accuracy_check")
+    if not check:
+        return ""
+    if check["status"] != "run":
+        return (f"\nint8 accuracy check not run: it {check['reason']}; to score fp32 and each int8 path on a "
+                f"labelled split: iaseg benchmark ... {HOW_TO_CHECK}")
+    lim, cal = check["limits"], check["calibration"]
+    lines = [f"\nint8 accuracy on {check['dataset']} {check['split']} ({check['images']} labelled images; reference "
+             f"{check['reference']}; int8 calibrated on {cal['images']} {cal['dataset']} {cal['split']} images; "
+             f"limits: mean IoU -{lim['miou_drop']:g}, top-group recall -{lim['top_group_recall_drop']:g} points):"]
+    for r in report["results"]:
+        if r.get("precision") != "int8":
+            continue
+        if "accuracy" not in r:
+            lines.append(f"  {r['name']}: not scored ({r['status']})")
+            continue
+        a = r["accuracy"]
+        lines.append(f"  {r['name']}: {format_guard(a)}: {'PASS' if a['passed'] else 'FAIL'}")
+    return "\n".join(lines)

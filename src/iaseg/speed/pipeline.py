@@ -17,14 +17,15 @@ def run_pipeline(args: argparse.Namespace, on_row: RowCallback | None = None) ->
     batch = args.batch or 8
     warmup = 2 if args.warmup is None else args.warmup
     repeats = 20 if args.repeats is None else args.repeats
-    dataset = build_dataset(args.dataset, args.root, split=args.split)
+    split = getattr(args, "split", None) or "train"
+    dataset = build_dataset(args.dataset, args.root, split=split)
     loader = build_loader(dataset, batch_size=batch, num_workers=args.workers)
     it = iter(_cycle(loader))
     times = time_calls(lambda: next(it), warmup, repeats, torch.device("cpu"))
     batch_ms = summarize(times)
-    row = finish_row({"name": f"{args.dataset} {args.split}", "status": "ok", "batch_ms": batch_ms,
+    row = finish_row({"name": f"{args.dataset} {split}", "status": "ok", "batch_ms": batch_ms,
                       "images_per_s": 1000 * batch / batch_ms["median"]}, 1, 1, on_row)
-    return {"settings": {"dataset": args.dataset, "root": str(args.root), "split": args.split, "batch": batch,
+    return {"settings": {"dataset": args.dataset, "root": str(args.root), "split": split, "batch": batch,
                          "workers": args.workers, "warmup": warmup, "repeats": repeats,
                          "threads": torch.get_num_threads()},
             "results": [row]}

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .peak import percent_of_peak
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 LOSSES = ("ce", "weighted_ce", "ial")
@@ -61,6 +62,23 @@ def _train_step(model: torch.nn.Module, loss_fn: torch.nn.Module, x: Sequence[to
     return step
 
 
+def step_gflops(model: torch.nn.Module, xs: Sequence[torch.Tensor]) -> float:
+    """GFLOPs of one training step's forward and backward per image, counted by the counter of
+    `iaseg model-info` (torch.utils.flop_counter: convolutions and matmuls; element-wise work,
+    the loss and Adam are not counted). Counted on one image in eval mode (the same convolutions;
+    BatchNorm needs no batch statistics there), the model's gradients cleared afterwards."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(*(t[:1] for t in xs)).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
 def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
     """Time a training step for each (precision, loss); `on_row` hears of each row as soon as it
     is measured."""
@@ -90,6 +108,8 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     results: list[dict[str, Any]] = []
     total = len(precisions) * len(losses)
     ok: dict[str, dict[str, Any]] = {}
+    torch.manual_seed(0)
+    gflops = step_gflops(build_model(args.model, classes), x32)
     for prec in precisions:
         fast = prec.startswith("fast")
         # the fast path as it was before the CPU training-speed work, for the side-by-side row
@@ -98,8 +118,6 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
         xs = [t.to(device, memory_format=fmt) for t in x32]
         for loss_name in losses:
             amp = "fp16-amp" if device.type == "cuda" else "bf16-autocast"
-            if prec == "fast-previous":
-                amp += ", previous path"
             row: dict[str, Any] = {"name": f"{loss_name} {prec}", "loss": loss_name,
                                    "precision": amp if fast else "fp32", "channels_last": fast}
             try:
@@ -115,7 +133,8 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
             step = _train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
             with path:
                 step_ms = summarize(time_calls(step, warmup, repeats, device))
-            row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"])
+            row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"],
+                       gflops_per_s=gflops * batch / (step_ms["median"] / 1000))
             ok[row["name"]] = row
             base = ok.get(f"{loss_name} fp32")  # measured first when both precisions run
             if base is not None:
@@ -133,6 +152,7 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     return {"settings": {"model": args.model, "num_classes": classes, "size": list(size), "batch": batch,
                          "warmup": warmup, "repeats": repeats, "device": str(device),
                          "threads": torch.get_num_threads(), "optimizer": "Adam"},
+            "model": {"gflops_per_step_image": gflops},
             "results": results, "ratios": ratios}
 
 
@@ -142,14 +162,17 @@ def train_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"step": r["name"], "precision": r["precision"], "channels_last": str(r["channels_last"]),
             "images/s": round(r["images_per_s"], 2), "median ms": round(s["median"], 1),
             "IQR ms": round(s["iqr"], 1), "min ms": round(s["min"], 1), "max ms": round(s["max"], 1),
+            "GFLOP/s": round(r["gflops_per_s"], 1), "% peak": percent_of_peak(r),
             "speed-up": f"{r.get('speedup', float('nan')):.2f}x"}
 
 
 def format_train(report: dict[str, Any]) -> str:
     s = report["settings"]
     head = (f"training step (forward, loss, backward, Adam) {s['model']} {s['batch']}x{s['size'][0]}x{s['size'][1]}, "
-            f"{s['device']}, {s['threads']} threads; {s['warmup']} warm-up + {s['repeats']} timed steps")
-    cols = ["step", "precision", "channels_last", "images/s", "median ms", "IQR ms", "min ms", "max ms", "speed-up"]
+            f"{s['device']}, {s['threads']} threads; {s['warmup']} warm-up + {s['repeats']} timed steps; "
+            f"{report['model']['gflops_per_step_image']:.2f} GFLOPs per image and step (forward + backward)")
+    cols = ["step", "precision", "channels_last", "images/s", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s",
+            *(["% peak"] if report.get("peak") else []), "speed-up"]
     text = head + "\n" + results_table(report["results"], cols, "step", "images/s", train_row)
     for k, v in report["ratios"].items():
         unit = "x images/s" if "speedup" in k else "x step time"

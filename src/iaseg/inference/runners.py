@@ -215,8 +215,8 @@ def default_backend(device: str | torch.device, precision: str, meta: ModelMetad
                     torch_options: bool = False) -> tuple[str, str]:
     """The backend load_runner gives a checkpoint when none is named, and why: 'openvino' on the
     CPU where the package is installed (measured at batch 1: OpenVINO bf16 1.1-1.2x eager bf16 on
-    one thread, 1.5-2.9x on two threads of a loaded machine; fp32 1.06x and 1.8x eager fp32;
-    docs/speed.md) for precision auto/fp32/bf16 and a checkpoint that states
+    one thread, 1.5-2.9x on two threads of a loaded AMX Xeon; fp32 1.06x and 1.8x eager fp32;
+    0.98-1.04x eager bf16 on a quiet AMD EPYC; docs/speed.md) for precision auto/fp32/bf16 and a checkpoint that states
     its input size; 'eager' otherwise, and always when the caller set a PyTorch-only option
     (`torch_options`: fold_bn=False, channels_last=False, fuse, cuda_graphs, compile_*)."""
     from .openvino import openvino_available

@@ -97,17 +97,24 @@ def test_train_json_schema(tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["mode"] == "train" and r["settings"]["batch"] == 2 and r["settings"]["optimizer"] == "Adam"
     rows = {x["name"]: x for x in r["results"]}
-    assert set(rows) == {f"{loss} {p}" for loss in ("ce", "weighted_ce", "ial") for p in ("fp32", "fast")}
+    assert set(rows) == {f"{loss} {p}" for loss in ("ce", "weighted_ce", "ial")
+                         for p in ("fp32", "fast-previous", "fast")}
     for name, row in rows.items():
         if row["status"] == "skipped":  # IAL lives in iaseg.losses (another module)
             assert row["loss"] == "ial" and "iaseg.losses" in row["reason"]
             continue
         assert row["status"] == "ok" and LATENCY_KEYS == set(row["step_ms"]) and row["images_per_s"] > 0
-        assert row["channels_last"] == name.endswith("fast") and "speedup" in row
+        assert row["channels_last"] == ("fast" in name) and "speedup" in row
         assert row["loss_impl"] in ("iaseg.losses", "torch.nn.CrossEntropyLoss")
-    assert rows["ce fast"]["precision"] == "bf16-autocast"
+    assert rows["ce fast"]["precision"] == rows["ce fast-previous"]["precision"] == "bf16-autocast"
+    speedups = {f"{loss}_fast_speedup_over_previous" for loss in ("ce", "weighted_ce", "ial")}
     if rows["ial fp32"]["status"] == "ok":
-        assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32", "ial_over_weighted_ce_fast"}
+        assert set(r["ratios"]) == {"ial_over_weighted_ce_fp32", "ial_over_weighted_ce_fast-previous",
+                                    "ial_over_weighted_ce_fast"} | speedups
+    for loss in ("ce", "weighted_ce"):
+        ratio = rows[f"{loss} fast"]["images_per_s"] / rows[f"{loss} fast-previous"]["images_per_s"]
+        assert r["ratios"][f"{loss}_fast_speedup_over_previous"] == pytest.approx(ratio)
+    assert "fast speedup over previous" in text
     assert "training step" in text
 
 

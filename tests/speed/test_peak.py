@@ -113,10 +113,13 @@ def test_train_rows_get_gflops_and_percent_of_peak(monkeypatch):
     r = speed.benchmark(args)
     step = 356352 / 1e9  # tiny_net at 32x32, hand-counted below
     assert r["model"]["gflops_per_step_image"] == pytest.approx(step)
-    fp32, fast = r["results"]
+    fp32, previous, fast = r["results"]
+    assert [x["name"] for x in r["results"]] == ["ce fp32", "ce fast-previous", "ce fast"]
     assert fp32["gflops_per_s"] == pytest.approx(step * 4 / 0.1)
     assert fp32["peak_dtype"] == "fp32" and fp32["peak_fraction"] == pytest.approx(step * 40 / 100)
-    assert fast["peak_dtype"] == "bf16" and fast["peak_fraction"] == pytest.approx(step * 40 / 400)
+    for row in (previous, fast):
+        assert row["peak_dtype"] == "bf16" and row["peak_fraction"] == pytest.approx(step * 40 / 400)
+    assert r["ratios"]["ce_fast_speedup_over_previous"] == pytest.approx(1.0)
     assert "% peak" in speed.format_report(r)
 
 

@@ -112,8 +112,6 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     gflops = step_gflops(build_model(args.model, classes), x32)
     for prec in precisions:
         fast = prec.startswith("fast")
-        # the fast path as it was before the CPU training-speed work, for the side-by-side row
-        path = previous_training_path() if prec == "fast-previous" else nullcontext()
         fmt = torch.channels_last if fast else torch.contiguous_format
         xs = [t.to(device, memory_format=fmt) for t in x32]
         for loss_name in losses:
@@ -131,7 +129,8 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
             if fast:
                 model = model.to(memory_format=torch.channels_last)
             step = _train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
-            with path:
+            # fast-previous: the fast path as it was before the CPU training-speed work, side by side
+            with previous_training_path() if prec == "fast-previous" else nullcontext():
                 step_ms = summarize(time_calls(step, warmup, repeats, device))
             row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"],
                        gflops_per_s=gflops * batch / (step_ms["median"] / 1000))

@@ -46,3 +46,22 @@ def test_weights_reproduce_their_documented_val_metrics(loss, camvid_root, tmp_p
         assert got["mean"][k] == pytest.approx(expected["mean"][k], abs=5e-4)
         for g in expected["groups"]:
             assert got["groups"][g][k] == pytest.approx(expected["groups"][g][k], abs=5e-4)
+
+
+@pytest.mark.parametrize("size", [(360, 480), (360, 720)])
+def test_shipped_int8_irs_are_checked_and_belong_to_the_ce_weights(size):
+    """The int8 IRs beside the CE weights record a passed accuracy guard and the CE weights'
+    digest, so load_runner picks them at their sizes (fails when the CE file changes and
+    weights/make_int8.sh was not re-run)."""
+    from iaseg.inference import openvino as ovb
+    from iaseg.inference.checked_int8 import find_checked_int8
+
+    if not ovb.openvino_available():
+        pytest.skip("openvino is not installed")
+    ckpt = WEIGHTS / "camvid_erfpspnet_ce.pt"
+    ir = WEIGHTS / f"camvid_erfpspnet_ce.int8-{size[0]}x{size[1]}.xml"
+    record = ovb.read_openvino_metadata(ir).accuracy_check
+    assert record["passed"] and record["images"] == 101 and record["data"] == "camvid val"
+    assert record["miou_change"] >= -0.5 and record["top_group_recall_change"] >= -1.0
+    model, meta = model_from_checkpoint(ckpt)
+    assert find_checked_int8(ckpt, model, meta.with_(input_size=size)) == (ir, ir.name)

@@ -303,6 +303,38 @@ def test_an_int8_path_that_fails_the_guard_is_reported_not_raised(backend, tmp_p
     assert f"  {backend} int8: mean IoU fp32" in text and text.rstrip().splitlines()[-2].endswith(": FAIL")
 
 
+@pytest.mark.parametrize("backend", INT8_BACKENDS[1:])
+def test_a_checked_int8_ir_beside_the_checkpoint_is_the_default_row(backend, tmp_path, checkpoints, capsys):
+    """load_runner(checkpoint) runs a checked int8 IR beside it at its size: the benchmark times
+    that very file as the default row and scores it with the other int8 rows."""
+    import shutil
+
+    from iaseg.checkpoint import model_from_checkpoint
+    from iaseg.inference import openvino as ovb
+    from iaseg.inference.checked_int8 import accuracy_record, checkpoint_weights_digest
+    from iaseg.inference.probe import structured_scenes
+
+    ckpt = tmp_path / "ce.pt"
+    shutil.copy(checkpoints["erfpspnet"], ckpt)
+    model, meta = model_from_checkpoint(ckpt)
+    images, _ = structured_scenes(2, (64, 64), 11, seed=3)
+    ir = ovb.export_openvino(model, meta.with_(input_size=(64, 64)), tmp_path / "ce.int8.xml", precision="int8",
+                             calibration=[(images[i:i + 1],) for i in range(2)])
+    guard = {"passed": True, "images": 2, "top_group": "G3", "miou_change": 0.0, "top_group_recall_change": 0.0,
+             "reference": {}, "candidate": {}}
+    ovb.record_accuracy_check(ir, accuracy_record(guard, "synthetic val", checkpoint_weights_digest(model)))
+    out = tmp_path / "r.json"
+    assert cli.main(_accuracy_args(ckpt, backend, out)) == 0
+    text = capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["name"], r["default"]) for r in rows] == [("naive fp32", False), ("openvino int8", False),
+                                                          ("openvino int8 ce.int8.xml", True)]
+    assert "accuracy" in rows[2] and "openvino int8 ce.int8.xml (default)" in text
+    # at another size the IR does not fit: the usual default, no extra row
+    assert cli.main(_accuracy_args(ckpt, backend, out, "--size", "64x96")) == 0
+    assert [r["name"] for r in json.loads(out.read_text())["results"]] == ["naive fp32", "openvino int8"]
+
+
 def test_the_accuracy_check_says_why_it_did_not_run(capsys):
     """Without weights or without a labelled split: one line says why and how to run it; no
     int8 row: no check at all."""

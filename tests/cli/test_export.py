@@ -1,5 +1,6 @@
 """`iaseg export`: formats, sizes, int8 with labels, errors, parity bound, baked rules."""
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from iaseg import cli
-from iaseg.checkpoint import load_checkpoint
-from iaseg.inference import load_runner
+from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
+from iaseg.inference import load_runner, read_openvino_metadata
+from iaseg.inference.checked_int8 import checkpoint_weights_digest
 
 from tests.helpers.speed import SIZE, SPATIAL, batch_inputs, write_scene_folder
 
@@ -50,8 +52,10 @@ def test_export_cli_openvino_fp32_and_guarded_int8(tmp_path, checkpoints, capsys
     assert runner.backend == "openvino" and runner.spatial_size == SPATIAL
     calib, _ = write_scene_folder(tmp_path / "calib", 3, seed=1)
     val, lab = write_scene_folder(tmp_path / "val", 2, seed=2, with_labels=True)
-    q = tmp_path / "q.xml"
-    args = ["export", "--checkpoint", str(checkpoints["erfpspnet"]), "--format", "openvino", "--out", str(q),
+    ckpt = tmp_path / "ce.pt"  # a copy: an int8 IR beside the shared fixture would change other tests
+    shutil.copy(checkpoints["erfpspnet"], ckpt)
+    q = tmp_path / "ce.int8.xml"  # the name that makes it load_runner(ckpt)'s default if its check passes
+    args = ["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(q),
             "--int8", "--calib-root", str(calib), "--val-root", str(val), "--val-labels", str(lab)]
     rc = cli.main(args)
     text = capsys.readouterr().out
@@ -59,10 +63,17 @@ def test_export_cli_openvino_fp32_and_guarded_int8(tmp_path, checkpoints, capsys
     # the guard either passes (file kept, exit 0) or fails (files removed, exit 1), never in between
     if rc == 0:
         assert q.is_file() and load_runner(q).precision == "int8"
+        assert f"iaseg predict/load_runner on {ckpt} now run this int8 IR by default" in text
+        assert load_runner(ckpt).precision == "int8"
     else:
         assert rc == 1 and "guard FAILED" in text and not q.exists() and not q.with_suffix(".bin").exists()
         assert cli.main(args + ["--allow-accuracy-drop"]) == 0 and q.is_file()
-        assert "kept because of --allow-accuracy-drop" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "kept because of --allow-accuracy-drop" in text and "not a default for the checkpoint" in text
+        assert load_runner(ckpt).precision != "int8"
+    record = read_openvino_metadata(q).accuracy_check  # the guard's figures travel in the IR
+    assert record["passed"] is (rc == 0) and record["images"] == 2 and record["data"] == f"folder {val}"
+    assert record["checkpoint_weights"] == checkpoint_weights_digest(model_from_checkpoint(ckpt)[0])
 
 
 def test_export_cli_errors(tmp_path, checkpoints, capsys):

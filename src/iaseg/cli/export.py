@@ -158,6 +158,7 @@ def _export(args: argparse.Namespace, out: Path) -> int:
     from iaseg.inference import (agreement, export_onnx, export_torchscript, format_guard, guarded_accuracy,
                                  load_runner, onnx_bytes, parity_check, quantize_int8, runner_from_model)
     from iaseg.inference.accuracy import MAX_MIOU_DROP, MAX_TOP_GROUP_RECALL_DROP
+    from iaseg.inference.checked_int8 import accuracy_record, checkpoint_weights_digest
     from iaseg.inference.files import complete_metadata
     from iaseg.models import default_spatial_size
 
@@ -180,6 +181,7 @@ def _export(args: argparse.Namespace, out: Path) -> int:
         raise CLIError("--half is for --format checkpoint (ONNX/TorchScript exports are fp32 or --int8)")
     ckpt = load_checkpoint(args.checkpoint)
     model, meta = model_from_checkpoint(ckpt, source=args.checkpoint)
+    source_digest = checkpoint_weights_digest(model)  # before a decision rule is baked in
     if args.size is not None and args.size != meta.input_size:
         meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
     if args.spatial_size is not None:
@@ -258,7 +260,28 @@ def _export(args: argparse.Namespace, out: Path) -> int:
                           f"-{MAX_TOP_GROUP_RECALL_DROP} points); more calibration images, another "
                           "--calib-method or fp32/bf16 may do; --allow-accuracy-drop keeps it")
                     return 1
+            if args.format == "openvino":  # kept in the IR: what makes it load_runner's default (checked_int8)
+                from iaseg.inference.openvino import record_accuracy_check
+
+                data = f"{args.val_dataset} val" if args.val_dataset else f"folder {args.val_root}"
+                record_accuracy_check(out, accuracy_record(guard, data, source_digest))
+                _default_hint(args.checkpoint, _shown(out), guard["passed"] and rule is None)
     return 0 if ok else 1
+
+
+def _default_hint(checkpoint: Path, out: Path, qualifies: bool) -> None:
+    """Say whether load_runner(checkpoint) will run this checked int8 IR by default."""
+    ckpt = Path(checkpoint)
+    if not qualifies:
+        print("not a default for the checkpoint: only an int8 IR whose accuracy check passed and that bakes in "
+              "no decision rule is")
+    elif (out.parent.resolve() == ckpt.parent.resolve() and out.name.startswith(f"{ckpt.stem}.int8")
+          and out.suffix == ".xml"):  # the name checked_int8.candidate_paths looks for
+        print(f"accuracy check recorded: iaseg predict/load_runner on {ckpt} now run this int8 IR by default at "
+              f"its size (OpenVINO installed, precision auto)")
+    else:
+        print(f"accuracy check recorded; to make it the default for {ckpt}, write it beside the checkpoint as "
+              f"{ckpt.stem}.int8*.xml (e.g. {ckpt.parent / (ckpt.stem + '.int8.xml')})")
 
 
 def _written(out: Path) -> list[Path]:

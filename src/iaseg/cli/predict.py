@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     # the fastest checked inference path for this machine (iaseg.inference.load_runner): BN
     # folded, channels_last, bf16 where the CPU has native bf16; --precision fp32 for exact
     runner = load_runner(checkpoint, backend=None if args.backend == "auto" else args.backend,
-                         precision=args.precision, device=device)
+                         precision=args.precision, device=device,
+                         input_size=tuple(args.size) if args.size else None)
     print(f"running {runner.describe()}")
     desc = runner.description
     input_size = tuple(args.size) if args.size else runner.input_size

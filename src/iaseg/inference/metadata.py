@@ -29,6 +29,7 @@ class ModelMetadata:
     model_options: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"                            # of the stored graph: fp32 | int8
     decision_rule: dict[str, Any] | None = None        # rule.to_dict() baked into the graph (outputs = logits + b)
+    accuracy_check: dict[str, Any] | None = None       # int8: the accuracy guard run at export (checked_int8)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -55,6 +56,7 @@ class ModelMetadata:
             "spatial_size": list(self.spatial_size) if self.spatial_size else None,
             "precision": self.precision,
             "decision_rule": self.decision_rule,
+            "accuracy_check": self.accuracy_check,
         }
 
     def to_json(self) -> str:
@@ -72,6 +74,7 @@ class ModelMetadata:
             model_options=dict(d.get("model_options") or {}),
             precision=str(d.get("precision", "fp32")),
             decision_rule=d.get("decision_rule") if isinstance(d.get("decision_rule"), dict) else None,
+            accuracy_check=d.get("accuracy_check") if isinstance(d.get("accuracy_check"), dict) else None,
         )
 
     @classmethod

@@ -194,6 +194,14 @@ def save_openvino(ov_model: Any, path: str | Path) -> Path:
     return path
 
 
+def record_accuracy_check(path: str | Path, record: dict[str, Any]) -> Path:
+    """Store an accuracy-guard record (checked_int8.accuracy_record) in an IR's metadata,
+    rewriting the IR atomically; the weights are untouched."""
+    model = _read(path)
+    _set_metadata(model, _metadata(model, str(path)).with_(accuracy_check=record))
+    return save_openvino(model, path)
+
+
 def export_openvino(model: nn.Module, meta: ModelMetadata, path: str | Path, precision: str = "fp32",
                     calibration: Iterable[Sequence[torch.Tensor] | torch.Tensor] | None = None,
                     fold_bn: bool = True, opset: int = 17) -> Path:

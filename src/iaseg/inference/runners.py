@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .checked_int8 import describe_record, find_checked_int8
 from .cpu import default_precision
 from .files import (check_classes_by_running, complete_metadata, int8_onnx_bytes, load_onnx, load_torchscript,
                     onnx_bytes, quiet_jit, trace_torchscript)
@@ -234,6 +235,17 @@ def default_backend(device: str | torch.device, precision: str, meta: ModelMetad
     return "openvino", "chosen: openvino is installed and faster on CPU"
 
 
+def _checked_int8(source: Any, model: nn.Module, meta: ModelMetadata, precision: str, device: Any,
+                  torch_options: bool, calibration: Any) -> tuple[Path | None, str]:
+    """load_runner's look for a checked int8 IR beside a checkpoint file (see checked_int8)."""
+    from .openvino import openvino_available
+
+    if (not isinstance(source, (str, Path)) or torch.device(device).type != "cpu" or torch_options
+            or precision not in ("auto", "int8") or calibration is not None or not openvino_available()):
+        return None, ""
+    return find_checked_int8(source, model, meta)
+
+
 def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eager",
                       precision: str = "auto", device: str | torch.device = "cpu",
                       fold_bn: bool = True, channels_last: bool = True, *,
@@ -280,14 +292,16 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
                 calibration: Iterable[Sequence[torch.Tensor]] | None = None,
                 calibration_method: str = "minmax", compile_mode: str | None = None,
                 cuda_graphs: bool = False, fuse: bool | None = None, opset: int = 17,
-                compile_backend: str = "inductor") -> Runner:
+                compile_backend: str = "inductor", input_size: tuple[int, int] | None = None) -> Runner:
     """Load a runner from an iaseg checkpoint (path or dict), an .onnx file, a TorchScript
     file (.ts/.torchscript/.jit) or an OpenVINO IR (.xml) written by `iaseg export`.
 
     backend: 'eager' | 'compile' | 'onnxruntime' | 'torchscript' | 'openvino'; None picks it from
-        the source: for checkpoints default_backend() (openvino on CPU where it is installed,
-        else eager; runner.describe() says which and why), for files their own runtime. A
-        checkpoint can run on any backend (exported in memory).
+        the source: for checkpoints an accuracy-checked int8 IR beside the file where one fits
+        (iaseg.inference.checked_int8: OpenVINO installed, precision 'auto' or 'int8', no
+        calibration or PyTorch-only option given), else default_backend() (openvino on CPU where
+        it is installed, else eager); runner.describe() says which and why. For files their own
+        runtime. A checkpoint can run on any backend (exported in memory).
     precision: 'fp32' | 'bf16' | 'fp16' | 'int8' | 'auto'. 'auto' is iaseg's default fast path:
         bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) for eager/compile/openvino, fp16 on
         CUDA for eager/compile, fp32 otherwise. int8 needs backend 'onnxruntime' or 'openvino'
@@ -299,17 +313,35 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
     compile_backend: torch.compile backend (default 'inductor').
     cuda_graphs: eager on CUDA only: capture and replay CUDA graphs per input shape.
     fuse: CPU conv+ReLU fusion (default: on for CPU eager with fold_bn).
+    input_size: the (context) H x W a checkpoint's runner will be called at (default the
+        checkpoint's; BiERF-PSPNet's spatial size follows at the default ratio); a checked int8
+        IR is chosen only at its own size. Exported files keep their own size.
     """
     kind = _source_kind(source)
     if kind == "checkpoint":
         from iaseg.checkpoint import model_from_checkpoint
 
         model, meta = model_from_checkpoint(source, device="cpu")
+        if input_size is not None and tuple(input_size) != meta.input_size:
+            from iaseg.models import default_spatial_size
+
+            size = (int(input_size[0]), int(input_size[1]))
+            meta = meta.with_(input_size=size, spatial_size=default_spatial_size(size) if meta.num_inputs == 2 else None)
         chosen = ""
         if backend is None:
             torch_options = (not fold_bn or not channels_last or fuse is not None or cuda_graphs
                              or compile_mode is not None or compile_backend != "inductor")
+            checked, note = _checked_int8(source, model, meta, precision, device, torch_options, calibration)
+            if checked is not None:
+                from .openvino import OpenVINORunner
+
+                runner = OpenVINORunner(checked, "int8", device, threads=threads)
+                runner.chosen = (f"chosen: the accuracy-checked int8 IR {note} beside the checkpoint "
+                                 f"({describe_record(runner.meta.accuracy_check or {})})")
+                return runner
             backend, chosen = default_backend(device, precision, meta, torch_options)
+            if note:
+                chosen += f"; int8 IRs beside it passed over: {note}"
         runner = runner_from_model(model, meta, backend, precision, device, fold_bn,
                                    channels_last, threads=threads, calibration=calibration,
                                    calibration_method=calibration_method, compile_mode=compile_mode,

@@ -168,25 +168,36 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
     inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in sizes)
     info = describe(model, tuple(t[:1] for t in inputs))
     inputs = tuple(t.to(device) for t in inputs)  # on the device before timing: no host copies timed
-    from iaseg.inference.runners import default_backend
+    from iaseg.inference.runners import _checked_int8, default_backend
 
     chosen_backend = default_backend(device, "auto", meta, False)[0]
-    default = (chosen_backend, default_precision(device, chosen_backend))
+    default: tuple[str, str] | None = (chosen_backend, default_precision(device, chosen_backend))
     naive = NaiveRunner(model, device)
     reference = naive(*inputs).float().cpu()
     results: list[dict[str, Any]] = []
     configs = _inference_configs(args, device)
+    # load_runner(checkpoint) runs an accuracy-checked int8 IR beside it where one fits this size:
+    # then that file is the default row
+    checked = _checked_int8(args.checkpoint, model, meta, "auto", device, False, None)[0] if args.checkpoint else None
+    if checked is not None:
+        configs.append(("openvino", "int8", {"file": checked}))
+        default = None
     check, labelled, check_calib = _accuracy_setup(args, meta, configs)  # before timing: a bad --root fails fast
     reference_conf = None
     base: dict[str, Any] | None = None
     for backend, precision, extra in configs:
-        row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else ""),
+        row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else "")
+                               + (f" {extra['file'].name}" if "file" in extra else ""),
                                "backend": backend, "precision": precision,
-                               "default": (backend, precision) == default and not extra}
+                               "default": (backend, precision) == default and not extra or "file" in extra}
         t0 = time.perf_counter()
         try:
             if backend == "naive":
                 runner: Any = naive
+            elif "file" in extra:
+                from iaseg.inference import load_runner
+
+                runner = load_runner(extra["file"], threads=args.threads)
             else:
                 calib = check_calib if precision == "int8" else None
                 if precision == "int8" and calib is None:  # speed does not depend on the calibration images

@@ -1,6 +1,7 @@
 """`iaseg compare A B --out DIR`: two runs side by side in the layout of the paper's Tables II and
 V, with deltas B - A, a per-class recall/precision bar chart and, given the two checkpoints and a
-dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group).
+dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important group) and, with
+--crops N, Fig. 4-style boundary crops (image, label, A, B; iaseg.engine.crops).
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
@@ -34,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="split for the overlay (default: val)")
     p.add_argument("--images", type=int, default=4, help="number of overlay images (default: 4)")
     p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
+    p.add_argument("--crops", type=int, default=0, metavar="N",
+                   help="with --checkpoints: also a Fig. 4-style figure of N boundary crops (image, label, A, B), "
+                        "chosen from the labels only, at the labels' resolution (crops.png; any network)")
+    p.add_argument("--crop-size", type=int, default=120, help="crop side in label pixels (default: 120)")
+    p.add_argument("--crop-classes", help="comma-separated classes whose boundaries choose the crops "
+                                          "(default: the most important group)")
     p.add_argument("--paper", metavar="DATASET",
                    help="add the paper's published CE and IAL results (camvid: Table II, cityscapes: Tables "
                         "III-IV; Table V) next to ours, in comparison.md/.json and paper_vs_ours.png; A must be "
@@ -53,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--dataset/--root are for the overlay and need --checkpoints CKPT_A CKPT_B")
     if args.images < 1:
         raise CLIError(f"--images must be >= 1, got {args.images}")
+    if args.crops and not args.checkpoints:
+        raise CLIError("--crops needs --checkpoints CKPT_A CKPT_B")
+    if args.crops < 0 or args.crop_size < 8:
+        raise CLIError(f"--crops must be >= 0 and --crop-size >= 8, got {args.crops} and {args.crop_size}")
     result = compare_reports(args.a, args.b, args.names, args.out, paper=args.paper)
     names = result["comparison"]["names"]
     extended = False  # comparison.md is rewritten once, after every addition
@@ -79,6 +90,24 @@ def run(args: argparse.Namespace) -> int:
             result["figures"].append(fig)
             result["files"]["overlay"] = fig
             extended = True
+    if args.crops:
+        from iaseg.engine.crops import boundary_crops
+
+        classes = [c.strip() for c in args.crop_classes.split(",") if c.strip()] if args.crop_classes else None
+        try:
+            fig, crops = boundary_crops(args.checkpoints, names, Path(args.out) / "crops.png", dataset=args.dataset,
+                                        root=args.root, split=args.split, crops=args.crops, size=args.crop_size,
+                                        classes=classes, device=args.device)
+        except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
+            if extended:
+                write_comparison_md(result, args.out)
+            raise CLIError(f"crops: {e}") from None
+        for c in crops:
+            print(f"crop {c['image']} at {tuple(c['window'][:2])}: {c['boundary_pixels']} boundary pixels; boundary F "
+                  f"{names[0]} {c['boundary_f'][0]:.1f}, {names[1]} {c['boundary_f'][1]:.1f}")
+        result["figures"].append(fig)
+        result["files"]["crops"] = fig
+        extended = True
     if extended:
         write_comparison_md(result, args.out)
     print(result["summary"])

@@ -228,6 +228,34 @@ def plot_overlays(panels: Sequence[tuple[np.ndarray, str]], out_png: str | Path,
     return _save(fig, out_png)
 
 
+def plot_crops(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str, str]], description: Any,
+               out_png: str | Path, names: Sequence[str], title: str) -> Path:
+    """Fig. 4-style crops, one row each: (image H x W x 3 uint8, label, model A, model B (H x W
+    class ids, coloured with the dataset palette), where (left of the row), caption (under it))."""
+    from iaseg.visualize import colorize
+
+    if not rows:
+        raise ValueError("plot_crops needs at least one crop")
+    h, w = rows[0][0].shape[:2]
+    pw = 2.6
+    fig = _figure(4 * pw, len(rows) * (pw * h / w + 0.45) + 0.6)
+    axes = np.atleast_2d(fig.subplots(len(rows), 4, squeeze=False))
+    heads = ["image", "label", *names]
+    for r, (image, gt, pa, pb, where, caption) in enumerate(rows):
+        panels = [image, *(colorize(x, description) for x in (gt, pa, pb))]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(heads[c], fontsize=9)
+        axes[r, 0].set_ylabel(where, fontsize=6)
+        axes[r, 2].set_xlabel(caption, fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, out_png)
+
+
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():

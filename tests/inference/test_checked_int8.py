@@ -91,6 +91,9 @@ def test_load_runner_runs_a_checked_int8_ir_beside_the_checkpoint_by_default(tmp
     assert load_runner(ckpt, precision="bf16").precision == "bf16"
     assert load_runner(ckpt, backend="openvino").precision != "int8"
     assert load_runner(ckpt, fold_bn=False).backend == "eager"
+    with pytest.raises(ValueError, match="int8 from a checkpoint needs calibration inputs or an accuracy-checked "
+                                         "int8 IR beside it .*passed over: ce.int8.xml: size 64x64"):
+        load_runner(ckpt, precision="int8", input_size=(64, 96))
     other = load_runner(ckpt, input_size=(64, 96))
     assert other.precision != "int8" and other.input_size == (64, 96) and "size 64x64" in other.describe()
     # a failed check, or other weights under the same name, are passed over

@@ -306,7 +306,7 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
         bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) for eager/compile/openvino, fp16 on
         CUDA for eager/compile, fp32 otherwise. int8 needs backend 'onnxruntime' or 'openvino'
         and, from a checkpoint, `calibration` (an iterable of input tuples at the checkpoint's
-        input size).
+        input size), or no backend and a checked int8 IR beside the checkpoint.
     fold_bn, channels_last: fold BatchNorm into convs; channels_last activations (eager/compile).
     threads: onnxruntime/openvino threads (PyTorch uses torch.set_num_threads).
     compile_mode: torch.compile mode (default: CPU freezing / CUDA 'reduce-overhead').
@@ -339,6 +339,10 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
                 runner.chosen = (f"chosen: the accuracy-checked int8 IR {note} beside the checkpoint "
                                  f"({describe_record(runner.meta.accuracy_check or {})})")
                 return runner
+            if precision == "int8" and calibration is None and not torch_options:
+                raise ValueError(f"{source}: int8 from a checkpoint needs calibration inputs or an accuracy-checked "
+                                 "int8 IR beside it (STEM.int8*.xml from `iaseg export --format openvino --int8` "
+                                 f"with labelled --val-root){'; passed over: ' + note if note else ''}")
             backend, chosen = default_backend(device, precision, meta, torch_options)
             if note:
                 chosen += f"; int8 IRs beside it passed over: {note}"

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("iaseg.cli.demo", "train CE vs IAL on synthetic street scenes and report the difference"),
     "calibrate": ("iaseg.cli.calibrate", "fit an importance-aware decision rule to recall/precision targets"),
     "benchmark": ("iaseg.cli.benchmark", "measure inference/training speed of the networks"),
-    "export": ("iaseg.cli.export", "export a checkpoint to ONNX or TorchScript with a parity check"),
+    "export": ("iaseg.cli.export", "export a checkpoint to ONNX, TorchScript, OpenVINO IR or a slim checkpoint"),
     "model-info": ("iaseg.cli.model_info", "parameter count and GFLOPs of a network"),
     "data": ("iaseg.cli.data", "dataset tools: check, weights, download"),
 }

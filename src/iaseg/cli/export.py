@@ -10,7 +10,13 @@
 int8 exports (ONNX Runtime static quantization or NNCF for OpenVINO) given labelled validation
 images pass an accuracy guard: mean IoU may drop by at most 0.5 points and the most important
 group's recall by at most 1 point against the same model in fp32, else the files are removed
-and the command fails (exit 1; --allow-accuracy-drop keeps them with a warning).
+and the command fails (exit 1; --allow-accuracy-drop keeps them with a warning). An OpenVINO int8
+IR records the guard's figures and its checkpoint's weights digest; written beside the
+checkpoint as STEM.int8*.xml, one whose guard passed becomes what `iaseg predict` and
+`load_runner(checkpoint)` run at its size (iaseg.inference.checked_int8):
+
+    iaseg export --checkpoint weights/ce.pt --out weights/ce.int8-360x720.xml --size 360x720 --int8 \
+        --calib-root data/camvid --calib-dataset camvid --val-root data/camvid --val-dataset camvid
 
 The format comes from the extension of --out (.onnx, .ts, .pt, .xml); --format, when given, must
 agree with it (checked before anything is written). Files are written into a hidden folder

@@ -109,6 +109,16 @@ def test_sweep_trains_evaluates_skips_and_resumes(tmp_path) -> None:
     table = status_table(jobs, True)
     assert "done, evaluated" in table[0] and "not started" in table[2]
 
+    # --full-resolution: a finished run is evaluated again at the labels' resolution, into its own folder
+    full = plan_sweep(["ce=tiny_synthetic"], [0], out, [*TINY, "train.epochs=2"], full_resolution=True)
+    assert job_state(full[0], True).trained(full[0]) and not job_state(full[0], True).evaluated
+    lines.clear()
+    result = run_sweep(full, [*overrides, "train.epochs=2"], parallel=1, log=lines.append)
+    assert len(result.done) == 1 and not any(" train " in line for line in lines[1:]), lines
+    report = json.loads((full[0].run_dir / "eval_val_full" / "report.json").read_text())
+    assert report["meta"]["resolution"] == "labels' native" and job_state(full[0], True).evaluated
+    assert json.loads((full[0].run_dir / "eval_val" / "report.json").read_text())["meta"]["resolution"] == "network input"
+
 
 def test_evaluation_uses_the_configs_val_split_and_options(tmp_path) -> None:
     (job,) = plan_sweep(["loso=camvid_loso_ial"], [2], tmp_path)
@@ -117,6 +127,10 @@ def test_evaluation_uses_the_configs_val_split_and_options(tmp_path) -> None:
     options = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--option"]
     assert options == ['sequences=["0006R0"]', "exclude_sequences=[]"]
     assert cmd[cmd.index("--out") + 1] == str(tmp_path / "loso" / "seed2" / "eval_train")
+    assert "--full-resolution" not in cmd
+    (full,) = plan_sweep(["loso=camvid_loso_ial"], [2], tmp_path, full_resolution=True)
+    cmd = evaluate_command(full)
+    assert "--full-resolution" in cmd and cmd[cmd.index("--out") + 1].endswith("eval_train_full")
 
 
 def test_sweep_command_line(tmp_path, capsys) -> None:

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "config's val split, with per-image counts and the offset frontier)")
     p.add_argument("--frontier", metavar="GROUP", default=None,
                    help="class group whose logits the evaluation's offset frontier shifts (default: the most important)")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="evaluate at the labels' native resolution (logits upsampled; into RUN/eval_<split>_full/), "
+                        "so that networks trained at different sizes are scored on the same pixels")
     p.add_argument("--status", action="store_true", help="print the state of every run and exit")
 
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.sweep import parse_seeds, plan_sweep, run_sweep, status_table
 
     overrides = config_overrides(args)
-    jobs = plan_sweep(args.config, parse_seeds(args.seeds), args.out, overrides)
+    jobs = plan_sweep(args.config, parse_seeds(args.seeds), args.out, overrides, full_resolution=args.full_resolution)
     evaluate = not args.no_evaluate
     if args.status:
         print("\n".join(status_table(jobs, evaluate)))

@@ -43,6 +43,7 @@ class SweepJob:
     epochs: int          # the epoch count the run must reach
     val_split: str | None
     val_options: dict = field(default_factory=dict)  # dataset options of the val split (data.val_options)
+    full_resolution: bool = False  # evaluate at the labels' native resolution (eval_<split>_full/)
 
     @property
     def label(self) -> str:
@@ -95,7 +96,7 @@ def parse_config_spec(spec: str) -> tuple[str, str]:
 
 
 def plan_sweep(configs: Sequence[str], seeds: Sequence[int], out: str | Path,
-               overrides: Sequence[str] = ()) -> list[SweepJob]:
+               overrides: Sequence[str] = (), full_resolution: bool = False) -> list[SweepJob]:
     """The jobs of a sweep, seed-major. Every config is loaded (with the overrides) first, so a
     typo fails before anything trains."""
     if not configs:
@@ -112,13 +113,15 @@ def plan_sweep(configs: Sequence[str], seeds: Sequence[int], out: str | Path,
         cfg = load_config(config, list(overrides))
         loaded[name] = (config, cfg.train.epochs, cfg.data.val_split, dict(cfg.data.val_options))
     out = Path(out)
-    return [SweepJob(name, loaded[name][0], seed, out / name / f"seed{seed}", *loaded[name][1:])
+    return [SweepJob(name, loaded[name][0], seed, out / name / f"seed{seed}", *loaded[name][1:],
+                     full_resolution=full_resolution)
             for seed in seeds for name in names]
 
 
 def eval_dir(job: SweepJob) -> Path:
-    """Where the evaluation of a run's last epoch goes: RUN/eval_<val split>/."""
-    return job.run_dir / f"eval_{job.val_split}"
+    """Where the evaluation of a run's last epoch goes: RUN/eval_<val split>/, or
+    RUN/eval_<val split>_full/ at the labels' native resolution."""
+    return job.run_dir / f"eval_{job.val_split}{'_full' if job.full_resolution else ''}"
 
 
 def job_state(job: SweepJob, evaluate: bool = False) -> JobState:
@@ -152,9 +155,12 @@ def train_command(job: SweepJob, overrides: Sequence[str], resume: bool, python:
 
 def evaluate_command(job: SweepJob, frontier: str | None = None, python: str = sys.executable) -> list[str]:
     """`iaseg evaluate` of the last epoch on the run's val split (with its val options), with the
-    offset frontier of `frontier` (default: the most important group)."""
+    offset frontier of `frontier` (default: the most important group); `--full-resolution` for
+    a job planned with full_resolution (networks trained at another size, e.g. two-resolution
+    BiERF-PSPNet against ERF-PSPNet, scored at the same label pixels)."""
     cmd = [python, "-m", "iaseg", "evaluate", "--checkpoint", str(job.run_dir / "last.pt"),
            "--split", str(job.val_split), "--out", str(eval_dir(job)), "--no-progress",
+           *(["--full-resolution"] if job.full_resolution else []),
            "--frontier", *([frontier] if frontier else [])]
     for key, value in job.val_options.items():
         cmd += ["--option", f"{key}={json.dumps(value)}"]

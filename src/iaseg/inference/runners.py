@@ -340,7 +340,8 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
                                  f"({describe_record(runner.meta.accuracy_check or {})})")
                 return runner
             if precision == "int8" and calibration is None and not torch_options:
-                raise ValueError(f"{source}: int8 from a checkpoint needs calibration inputs or an accuracy-checked "
+                where = source if isinstance(source, (str, Path)) else "this checkpoint"
+                raise ValueError(f"{where}: int8 from a checkpoint needs calibration inputs or an accuracy-checked "
                                  "int8 IR beside it (STEM.int8*.xml from `iaseg export --format openvino --int8` "
                                  f"with labelled --val-root){'; passed over: ' + note if note else ''}")
             backend, chosen = default_backend(device, precision, meta, torch_options)

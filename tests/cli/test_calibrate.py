@@ -1,5 +1,6 @@
 """`iaseg calibrate`: argument errors, and calibrate then evaluate with the rule."""
 import json
+import math
 
 import pytest
 import torch
@@ -61,6 +62,30 @@ def test_calibrate_evaluate_end_to_end(synthetic_model, tmp_path, capsys):
                 "--decision-rule", str(rule_path)]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["per_class"]["Car"]["recall"] == pytest.approx(after, abs=0.01)
+
+
+def test_calibrate_matched_operating_point(synthetic_model, tmp_path, capsys):
+    """--max-miou-drop with --maximize G3.recall: the most G3 recall for at most that much mean IoU,
+    against confusion matrices computed directly from the cached logits."""
+    from iaseg.decision import CalibrationData, confusion_from_cache, parse_objective
+
+    desc = load_description("camvid")
+    rule_path = tmp_path / "m.json"
+    assert cli(["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu",
+                "--no-progress", "--max-miou-drop", "2", "--maximize", "G3.recall", "--out", str(rule_path)]) == 0
+    out = capsys.readouterr().out
+    data = CalibrationData.load(rule_path.with_name("m.cache.pt"))
+    miou, g3 = parse_objective("miou", desc), parse_objective("G3.recall", desc)
+    base = confusion_from_cache(data)
+    rule = load_rule(rule_path, desc)
+    got = confusion_from_cache(data, torch.as_tensor(rule.offsets))
+    floor = float(miou.value(base)) - 0.02
+    assert f"target mean.iou>={math.floor(1e6 * floor) / 1e6:g}" in out
+    assert float(miou.value(got)) >= floor - 1e-6 and float(g3.value(got)) >= float(g3.value(base))
+    assert rule.info["result"]["targets"][0]["target"].startswith("mean.iou>=")
+    assert cli(["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--max-miou-drop", "-1",
+                "--out", str(tmp_path / "x.json")]) == 2
+    assert "--max-miou-drop -1" in capsys.readouterr().err
 
 
 def _recalls(line):

@@ -20,6 +20,8 @@ def test_parse_target_groups_and_classes_case_insensitive():
     t = parse_target("car.precision<=0.9", desc)
     assert t.op == "<=" and t.quantity.metric == "precision"
     assert parse_target("g1.iou=>0.5", desc).op == ">="
+    t = parse_target("Mean.IoU>=0.6", desc)  # NAME 'mean': every class, as the reports' mean
+    assert t.quantity.label == "mean.iou" and t.quantity.classes == tuple(range(len(desc.classes)))
     city = load_description("cityscapes")
     assert parse_target("traffic_light.recall>=0.5", city).quantity.label == "traffic light.recall"
     t = parse_target("G2.iou>=0", city)

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
                    help="e.g. 'G3.recall>=0.65', 'Pedestrian.recall>=0.8', 'Car.precision>=0.9' (repeatable; "
                         "NAME is a group or class, case-insensitive; METRIC recall|precision|iou)")
+    p.add_argument("--max-miou-drop", type=float, default=None, metavar="POINTS",
+                   help="add the target mean.iou >= (mean IoU without a rule) - POINTS / 100: with --maximize "
+                        "G3.recall, the matched operating point (the most G3 recall for at most POINTS of mean IoU)")
     p.add_argument("--maximize", default="miou",
                    help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
                         "accuracy | NAME.METRIC")
@@ -68,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
     from .evaluate import load_network
 
-    if not args.target:
-        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65'")
+    if not args.target and args.max_miou_drop is None:
+        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop")
+    if args.max_miou_drop is not None and not 0 <= args.max_miou_drop <= 100:
+        raise CLIError(f"--max-miou-drop {args.max_miou_drop:g}: give percentage points between 0 and 100")
     if args.max_pixels < 1:
         raise CLIError("--max-pixels must be >= 1")
     out = output_file(args.out)
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} applies a decision rule already (exported with --decision-rule): calibrate "
                        "the model without it")
     desc = meta.description
-    targets = [parse_target(t, desc) for t in args.target]
+    targets = [parse_target(t, desc) for t in args.target or []]
     objective = parse_objective(args.maximize, desc)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
@@ -119,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     del model
     if device.type == "cuda":
         data = data.to(device)
+    if args.max_miou_drop is not None:  # the matched operating point: at most this far below the plain model
+        from iaseg.decision import confusion_from_cache
+
+        base = float(parse_objective("miou", desc).value(confusion_from_cache(data)))
+        floor = math.floor(1e6 * (base - args.max_miou_drop / 100)) / 1e6
+        targets.append(parse_target(f"mean.iou>={max(floor, 0.0)}", desc))
+        print(f"calibrate: mean IoU without a rule {pct(base)}: target mean.iou>={floor:g} (--max-miou-drop "
+              f"{args.max_miou_drop:g})")
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
     result = calibrate(data, targets, objective, log=log)
     for s in result.status:

@@ -80,7 +80,8 @@ def _resolve_name(name: str, description: Any, what: str) -> tuple[str, tuple[in
 
 
 def parse_target(text: str, description: Any) -> Target:
-    """'G3.recall>=0.65', 'Pedestrian.recall >= 0.8', 'car.precision<=0.95' -> Target.
+    """'G3.recall>=0.65', 'Pedestrian.recall >= 0.8', 'car.precision<=0.95', 'mean.iou>=0.6'
+    (NAME 'mean': the mean over all classes) -> Target.
 
     `description` is a DatasetDescription (or anything with .classes and .groups)."""
     what = f"target {text!r}"
@@ -99,7 +100,10 @@ def parse_target(text: str, description: Any) -> Target:
         raise DecisionRuleError(f"{what}: value {m['value']!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise DecisionRuleError(f"{what}: value {value:g} outside [0, 1] (write 65% as 0.65)")
-    name, ids = _resolve_name(m["name"], description, what)
+    if _norm(m["name"]) == "mean" and not any(_norm(n) == "mean" for n in (*description.classes, *description.groups)):
+        name, ids = "mean", tuple(range(len(description.classes)))  # the mean over all classes, as reports
+    else:
+        name, ids = _resolve_name(m["name"], description, what)
     return Target(Quantity(f"{name}.{metric}", metric, ids), op, value)
 
 

@@ -82,6 +82,14 @@ def test_calibrate_matched_operating_point(synthetic_model, tmp_path, capsys):
     floor = float(miou.value(base)) - 0.02
     assert f"target mean.iou>={math.floor(1e6 * floor) / 1e6:g}" in out
     assert float(miou.value(got)) >= floor - 1e-6 and float(g3.value(got)) >= float(g3.value(base))
+    # no class of the objective's group loses more than --max-class-drop (2 points) of recall
+    from iaseg.metrics.confusion import class_metrics
+
+    before, after = class_metrics(base)["recall"], class_metrics(got)["recall"]
+    for k in g3.classes:
+        if torch.isfinite(before[k]) and before[k] > 0.02:
+            assert after[k] >= before[k] - 0.02 - 1e-6, desc.classes[k]
+    assert "keeping each class of the objective within --max-class-drop 2 points" in out
     assert rule.info["result"]["targets"][0]["target"].startswith("mean.iou>=")
     assert cli(["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--max-miou-drop", "-1",
                 "--out", str(tmp_path / "x.json")]) == 2

@@ -132,8 +132,20 @@ def run(args: argparse.Namespace) -> int:
         targets.append(parse_target(f"mean.iou>={max(floor, 0.0)}", desc))
         print(f"calibrate: mean IoU without a rule {pct(base)}: target mean.iou>={floor:g} (--max-miou-drop "
               f"{args.max_miou_drop:g})")
+        if objective.metric == "recall":  # raising a group's mean recall must not sink one of its classes
+            from iaseg.metrics.confusion import class_metrics
+
+            recall = class_metrics(confusion_from_cache(data))["recall"]
+            floors = []
+            for k in objective.classes:
+                if math.isfinite(float(recall[k])) and float(recall[k]) > args.max_class_drop / 100:
+                    low = math.floor(1e6 * (float(recall[k]) - args.max_class_drop / 100)) / 1e6
+                    floors.append(parse_target(f"{desc.classes[k]}.recall>={low}", desc))
+            targets += floors
+            print("calibrate: keeping each class of the objective within --max-class-drop "
+                  f"{args.max_class_drop:g} points of its recall: " + ", ".join(str(t) for t in floors))
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
-    result = calibrate(data, targets, objective, log=log)
+    result = calibrate(data, targets, objective, log=log, improve=args.max_miou_drop is not None)
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")

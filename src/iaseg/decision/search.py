@@ -111,10 +111,11 @@ def _batch_scores(cms: torch.Tensor, targets: Sequence[Target], objective: Quant
 
 def calibrate(data: CalibrationData, targets: Sequence[Target], objective: Quantity,
               max_moves: int = 200, polish_passes: int = 40,
-              log: Callable[[str], None] | None = None) -> CalibrationResult:
+              log: Callable[[str], None] | None = None, improve: bool = False) -> CalibrationResult:
     """Offsets meeting every target on `data` with the objective as high as possible (greedy
     then polish; see the module docstring). Exactly zero offsets when argmax already meets every
-    target. Deterministic."""
+    target, unless `improve`: then the objective is raised from there while the targets stay met
+    (e.g. the most G3 recall for a bounded loss of mean IoU). Deterministic."""
     if not targets:
         raise ValueError("calibrate needs at least one target")
     c = data.num_classes
@@ -126,12 +127,14 @@ def calibrate(data: CalibrationData, targets: Sequence[Target], objective: Quant
     before = search.state(b)
     search.note_best(before)
     state = before
+    involved = sorted({k for t in targets for k in t.quantity.classes})
     if not before.feasible:
-        involved = sorted({k for t in targets for k in t.quantity.classes})
         pools = [involved] + ([list(range(c))] if len(involved) < c else [])
         b, state = search.greedy(b, state, pools, max_moves)
         if state.feasible:
             b, state = search.polish(b, state, involved, polish_passes)
+    elif improve:
+        b, state = search.polish(b, state, involved, polish_passes)
     status = []
     present = state.cm.sum(1)
     for t, v0, v1, vb in zip(targets, before.values, state.values, search.best):

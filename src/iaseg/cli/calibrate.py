@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{checkpoint} applies a decision rule already (exported with --decision-rule): calibrate "
                        "the model without it")
     desc = meta.description
-    targets = [parse_target(t, desc) for t in args.target or []]
+    targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
@@ -127,19 +127,20 @@ def run(args: argparse.Namespace) -> int:
     if args.max_miou_drop is not None:  # the matched operating point: at most this far below the plain model
         from iaseg.decision import confusion_from_cache
 
-        base = float(parse_objective("miou", desc).value(confusion_from_cache(data)))
-        floor = math.floor(1e6 * (base - args.max_miou_drop / 100)) / 1e6
+        from iaseg.metrics.confusion import class_metrics
+
+        plain = confusion_from_cache(data)  # the model without a rule
+        base = float(parse_objective("miou", desc).value(plain))
+        floor = _floor(base - args.max_miou_drop / 100)
         targets.append(parse_target(f"mean.iou>={max(floor, 0.0)}", desc))
         print(f"calibrate: mean IoU without a rule {pct(base)}: target mean.iou>={floor:g} (--max-miou-drop "
               f"{args.max_miou_drop:g})")
         if objective.metric == "recall":  # raising a group's mean recall must not sink one of its classes
-            from iaseg.metrics.confusion import class_metrics
-
-            recall = class_metrics(confusion_from_cache(data))["recall"]
+            recall = class_metrics(plain)["recall"]
             floors = []
             for k in objective.classes:
                 if math.isfinite(float(recall[k])) and float(recall[k]) > args.max_class_drop / 100:
-                    low = math.floor(1e6 * (float(recall[k]) - args.max_class_drop / 100)) / 1e6
+                    low = _floor(float(recall[k]) - args.max_class_drop / 100)
                     floors.append(parse_target(f"{desc.classes[k]}.recall>={low}", desc))
             targets += floors
             print("calibrate: keeping each class of the objective within --max-class-drop "
@@ -188,6 +189,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{rule!r}")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _floor(v: float) -> float:
+    """v rounded down to 6 decimals: a target written from it is met by v itself."""
+    return math.floor(1e6 * v) / 1e6
 
 
 def _finite(v: float) -> float | None:

@@ -277,12 +277,13 @@ def _export(args: argparse.Namespace, out: Path) -> int:
 
 def _default_hint(checkpoint: Path, out: Path, qualifies: bool) -> None:
     """Say whether load_runner(checkpoint) will run this checked int8 IR by default."""
+    from iaseg.inference.checked_int8 import is_candidate
+
     ckpt = Path(checkpoint)
     if not qualifies:
         print("not a default for the checkpoint: only an int8 IR whose accuracy check passed and that bakes in "
               "no decision rule is")
-    elif (out.parent.resolve() == ckpt.parent.resolve() and out.name.startswith(f"{ckpt.stem}.int8")
-          and out.suffix == ".xml"):  # the name checked_int8.candidate_paths looks for
+    elif is_candidate(ckpt, out):
         print(f"accuracy check recorded: iaseg predict/load_runner on {ckpt} now run this int8 IR by default at "
               f"its size (OpenVINO installed, precision auto)")
     else:

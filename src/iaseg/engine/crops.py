@@ -16,13 +16,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from iaseg.checkpoint import dataset_settings, load_checkpoint, model_from_checkpoint
+from iaseg.checkpoint import dataset_settings
 from iaseg.data.loader import collate
 from iaseg.metrics.boundary import BoundaryFScore, boundary_map, boundary_tolerance
 from iaseg.models import takes_spatial
 
 from .evaluator import iter_logits
-from .overlay import _to_uint8
+from .overlay import load_pair, to_uint8
 
 
 def crop_classes(description: Any, names: Sequence[str] | None) -> list[int]:
@@ -83,11 +83,7 @@ def boundary_crops(checkpoints: Sequence[str | Path], names: Sequence[str], out_
 
     if crops < 1 or size < 8:
         raise ValueError(f"crops must be >= 1 and the crop size >= 8 pixels, got {crops} and {size}")
-    ckpts = [load_checkpoint(c) for c in checkpoints]
-    loaded = [model_from_checkpoint(c, device=device, source=p) for c, p in zip(ckpts, checkpoints)]
-    desc = loaded[0][1].description
-    if loaded[1][1].description.classes != desc.classes:
-        raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
+    ckpts, loaded, desc = load_pair(checkpoints, device)
     ids = crop_classes(desc, classes)
     settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
     data = [build_dataset(settings["name"], settings["root"], split, size=None,  # labels' native resolution
@@ -122,7 +118,7 @@ def boundary_crops(checkpoints: Sequence[str | Path], names: Sequence[str], out_
         win = (slice(top, top + min(size, h)), slice(left, left + min(size, w)))
         fs = [crop_boundary_f(p[k][win], gt[win], ids, desc.num_classes, desc.ignore_index, tol) for p in preds]
         name = Path(str(item.get("path", f"image {i}"))).name
-        rows.append((_to_uint8(item["image"])[win], gt[win], preds[0][k][win], preds[1][k][win],
+        rows.append((to_uint8(item["image"])[win], gt[win], preds[0][k][win], preds[1][k][win],
                      f"{name} ({top},{left})", f"boundary F {names[0]} {fs[0]:.0f}, {names[1]} {fs[1]:.0f}"))
         info.append({"image": name, "window": [top, left, win[0].stop - top, win[1].stop - left],
                      "boundary_pixels": count, "boundary_f": fs})

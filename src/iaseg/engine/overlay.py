@@ -19,7 +19,8 @@ class OverlayUnavailable(RuntimeError):
     """The overlay cannot be drawn for these checkpoints (the message says why)."""
 
 
-def _to_uint8(image: Any) -> np.ndarray:
+def to_uint8(image: Any) -> np.ndarray:
+    """A dataset image (3 x H x W tensor or H x W x 3 array, [0, 1] or normalised) as H x W x 3 uint8."""
     x = np.asarray(image.detach().cpu().float() if hasattr(image, "detach") else image, dtype=np.float32)
     if x.ndim == 3 and x.shape[0] == 3:
         x = x.transpose(1, 2, 0)
@@ -27,6 +28,23 @@ def _to_uint8(image: Any) -> np.ndarray:
     if lo < 0 or hi > 1:  # normalised input: stretch for display
         x = (x - lo) / max(hi - lo, 1e-6)
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+
+
+def load_pair(checkpoints: Sequence[str | Path], device: str = "cpu", single_input: bool = False
+              ) -> tuple[list[dict], list[tuple], Any]:
+    """The two checkpoints of a figure: (checkpoint dicts, (model, meta) pairs, A's description).
+    OverlayUnavailable for a two-input network when `single_input`; ValueError when they were
+    trained on different classes."""
+    ckpts = [load_checkpoint(c) for c in checkpoints]
+    loaded = [model_from_checkpoint(c, device=device, source=p) for c, p in zip(ckpts, checkpoints)]
+    for path, (_, meta) in zip(checkpoints, loaded):
+        if single_input and takes_spatial(meta.model_name):
+            raise OverlayUnavailable(f"{path} is a two-input {meta.model_name} model; the overlay supports "
+                                     "single-input models (erfpspnet) only")
+    desc = loaded[0][1].description
+    if loaded[1][1].description.classes != desc.classes:
+        raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
+    return ckpts, loaded, desc
 
 
 def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[str], out_png: str | Path,
@@ -39,15 +57,7 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     OverlayUnavailable for two-input models (BiERF-PSPNet)."""
     from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
 
-    ckpts = [load_checkpoint(c) for c in checkpoints]
-    loaded = [model_from_checkpoint(c, device=device, source=p) for c, p in zip(ckpts, checkpoints)]
-    for path, (_, meta) in zip(checkpoints, loaded):
-        if takes_spatial(meta.model_name):
-            raise OverlayUnavailable(f"{path} is a two-input {meta.model_name} model; the overlay supports "
-                                     "single-input models (erfpspnet) only")
-    desc = loaded[0][1].description
-    if loaded[1][1].description.classes != desc.classes:
-        raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
+    ckpts, loaded, desc = load_pair(checkpoints, device, single_input=True)
     settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
     name, root = settings["name"], settings["root"]
     ds = build_dataset(name, root, split, size=tuple(loaded[0][1].input_size), **settings["options"])
@@ -79,5 +89,5 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
         scores = [f"{100 * float((p[region] == gt[region]).mean()):.0f}%" if region.any() else "-" for p in (pa, pb)]
         caption = (f"{Path(str(item.get('path', ''))).name}: {top_group} pixels correct "
                    f"{names[0]} {scores[0]}, {names[1]} {scores[1]}")
-        panels.append((importance_overlay(_to_uint8(item["image"]), gt, pa, pb, top_ids), caption))
+        panels.append((importance_overlay(to_uint8(item["image"]), gt, pa, pb, top_ids), caption))
     return plot_overlays(panels, out_png, (names[0], names[1]), top_group)

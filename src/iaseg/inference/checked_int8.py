@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from .metadata import ModelMetadata, weights_digest
@@ -32,10 +33,17 @@ def checkpoint_weights_digest(model: nn.Module) -> str:
                           for k, v in sorted(state.items()))
 
 
+def is_candidate(checkpoint: str | Path, path: str | Path) -> bool:
+    """Whether `path` is named as a checked int8 IR of `checkpoint`: STEM.int8*.xml beside it."""
+    ckpt, path = Path(checkpoint), Path(path)
+    return (path.parent.resolve() == ckpt.parent.resolve() and path.name.startswith(f"{ckpt.stem}.int8")
+            and path.suffix == ".xml")
+
+
 def candidate_paths(checkpoint: str | Path) -> list[Path]:
-    """The IR files that may hold a checked int8 model of `checkpoint`: STEM.int8*.xml beside it."""
+    """The IR files that may hold a checked int8 model of `checkpoint` (is_candidate)."""
     path = Path(checkpoint)
-    return sorted(p for p in path.parent.glob(f"{path.stem}.int8*.xml") if p.is_file())
+    return sorted(p for p in path.parent.glob(f"{path.stem}.int8*.xml") if p.is_file() and is_candidate(path, p))
 
 
 def accuracy_record(guard: dict[str, Any], data: str, checkpoint_digest: str) -> dict[str, Any]:
@@ -72,6 +80,18 @@ def _mismatch(meta: ModelMetadata, model_name: str, digest: str, sizes: tuple) -
     if tuple(tuple(s) if s else None for s in have) != sizes:
         return "size " + " + ".join("x".join(map(str, s)) for s in have if s)
     return None
+
+
+def default_int8_ir(source: Any, model: nn.Module, meta: ModelMetadata, precision: str, device: Any,
+                    torch_options: bool, calibration: Any) -> tuple[Path | None, str]:
+    """find_checked_int8 where load_runner looks for one: a checkpoint file, the CPU, OpenVINO
+    installed, precision 'auto' or 'int8', no calibration or PyTorch-only option; else (None, '')."""
+    from .openvino import openvino_available
+
+    if (not isinstance(source, (str, Path)) or torch.device(device).type != "cpu" or torch_options
+            or precision not in ("auto", "int8") or calibration is not None or not openvino_available()):
+        return None, ""
+    return find_checked_int8(source, model, meta)
 
 
 def find_checked_int8(checkpoint: str | Path, model: nn.Module, meta: ModelMetadata) -> tuple[Path | None, str]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from .checked_int8 import describe_record, find_checked_int8
+from .checked_int8 import default_int8_ir, describe_record
 from .cpu import default_precision
 from .files import (check_classes_by_running, complete_metadata, int8_onnx_bytes, load_onnx, load_torchscript,
                     onnx_bytes, quiet_jit, trace_torchscript)
@@ -235,17 +235,6 @@ def default_backend(device: str | torch.device, precision: str, meta: ModelMetad
     return "openvino", "chosen: openvino is installed and faster on CPU"
 
 
-def _checked_int8(source: Any, model: nn.Module, meta: ModelMetadata, precision: str, device: Any,
-                  torch_options: bool, calibration: Any) -> tuple[Path | None, str]:
-    """load_runner's look for a checked int8 IR beside a checkpoint file (see checked_int8)."""
-    from .openvino import openvino_available
-
-    if (not isinstance(source, (str, Path)) or torch.device(device).type != "cpu" or torch_options
-            or precision not in ("auto", "int8") or calibration is not None or not openvino_available()):
-        return None, ""
-    return find_checked_int8(source, model, meta)
-
-
 def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eager",
                       precision: str = "auto", device: str | torch.device = "cpu",
                       fold_bn: bool = True, channels_last: bool = True, *,
@@ -331,7 +320,7 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
         if backend is None:
             torch_options = (not fold_bn or not channels_last or fuse is not None or cuda_graphs
                              or compile_mode is not None or compile_backend != "inductor")
-            checked, note = _checked_int8(source, model, meta, precision, device, torch_options, calibration)
+            checked, note = default_int8_ir(source, model, meta, precision, device, torch_options, calibration)
             if checked is not None:
                 from .openvino import OpenVINORunner
 

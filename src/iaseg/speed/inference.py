@@ -168,7 +168,8 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
     inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in sizes)
     info = describe(model, tuple(t[:1] for t in inputs))
     inputs = tuple(t.to(device) for t in inputs)  # on the device before timing: no host copies timed
-    from iaseg.inference.runners import _checked_int8, default_backend
+    from iaseg.inference.checked_int8 import default_int8_ir
+    from iaseg.inference.runners import default_backend
 
     chosen_backend = default_backend(device, "auto", meta, False)[0]
     default: tuple[str, str] | None = (chosen_backend, default_precision(device, chosen_backend))
@@ -178,7 +179,7 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
     configs = _inference_configs(args, device)
     # load_runner(checkpoint) runs an accuracy-checked int8 IR beside it where one fits this size:
     # then that file is the default row
-    checked = _checked_int8(args.checkpoint, model, meta, "auto", device, False, None)[0] if args.checkpoint else None
+    checked = default_int8_ir(args.checkpoint, model, meta, "auto", device, False, None)[0] if args.checkpoint else None
     if checked is not None:
         configs.append(("openvino", "int8", {"file": checked}))
         default = None
@@ -189,7 +190,7 @@ def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -
         row: dict[str, Any] = {"name": f"{backend} {precision}" + (" +graphs" if extra.get("cuda_graphs") else "")
                                + (f" {extra['file'].name}" if "file" in extra else ""),
                                "backend": backend, "precision": precision,
-                               "default": (backend, precision) == default and not extra or "file" in extra}
+                               "default": ((backend, precision) == default and not extra) or "file" in extra}
         t0 = time.perf_counter()
         try:
             if backend == "naive":

@@ -58,18 +58,19 @@ def test_weights_reproduce_their_documented_val_metrics(stem, camvid_root, tmp_p
             assert got["groups"][g][k] == pytest.approx(expected["groups"][g][k], abs=5e-4)
 
 
-@pytest.mark.parametrize("size", [(360, 480), (360, 720)])
-def test_shipped_int8_irs_are_checked_and_belong_to_the_ce_weights(size):
-    """The int8 IRs beside the CE weights record a passed accuracy guard and the CE weights'
-    digest, so load_runner picks them at their sizes (fails when the CE file changes and
+@pytest.mark.parametrize("stem, size", [("camvid_erfpspnet_ce", (360, 480)), ("camvid_erfpspnet_ce", (360, 720)),
+                                        ("camvid_bierfpspnet_ce", (176, 240))])
+def test_shipped_int8_irs_are_checked_and_belong_to_their_weights(stem, size):
+    """The int8 IRs beside the CE weights record a passed accuracy guard and the weights'
+    digest, so load_runner picks them at their sizes (fails when a weights file changes and
     weights/make_int8.sh was not re-run)."""
     from iaseg.inference import openvino as ovb
     from iaseg.inference.checked_int8 import find_checked_int8
 
     if not ovb.openvino_available():
         pytest.skip("openvino is not installed")
-    ckpt = WEIGHTS / "camvid_erfpspnet_ce.pt"
-    ir = WEIGHTS / f"camvid_erfpspnet_ce.int8-{size[0]}x{size[1]}.xml"
+    ckpt = WEIGHTS / f"{stem}.pt"
+    ir = WEIGHTS / f"{stem}.int8-{size[0]}x{size[1]}.xml"
     record = ovb.read_openvino_metadata(ir).accuracy_check
     assert record["passed"] and record["images"] == 101 and record["data"] == "camvid val"
     assert record["miou_change"] >= -0.5 and record["top_group_recall_change"] >= -1.0

@@ -10,7 +10,7 @@ from iaseg.cli import main as cli
 from iaseg.metrics import build_report, compare_reports, pct, write_report
 from iaseg.metrics.figures import method_rgb
 
-from tests.helpers.compare import DESC, FakeDataset, GROUPS, lines_to_rows, save_tiny_checkpoint
+from tests.helpers.compare import DESC, FakeDataset, GROUPS, SpatialFake, lines_to_rows, save_tiny_checkpoint
 
 
 def test_compare_cli_end_to_end(two_runs, tmp_path, capsys):
@@ -93,10 +93,17 @@ def test_compare_overlay_from_checkpoints(two_runs, tmp_path, monkeypatch, capsy
     assert "![overlay](overlay.png)" in (out / "comparison.md").read_text()
     assert "overlay.png" in capsys.readouterr().out
 
+    # with a two-input network: at the labels' resolution, one dataset per network
     bi = save_tiny_checkpoint(tmp_path / "bi.pt", 2, "bierfpspnet")
-    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp2"),
+    calls.clear()
+    monkeypatch.setattr(iaseg.data, "build_dataset", lambda name, root, split, size=None, **options: (
+        calls.append((name, root, split, size, options)) or SpatialFake(options.get("spatial_size"))), raising=False)
+    assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp2"), "--images", "2",
                 "--checkpoints", str(ca), str(bi), "--root", "/data/camvid"]) == 0
-    assert "overlay skipped" in capsys.readouterr().err and not (tmp_path / "cmp2" / "overlay.png").exists()
+    assert calls == [("camvid", "/data/camvid", "val", None, {}),
+                     ("camvid", "/data/camvid", "val", None, {"spatial_size": (64, 64)})]
+    with Image.open(tmp_path / "cmp2" / "overlay.png") as im:
+        assert im.format == "PNG" and im.size[0] > 300
     assert cli(["compare", str(run_a), str(file_b), "--out", str(tmp_path / "cmp3"),
                 "--checkpoints", str(ca), str(cb)]) == 2
     assert "--root" in capsys.readouterr().err

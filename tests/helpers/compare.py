@@ -43,6 +43,16 @@ class FakeDataset:
         return self.items[i]
 
 
+class SpatialFake(FakeDataset):
+    """FakeDataset at the labels' resolution, with BiERF-PSPNet's spatial input when asked."""
+
+    def __init__(self, spatial_size=None):
+        super().__init__(n=6)
+        if spatial_size is not None:
+            for item in self.items:
+                item["spatial"] = torch.nn.functional.interpolate(item["image"][None], size=spatial_size)[0]
+
+
 def save_tiny_checkpoint(path, seed, name="erfpspnet"):
     torch.manual_seed(seed)
     model = build_model(name, DESC.num_classes).eval()

@@ -9,7 +9,6 @@ operating points on the offset frontiers; study.md/.json, seeds.png, frontier.pn
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .common import CLIError
@@ -49,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg.checkpoint import CheckpointError
-    from iaseg.engine.overlay import OverlayUnavailable, overlay_from_checkpoints
+    from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
 
     if args.group:
@@ -80,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
             fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
                                            dataset=args.dataset, root=args.root, split=args.split,
                                            images=args.images, device=args.device)
-        except OverlayUnavailable as e:
-            print(f"iaseg compare: overlay skipped: {e}", file=sys.stderr)
         except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
             if extended:
                 write_comparison_md(result, args.out)

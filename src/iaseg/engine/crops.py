@@ -19,10 +19,9 @@ import torch
 from iaseg.checkpoint import dataset_settings
 from iaseg.data.loader import collate
 from iaseg.metrics.boundary import BoundaryFScore, boundary_map, boundary_tolerance
-from iaseg.models import takes_spatial
 
 from .evaluator import iter_logits
-from .overlay import load_pair, to_uint8
+from .overlay import load_pair, pair_datasets, to_uint8
 
 
 def crop_classes(description: Any, names: Sequence[str] | None) -> list[int]:
@@ -78,7 +77,6 @@ def boundary_crops(checkpoints: Sequence[str | Path], names: Sequence[str], out_
     """Draw `crops` crops (one per image) into one PNG: image, label, A, B per row. Returns the
     PNG and, per crop, {"image", "window": [top, left, height, width], "boundary_pixels",
     "boundary_f": [A, B]} (F in %, tolerance of the full image as in the reports)."""
-    from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
     from iaseg.metrics.figures import plot_crops
 
     if crops < 1 or size < 8:
@@ -86,9 +84,7 @@ def boundary_crops(checkpoints: Sequence[str | Path], names: Sequence[str], out_
     ckpts, loaded, desc = load_pair(checkpoints, device)
     ids = crop_classes(desc, classes)
     settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
-    data = [build_dataset(settings["name"], settings["root"], split, size=None,  # labels' native resolution
-                          **({"spatial_size": meta.spatial_size} if takes_spatial(meta.model_name) else {}),
-                          **settings["options"]) for _, meta in loaded]
+    data = pair_datasets([meta for _, meta in loaded], settings, split)  # labels' native resolution
     n = len(data[0])
     if n == 0:
         raise ValueError(f"dataset {settings['name']!r} split {split!r} at {settings['root']} has no images")

@@ -15,10 +15,6 @@ from iaseg.models import takes_spatial
 from .evaluator import iter_logits
 
 
-class OverlayUnavailable(RuntimeError):
-    """The overlay cannot be drawn for these checkpoints (the message says why)."""
-
-
 def to_uint8(image: Any) -> np.ndarray:
     """A dataset image (3 x H x W tensor or H x W x 3 array, [0, 1] or normalised) as H x W x 3 uint8."""
     x = np.asarray(image.detach().cpu().float() if hasattr(image, "detach") else image, dtype=np.float32)
@@ -30,21 +26,26 @@ def to_uint8(image: Any) -> np.ndarray:
     return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
 
 
-def load_pair(checkpoints: Sequence[str | Path], device: str = "cpu", single_input: bool = False
-              ) -> tuple[list[dict], list[tuple], Any]:
+def load_pair(checkpoints: Sequence[str | Path], device: str = "cpu") -> tuple[list[dict], list[tuple], Any]:
     """The two checkpoints of a figure: (checkpoint dicts, (model, meta) pairs, A's description).
-    OverlayUnavailable for a two-input network when `single_input`; ValueError when they were
-    trained on different classes."""
+    ValueError when they were trained on different classes."""
     ckpts = [load_checkpoint(c) for c in checkpoints]
     loaded = [model_from_checkpoint(c, device=device, source=p) for c, p in zip(ckpts, checkpoints)]
-    for path, (_, meta) in zip(checkpoints, loaded):
-        if single_input and takes_spatial(meta.model_name):
-            raise OverlayUnavailable(f"{path} is a two-input {meta.model_name} model; the overlay supports "
-                                     "single-input models (erfpspnet) only")
     desc = loaded[0][1].description
     if loaded[1][1].description.classes != desc.classes:
         raise ValueError(f"{checkpoints[0]} and {checkpoints[1]} were trained on different classes")
     return ckpts, loaded, desc
+
+
+def pair_datasets(metas: Sequence[Any], settings: dict[str, Any], split: str,
+                  size: tuple[int, int] | None = None) -> list[Any]:
+    """One dataset per network of a figure, at `size` (None: the labels' native resolution), with
+    BiERF-PSPNet's spatial input at its spatial size; `settings` from `dataset_settings`."""
+    from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
+
+    return [build_dataset(settings["name"], settings["root"], split, size=size,
+                          **({"spatial_size": m.spatial_size} if takes_spatial(m.model_name) else {}),
+                          **settings["options"]) for m in metas]
 
 
 def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[str], out_png: str | Path,
@@ -53,14 +54,18 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     """Run both checkpoints on `images` images of a split, spread over it, that contain the most
     important group and draw `importance_overlay` panels into one PNG. The dataset defaults to
     the one checkpoint A was trained on, else to the name of its description
-    (`iaseg.checkpoint.dataset_settings`). Raises
-    OverlayUnavailable for two-input models (BiERF-PSPNet)."""
-    from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
-
-    ckpts, loaded, desc = load_pair(checkpoints, device, single_input=True)
+    (`iaseg.checkpoint.dataset_settings`). Two single-input networks of one input size are drawn at
+    that size; otherwise (BiERF-PSPNet, or two sizes) at the labels' native resolution, each
+    network at its own input size with its logits upsampled, as `iaseg evaluate --full-resolution`."""
+    ckpts, loaded, desc = load_pair(checkpoints, device)
     settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
     name, root = settings["name"], settings["root"]
-    ds = build_dataset(name, root, split, size=tuple(loaded[0][1].input_size), **settings["options"])
+    metas = [meta for _, meta in loaded]
+    if not any(takes_spatial(m.model_name) for m in metas) and metas[0].input_size == metas[1].input_size:
+        data = pair_datasets(metas[:1], settings, split, tuple(metas[0].input_size)) * 2
+    else:
+        data = pair_datasets(metas, settings, split)
+    ds = data[0]
     top_group = list(desc.groups)[-1]
     top_ids = desc.group_indices()[-1]
     # Images spread over the split (consecutive video frames look alike): scan up to 10 per
@@ -68,21 +73,19 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     scan = sorted({int(round(v)) for v in np.linspace(0, len(ds) - 1, min(len(ds), 10 * images))}) if len(ds) else []
     showing, spare = [], []
     for i in scan:
-        item = ds[i]
-        frac = float(np.isin(np.asarray(item["label"]), top_ids).mean())
-        (showing if frac >= 0.005 else spare).append(item)
+        frac = float(np.isin(np.asarray(ds[i]["label"]), top_ids).mean())
+        (showing if frac >= 0.005 else spare).append(i)
     if len(showing) > images:
         showing = [showing[int(round(v))] for v in np.linspace(0, len(showing) - 1, images)]
     chosen = (showing + spare)[:images]
     if not chosen:
         raise ValueError(f"dataset {name!r} split {split!r} at {root} has no images")
-    batches = [collate([item]) for item in chosen]
     preds = [[logits.argmax(1)[0].cpu().numpy()
-              for _, logits, _ in iter_logits(model, batches, meta.model_name, device,
+              for _, logits, _ in iter_logits(model, [collate([d[i]]) for i in chosen], meta.model_name, device,
                                               input_size=tuple(meta.input_size), progress=False)]
-             for model, meta in loaded]
+             for (model, meta), d in zip(loaded, data)]
     panels = []
-    for k, item in enumerate(chosen):
+    for k, item in enumerate(ds[i] for i in chosen):
         gt = np.asarray(item["label"])
         pa, pb = preds[0][k], preds[1][k]
         region = np.isin(gt, top_ids)

@@ -335,6 +335,25 @@ def test_a_checked_int8_ir_beside_the_checkpoint_is_the_default_row(backend, tmp
     assert [r["name"] for r in json.loads(out.read_text())["results"]] == ["naive fp32", "openvino int8"]
 
 
+@pytest.mark.parametrize("name", ["erfpspnet", "bierfpspnet"])
+def test_a_checkpoint_is_timed_at_its_own_sizes_unless_told(name, tmp_path, checkpoints, capsys):
+    """--checkpoint without --size: the network as it was saved (context and spatial size); a
+    spatial size belongs to its context size, so another --size gets the default ratio."""
+    from iaseg.models import default_spatial_size
+
+    out = tmp_path / "r.json"
+    base = ["benchmark", "--checkpoint", str(checkpoints[name]), "--backend", "naive", "--warmup", "0",
+            "--repeats", "1", "--threads", "1", "--no-peak", "--json", str(out)]
+    spatial = [128, 128] if name == "bierfpspnet" else None  # tests.helpers.speed: SIZE 64x64, SPATIAL 128x128
+    for extra, size, want_spatial in (([], [64, 64], spatial),
+                                      (["--size", "32x48"], [32, 48],
+                                       list(default_spatial_size((32, 48))) if spatial else None)):
+        assert cli.main(base + extra) == 0
+        s = json.loads(out.read_text())["settings"]
+        assert (s["model"], s["size"], s["spatial_size"]) == (name, size, want_spatial)
+    capsys.readouterr()
+
+
 def test_the_accuracy_check_says_why_it_did_not_run(capsys):
     """Without weights or without a labelled split: one line says why and how to run it; no
     int8 row: no check at all."""

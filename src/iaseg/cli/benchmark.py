@@ -32,9 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="use these weights (default: random init)")
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-init model (default 11)")
     p.add_argument("--size", type=parse_size, default=None,
-                   help="input HxW (default 360x720 for inference/pipeline, 360x480 for train)")
+                   help="input HxW (default: the --checkpoint's in inference mode, else 360x720 for "
+                        "inference/pipeline, 360x480 for train)")
     p.add_argument("--spatial-size", type=parse_size, default=None,
-                   help="BiERF-PSPNet spatial input HxW (default 1024x2048 for 360x720)")
+                   help="BiERF-PSPNet spatial input HxW (default: the --checkpoint's at its size, else "
+                        "1024x2048 for 360x720)")
     p.add_argument("--batch", type=int, default=None, help="batch size (default 1; train 8)")
     p.add_argument("--backend", choices=["naive", "eager", "compile", "onnxruntime", "torchscript", "openvino", "all"],
                    default="all", help="inference backend, or all of them side by side (default)")

@@ -40,10 +40,15 @@ def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     from iaseg.inference import ModelMetadata
     from iaseg.models import build_model, default_spatial_size
 
-    size = args.size or (360, 720)
     if args.checkpoint:
         model, meta = model_from_checkpoint(args.checkpoint)  # its network wins over --model
+        # the network as it runs: the checkpoint's sizes unless --size says otherwise (a spatial
+        # size belongs to its context size, so it is kept only with that context size)
+        size = args.size or tuple(meta.input_size)
+        if meta.num_inputs == 2 and not args.spatial_size and size == tuple(meta.input_size) and meta.spatial_size:
+            return model, meta.with_(input_size=size, spatial_size=tuple(meta.spatial_size))
     else:
+        size = args.size or (360, 720)
         classes = args.num_classes or 11
         desc = load_description("camvid" if classes == 11 else "cityscapes")
         if classes != desc.num_classes:

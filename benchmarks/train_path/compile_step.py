@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import iaseg.models.dropout as dropout_module
 from iaseg.losses import build_loss
 from iaseg.models import build_model
+from iaseg.speed.train import train_step
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 torch.set_num_threads(threads)
@@ -35,18 +36,9 @@ y = torch.randint(0, 12, (8, 360, 480))
 def make_step(compiled: bool):
     torch.manual_seed(0)
     model = build_model("erfpspnet", 11).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    forward = torch.compile(model) if compiled else model
-
-    def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = forward(x)
-        value = loss(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        opt.step()
-        return value.item()
-    return step
+    # the compiled module holds the same parameters, so Adam steps the same weights
+    return train_step(torch.compile(model) if compiled else model, loss, (x,), y, fast=True,
+                      device=torch.device("cpu"))
 
 
 steps = {"eager": make_step(False), "compile": make_step(True)}

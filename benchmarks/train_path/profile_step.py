@@ -9,27 +9,18 @@ from torch.profiler import ProfilerActivity, profile
 
 from iaseg.losses import build_loss
 from iaseg.models import build_model, describe
+from iaseg.speed.train import train_step
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = build_model("erfpspnet", 11).to(memory_format=torch.channels_last)
 loss = build_loss("weighted_ce", class_weights=torch.ones(11), ignore_index=11)
-opt = torch.optim.Adam(model.parameters(), 1e-3)
 x = torch.rand(8, 3, 360, 480).contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 12, (8, 360, 480))
 forward_gflop = 8 * describe(model.eval(), (x[:1],))["gflops"]
 model.train()
-
-
-def step() -> None:
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x)
-    value = loss(out.float(), y)
-    opt.zero_grad(set_to_none=True)
-    value.backward()
-    opt.step()
-
+step = train_step(model, loss, (x,), y, fast=True, device=torch.device("cpu"))
 
 for _ in range(2):
     step()

@@ -318,29 +318,3 @@ def test_training_writes_curves_png(tiny_run):
     # the figure of the run's own metrics.jsonl, drawn again, is the same picture
     with Image.open(plot_training_curves(tiny_run / "metrics.jsonl", tiny_run / "again.png")) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")), written)
-
-
-class _MovedOffCPU:
-    """Stands in for a tensor that `load_checkpoint(map_location="cuda")` moved to the GPU: only
-    `.cpu()` gives back the CPU byte tensor the RNG setters accept."""
-
-    def __init__(self, tensor: torch.Tensor) -> None:
-        self._tensor = tensor
-
-    def cpu(self) -> torch.Tensor:
-        return self._tensor
-
-
-def test_rng_state_restores_from_a_checkpoint_mapped_to_another_device():
-    # `--resume` on CUDA loads last.pt with map_location=cuda: the saved RNG states came back on
-    # the GPU and torch.set_rng_state refused them (found on an H100, 2026-11-26).
-    from iaseg.engine.trainer import rng_state, set_rng_state
-
-    state = rng_state()
-    expected = (torch.rand(4), np.random.rand(4))
-    moved = dict(state, torch=_MovedOffCPU(state["torch"]),
-                 numpy=dict(state["numpy"], keys=_MovedOffCPU(state["numpy"]["keys"])))
-    torch.rand(7), np.random.rand(7)
-    set_rng_state(moved)
-    assert torch.equal(torch.rand(4), expected[0])
-    assert np.array_equal(np.random.rand(4), expected[1])

@@ -1,0 +1,103 @@
+"""What exact resume needs besides the weights: the RNG states, which config keys a resumed run may
+change, a finite-values check for checkpoints, and Ctrl-C/SIGTERM turned into a clean stop.
+
+The Trainer uses these; they are plain functions so that they can be tested on their own.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    # RNG states are CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
+
+
+# Config keys a resumed run may change: they take effect from the resume point. Anything else
+# (model, data, loss, seed, ...) would make the rest of the run another experiment: refused.
+RESUMABLE = frozenset({
+    "train.epochs", "train.val_every", "train.val_batch_size", "train.device", "train.threads",
+    "train.tensorboard", "train.log_images", "train.batch_size", "train.amp", "train.channels_last",
+    "train.save_every", "data.root", "data.num_workers",
+    "optim.lr", "optim.milestones", "optim.gamma", "optim.betas", "optim.eps", "optim.weight_decay",
+})
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(section.key, old, new) for every key both configs have and that differs."""
+    changes = []
+    for section, values in new.items():
+        before = old.get(section)
+        if not isinstance(values, dict) or not isinstance(before, dict):
+            continue
+        for key, value in values.items():
+            if key in before and before[key] != value:
+                changes.append((f"{section}.{key}", before[key], value))
+    return changes
+
+
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """Names of the float tensors of a (nested) state dict that hold NaN or inf."""
+    bad: list[str] = []
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, torch.Tensor):
+            if node.is_floating_point() and not bool(torch.isfinite(node).all()):
+                bad.append(name)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+
+    walk(state, "")
+    return bad
+
+
+@contextmanager
+def stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C / SIGTERM set flag['stop'] instead of killing the process mid-write; a second
+    Ctrl-C aborts at once."""
+    def handler(signum: int, frame: Any) -> None:
+        if flag.get("stop"):
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        print(f"\n{signal.Signals(signum).name} received: finishing the current step and saving last.pt "
+              "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not in the main thread: leave signals alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)

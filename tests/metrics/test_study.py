@@ -113,6 +113,19 @@ def test_unpaired_seeds_and_missing_files_are_noted(study_root) -> None:
     assert not math.isnan(study["frontier"]["differences"]["IAL"]["mean"])
 
 
+def test_sign_flip_floor_counts_the_seeds_the_methods_share(study_root) -> None:
+    # three runs each, but only seeds 1 and 2 in common: the floor is 2 / 2**2, not 2 / 2**3
+    study = build_study({"CE": [study_root / "CE" / f"seed{s}" for s in range(3)],
+                         "IAL": [study_root / "IAL" / f"seed{s}" for s in range(1, 4)]}, n_boot=100)
+    assert study["differences"]["IAL"]["G3 Recall"]["n"] == 2
+    assert any("With 2 paired seeds the smallest possible two-sided sign-flip p is 0.5." == line
+               for line in study["summary"])
+    assert any("n = 2 paired seeds)" in line for line in study["summary"])
+    one = build_study({"CE": [study_root / "CE" / "seed0"], "IAL": [study_root / "IAL" / "seed0"]}, n_boot=100)
+    assert any("n = 1 paired seed)" in line for line in one["summary"])
+    assert "With 1 paired seed the smallest possible two-sided sign-flip p is 1." in one["summary"]
+
+
 def test_trimap_iou_is_summarised_and_plotted_against_the_width(study_root, tmp_path) -> None:
     groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
     study = build_study(groups, n_boot=100, frontier=False)

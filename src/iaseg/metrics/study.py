@@ -297,7 +297,7 @@ def summary_lines(study: Mapping[str, Any]) -> list[str]:
             if not d:
                 continue
             lines.append(f"{name} - {ref}, {label}: {_fmt(d['mean'], sign=True)} points "
-                         f"(95 % CI {_ci(*d['t_ci'])}, sign-flip p = {d['p_value']:.3g}, n = {d['n']} paired seeds): "
+                         f"(95 % CI {_ci(*d['t_ci'])}, sign-flip p = {d['p_value']:.3g}, n = {d['n']} paired seed{'s' * (d['n'] != 1)}): "
                          f"{_verdict(d)}.")
     f = study.get("frontier")
     if f:
@@ -306,9 +306,10 @@ def summary_lines(study: Mapping[str, Any]) -> list[str]:
                 lines.append(f"At matched mean IoU ({_fmt(f['target_mean_iou'])} = {ref} - {100 * f['margin']:.1f}), "
                              f"{name} - {ref}, {f['group']} recall: {_fmt(d['mean'], sign=True)} points "
                              f"(95 % CI {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, n = {d['n']}): {_verdict(d)}.")
-    n_min = min((len(m["runs"]) for m in study["methods"].values()), default=0)
+    # the floor of the exact sign-flip p depends on the number of seeds the methods share
+    n_min = min((d["n"] for diffs in study["differences"].values() for d in diffs.values() if d), default=0)
     if 0 < n_min <= 16:
-        lines.append(f"With {n_min} paired seeds the smallest possible two-sided sign-flip p is "
+        lines.append(f"With {n_min} paired seed{'s' * (n_min != 1)} the smallest possible two-sided sign-flip p is "
                      f"{2 / 2 ** n_min:.3g}.")
     return lines
 

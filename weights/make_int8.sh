@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The accuracy-checked OpenVINO int8 IRs shipped beside the CE weights of ERF-PSPNet and BiERF-PSPNet (docs/speed.md, "Checked
-# int8 as the default"): one per input size, calibrated on 30 seeded CamVid train images, each
+# int8 as the default"): one per input size, calibrated on 32 seeded CamVid train images (the export default), each
 # checked on the 101 val images against the same model in fp32; the export fails (and writes
 # nothing) if mean IoU drops by more than 0.5 or G3 recall by more than 1 point.
 # Re-run whenever camvid_erfpspnet_ce.pt or camvid_bierfpspnet_ce.pt changes: an IR made from other weights is never chosen.

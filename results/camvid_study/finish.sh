@@ -9,7 +9,7 @@
 #   4. the recommended decision rule for the CE weights: the matched operating point (the most G3
 #      recall for at most 0.5 points of mean IoU), calibrated on val.
 # Every step can be re-run. The docs (docs/results.md, weights/README.md, README) are written by hand
-# from the files these steps write.
+# from the files these steps write; the study tables come ready in study/docs_table.md.
 # Usage: bash results/camvid_study/finish.sh [RUNS] [CAMVID_ROOT]   (defaults /work/runs, ../shared/data/camvid)
 #        DRY_RUN=1 bash results/camvid_study/finish.sh ...   steps 1-2 only, and the per-seed table with the choice of step 3
 set -euo pipefail
@@ -29,7 +29,10 @@ $IASEG compare "${groups[@]}" --out "$D/study"
 L=results/camvid_loso
 if have "$L/ial/seed*/eval_train/report.json"; then
   $IASEG compare --group CE "$L"/ce/seed*/eval_train --group IAL "$L"/ial/seed*/eval_train --out "$L/study"
+  python results/camvid_study/docs_table.py "$L/study/study.json" > "$L/study/docs_table.md"
 fi
+# the tables of docs/results.md, printed from the statistics (copy them, do not type them)
+python results/camvid_study/docs_table.py "$D/study/study.json" > "$D/study/docs_table.md"
 B=results/camvid_boundary
 $IASEG compare --group "ERF 176x240" $B/erf176_ce/seed*/eval_full --group "BiERF 176x240+360x480" $B/bierf_ce/seed*/eval_full \
     --group "ERF 360x480 (CPU)" "$D"/ce/seed*/eval_val --group "ERF 360x480 (GPU)" results/camvid_study_gpu/ce/seed*/eval_val \

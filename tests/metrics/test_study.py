@@ -126,6 +126,19 @@ def test_sign_flip_floor_counts_the_seeds_the_methods_share(study_root) -> None:
     assert "With 1 paired seed the smallest possible two-sided sign-flip p is 1." in one["summary"]
 
 
+def test_hierarchical_bootstrap_needs_two_seeds(study_root, tmp_path) -> None:
+    # one seed: resampling images alone would give an interval blind to seed-to-seed variation
+    one = build_study({"CE": [study_root / "CE" / "seed0"], "IAL": [study_root / "IAL" / "seed0"]}, n_boot=100)
+    assert one["bootstrap"]["differences"] == {} and one["bootstrap"]["methods"] == {"CE": {}, "IAL": {}}
+    assert sum("needs at least 2 seeds" in n for n in one["notes"]) == 3  # CE, IAL, IAL - CE
+    assert "Hierarchical bootstrap" not in write_study(one, tmp_path / "one")["md"].read_text()
+    # two paired seeds: intervals for both methods and their difference
+    two = build_study({m: [study_root / m / f"seed{s}" for s in (0, 1)] for m in ("CE", "IAL")}, n_boot=100)
+    est, lo, hi = two["bootstrap"]["differences"]["IAL"]["G3 Recall"]
+    assert lo <= est <= hi and two["bootstrap"]["methods"]["CE"]["mean IoU"] is not None
+    assert not any("needs at least 2 seeds" in n for n in two["notes"])
+
+
 def test_trimap_iou_is_summarised_and_plotted_against_the_width(study_root, tmp_path) -> None:
     groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
     study = build_study(groups, n_boot=100, frontier=False)

@@ -200,13 +200,22 @@ def _bootstrap(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str,
         return None
     counts = {name: {s: load_per_image(r["per_image"]) for s, r in rs.items()} for name, rs in runs.items()}
     out: dict[str, Any] = {"block_len": block_len, "n_boot": n_boot, "methods": {}, "differences": {}}
+    # With one seed the resampling sees only image-to-image variation, not seed-to-seed: an
+    # interval from it would look far tighter than the evidence is, so none is given.
+    few = "hierarchical bootstrap needs at least 2 seeds (with one it resamples images only, not seeds)"
     for name in runs:
+        if len(counts[name]) < 2:
+            out["methods"][name] = {}
+            notes.append(f"{name}: {few}")
+            continue
         out["methods"][name] = _intervals(hierarchical_bootstrap(counts[name], None, groups, block_len, n_boot, seed=seed))
     for name, shared in paired.items():
-        if shared:
+        if len(shared) >= 2:
             a = {s: counts[name][s] for s in shared}
             b = {s: counts[reference][s] for s in shared}
             out["differences"][name] = _intervals(hierarchical_bootstrap(a, b, groups, block_len, n_boot, seed=seed))
+        elif shared:
+            notes.append(f"{name} - {reference}: {few}; paired seeds: {shared}")
     return out
 
 
@@ -362,7 +371,7 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
                              f"| {d['p_value']:.3g} | {d['n']} | {_verdict(d)} |")
             lines.append("")
     b = study.get("bootstrap")
-    if b:
+    if b and (any(b["methods"].values()) or b["differences"]):
         lines += ["## Hierarchical bootstrap (seeds, then blocks of "
                   f"{b['block_len']} consecutive frames; {b['n_boot']} resamples)", "",
                   "| metric | " + " | ".join(methods + [f"{m} - {ref}" for m in b["differences"]]) + " |",

@@ -1,0 +1,75 @@
+"""The study table of docs/results.md, printed from a study.json that `iaseg compare --group` wrote,
+so the docs are copied from the statistics rather than typed:
+
+    python results/camvid_study/docs_table.py results/camvid_study_gpu/study/study.json
+    python results/camvid_study/docs_table.py results/camvid_study/study/study.json
+
+Rows: every seed of each method, mean ± SD [95 % t CI] per method, each method's paired difference
+from the reference [t CI] with the sign-flip p, the hierarchical bootstrap (seeds, then blocks of
+consecutive frames) of that difference, then the matched-operating-point lines. Values in %.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+METRICS = ("mean IoU", "G3 Recall", "G3 Precision")
+
+
+def pct(v: float | None, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:+.1f}" if sign else f"{100 * v:.1f}"
+
+
+def interval(lo: float, hi: float, sign: bool) -> str:
+    return f"[{pct(lo, sign)}, {pct(hi, sign)}]"
+
+
+def table(study: dict) -> str:
+    ref = study["reference"]
+    methods = study["methods"]
+    lines = ["| run (CamVid val, last epoch) | " + " | ".join(m.replace("Recall", "recall").replace(
+        "Precision", "precision") for m in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    for name, m in methods.items():
+        seeds = " / ".join(str(r["seed"]) for r in m["runs"])
+        cells = [" / ".join(pct(v) for v in m["values"][k]) for k in METRICS]
+        lines.append(f"| {name} seed {seeds} | " + " | ".join(cells) + " |")
+    for name, m in methods.items():
+        cells = []
+        for k in METRICS:
+            s = m["summary"][k]
+            cells.append(f"{pct(s['mean'])} ± {pct(s['sd'])} {interval(s['low'], s['high'], False)}")
+        lines.append(f"| **{name}**, mean ± SD [95 % CI] | " + " | ".join(cells) + " |")
+    for name, diffs in study["differences"].items():
+        cells = [f"{pct(diffs[k]['mean'], True)} {interval(*diffs[k]['t_ci'], True)}, p = {diffs[k]['p_value']:.2g}"
+                 for k in METRICS]
+        lines.append(f"| **{name} - {ref}**, paired [t CI], sign-flip p | " + " | ".join(cells) + " |")
+        boot = (study.get("bootstrap") or {}).get("differences", {}).get(name)
+        if boot:
+            cells = [f"{pct(boot[k][0], True)} {interval(boot[k][1], boot[k][2], True)}" for k in METRICS]
+            blocks = study["bootstrap"]["block_len"]
+            lines.append(f"| {name} - {ref}, hierarchical bootstrap (seeds, {blocks}-frame blocks) | "
+                         + " | ".join(cells) + " |")
+    f = study.get("frontier")
+    if f:
+        lines.append("")
+        lines.append(f"Matched operating point: {f['group']} recall at mean IoU >= {pct(f['target_mean_iou'])} "
+                     f"({ref}'s mean minus {100 * f['margin']:.1f}):")
+        for name, s in f["methods"].items():
+            reached = sum(v is not None for v in f["matched_recall"][name].values())
+            total = len(f["matched_recall"][name])
+            mean = f"{pct(s['mean'])} ± {pct(s['sd'])}" if s and s.get("mean") is not None else "-"
+            lines.append(f"- {name}: {mean} ({reached} of {total} seeds reach that mean IoU)")
+        for name, d in f["differences"].items():
+            if d:
+                lines.append(f"- {name} - {ref}, paired over seeds {d['seeds']}: {pct(d['mean'], True)} "
+                             f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(table(json.loads(Path(sys.argv[1]).read_text())))

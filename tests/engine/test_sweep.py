@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from iaseg.engine.config import load_config
-from iaseg.engine.sweep import (SweepError, evaluate_command, job_state, parse_config_spec, parse_seeds,
+from iaseg.engine.sweep import (SweepError, SweepJob, evaluate_command, job_state, parse_config_spec, parse_seeds,
                                 plan_sweep, run_sweep, status_table)
 from iaseg.engine.trainer import Trainer
 
@@ -118,6 +118,24 @@ def test_sweep_trains_evaluates_skips_and_resumes(tmp_path) -> None:
     report = json.loads((full[0].run_dir / "eval_val_full" / "report.json").read_text())
     assert report["meta"]["resolution"] == "labels' native" and job_state(full[0], True).evaluated
     assert json.loads((full[0].run_dir / "eval_val" / "report.json").read_text())["meta"]["resolution"] == "network input"
+
+
+def test_status_estimates_the_training_time_left_from_recent_epochs(tmp_path) -> None:
+    job = SweepJob("ial", "camvid_study_ial", 1, tmp_path / "ial" / "seed1", 60, "val")
+    job.run_dir.mkdir(parents=True)
+    assert "not started" in status_table([job], True)[0]
+    (job.run_dir / "last.pt").write_bytes(b"")
+    # epochs 1-6 at 150-160 s, epoch 7 resumed mid-way (40 s): the median of the last 5 is 155 s
+    times = [150, 160, 150, 160, 155, 158, 40]
+    (job.run_dir / "metrics.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "time_s": t}) + "\n" for e, t in enumerate(times, 1)))
+    state = job_state(job, True)
+    assert state.epoch == 7 and state.seconds_left(job) == pytest.approx(155 * 53)
+    assert "epoch 7/60, about 2.3 h of training left" in status_table([job], True)[0]
+    (job.run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 59, "time_s": 120}) + "\n")
+    assert "epoch 59/60, about 2 min of training left" in status_table([job], True)[0]
+    (job.run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 3}) + "\n")  # no times logged
+    assert status_table([job], True)[0].split("  (")[0].endswith("epoch 3/60")
 
 
 def test_evaluation_uses_the_configs_val_split_and_options(tmp_path) -> None:

@@ -55,6 +55,16 @@ class JobState:
     epoch: int = 0            # last finished epoch (0: nothing yet)
     has_checkpoint: bool = False
     evaluated: bool = False
+    epoch_seconds: list[float] = field(default_factory=list)  # time_s of the logged epochs, in order
+
+    def seconds_left(self, job: SweepJob, recent: int = 5) -> float | None:
+        """Training time left, from the median of the last `recent` epochs' times (None when no
+        epoch has been timed). An epoch resumed mid-way logs only its remainder, which the median
+        of several epochs shrugs off."""
+        if not self.epoch_seconds or self.epoch >= job.epochs:
+            return None
+        last = sorted(self.epoch_seconds[-recent:])
+        return last[len(last) // 2] * (job.epochs - self.epoch)
 
     def trained(self, job: SweepJob) -> bool:
         return self.has_checkpoint and self.epoch >= job.epochs
@@ -133,8 +143,11 @@ def job_state(job: SweepJob, evaluate: bool = False) -> JobState:
     if state.has_checkpoint and metrics.is_file():
         for line in metrics.read_text().splitlines():
             try:
-                state.epoch = max(state.epoch, int(json.loads(line).get("epoch", 0)))
-            except (ValueError, AttributeError):
+                record = json.loads(line)
+                state.epoch = max(state.epoch, int(record.get("epoch", 0)))
+                if isinstance(record.get("time_s"), (int, float)) and record["time_s"] > 0:
+                    state.epoch_seconds.append(float(record["time_s"]))
+            except (ValueError, AttributeError, TypeError):
                 continue
     if evaluate and job.val_split:
         report = eval_dir(job) / "report.json"
@@ -168,11 +181,15 @@ def evaluate_command(job: SweepJob, frontier: str | None = None, python: str = s
 
 
 def status_table(jobs: Sequence[SweepJob], evaluate: bool = True) -> list[str]:
-    """One line per job: name, seed, epochs done / planned, evaluated or not."""
+    """One line per job: name, seed, epochs done / planned (with the training time left at the
+    recent epochs' pace), evaluated or not."""
     lines = []
     for job in jobs:
         s = job_state(job, evaluate)
         what = ("done" if s.trained(job) else f"epoch {s.epoch}/{job.epochs}" if s.has_checkpoint else "not started")
+        left = s.seconds_left(job) if s.has_checkpoint else None
+        if left is not None:
+            what += f", about {_hours(left)} of training left"
         if evaluate and job.val_split and s.trained(job):
             what += ", evaluated" if s.evaluated else ", not evaluated"
         lines.append(f"{job.name:<16} seed {job.seed:<3} {what}  ({job.run_dir})")

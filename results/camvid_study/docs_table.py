@@ -14,17 +14,15 @@ import json
 import sys
 from pathlib import Path
 
+# the same number formats as the study.md that `iaseg compare` writes
+from iaseg.metrics.study import _ci as interval
+from iaseg.metrics.study import _fmt
+
 METRICS = ("mean IoU", "G3 Recall", "G3 Precision")
 
 
 def pct(v: float | None, sign: bool = False) -> str:
-    if v is None:
-        return "-"
-    return f"{100 * v:+.1f}" if sign else f"{100 * v:.1f}"
-
-
-def interval(lo: float, hi: float, sign: bool) -> str:
-    return f"[{pct(lo, sign)}, {pct(hi, sign)}]"
+    return _fmt(v, sign=sign)
 
 
 def table(study: dict) -> str:

@@ -3,6 +3,7 @@ so the docs are copied from the statistics rather than typed:
 
     python results/camvid_study/docs_table.py results/camvid_study_gpu/study/study.json
     python results/camvid_study/docs_table.py results/camvid_study/study/study.json
+    python results/camvid_study/docs_table.py results/camvid_loso/study/study.json "0006R0 (unseen), last epoch"
 
 Rows: every seed of each method, mean ± SD [95 % t CI] per method, each method's paired difference
 from the reference [t CI] with the sign-flip p, the hierarchical bootstrap (seeds, then blocks of
@@ -25,10 +26,10 @@ def pct(v: float | None, sign: bool = False) -> str:
     return _fmt(v, sign=sign)
 
 
-def table(study: dict) -> str:
+def table(study: dict, data: str = "CamVid val, last epoch") -> str:
     ref = study["reference"]
     methods = study["methods"]
-    lines = ["| run (CamVid val, last epoch) | " + " | ".join(m.replace("Recall", "recall").replace(
+    lines = [f"| run ({data}) | " + " | ".join(m.replace("Recall", "recall").replace(
         "Precision", "precision") for m in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
     for name, m in methods.items():
         seeds = " / ".join(str(r["seed"]) for r in m["runs"])
@@ -68,6 +69,6 @@ def table(study: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    print(table(json.loads(Path(sys.argv[1]).read_text())))
+    print(table(json.loads(Path(sys.argv[1]).read_text()), *sys.argv[2:]))

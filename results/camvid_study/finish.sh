@@ -2,8 +2,9 @@
 # The last steps of the CPU study (issue 13) once its runs are done, in one command:
 #   1. copy the runs' small files into results/ (results/collect.sh): camvid_study, camvid_loso;
 #   2. the statistics: iaseg compare of CE / IAL / IAL-authors on val (results/camvid_study/study),
-#      of CE / IAL on the held-out sequence 0006R0 (results/camvid_loso/study), and the boundary
-#      experiment's comparison again (its ERF-PSPNet 360x480 group is the study's CE runs);
+#      of CE / IAL on the held-out sequence 0006R0 (results/camvid_loso/study), of CE / CE + a
+#      rule calibrated on val / IAL on 0006R0 (loso_rule.sh: results/camvid_loso/rule_study), and
+#      the boundary experiment's comparison again (its ERF-PSPNet 360x480 group is the study's CE runs);
 #   3. the shipped weights: the median-mean-IoU seed per loss (ship_weights.py: export, val
 #      reports, checked int8 IRs);
 #   4. the recommended decision rule for the CE weights: the matched operating point (the most G3
@@ -29,7 +30,9 @@ $IASEG compare "${groups[@]}" --out "$D/study"
 L=results/camvid_loso
 if have "$L/ial/seed*/eval_train/report.json"; then
   $IASEG compare --group CE "$L"/ce/seed*/eval_train --group IAL "$L"/ial/seed*/eval_train --out "$L/study"
-  python results/camvid_study/docs_table.py "$L/study/study.json" > "$L/study/docs_table.md"
+  python results/camvid_study/docs_table.py "$L/study/study.json" "0006R0 (unseen), last epoch" > "$L/study/docs_table.md"
+  # CE + a rule calibrated on val, on 0006R0 (the issue's third row, in-project): rule_study/
+  bash results/camvid_study/loso_rule.sh "$RUNS" "$ROOT"
 fi
 # the tables of docs/results.md, printed from the statistics (copy them, do not type them)
 python results/camvid_study/docs_table.py "$D/study/study.json" > "$D/study/docs_table.md"

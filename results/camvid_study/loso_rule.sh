@@ -8,8 +8,9 @@
 #   2. evaluate the model with that rule on 0006R0: RUN/eval_train_rule/ (its report.json records
 #      the rule's offsets), which results/collect.sh copies like the other evaluations.
 # Then `iaseg compare` of CE, CE + that rule and IAL on 0006R0 (results/camvid_loso/rule_study).
-# Runs already done are skipped. About 14 min per seed (2-core EPYC, both cores busy with training
-# runs, 2026-11-27: a trial on a CamVid study run; mostly the val and 0006R0 forward passes).
+# Runs already done are skipped. 14-18 min per seed (2-core EPYC, both cores busy with training
+# runs, 2026-11-27: a trial on a study CE run, then LOSO CE seed 0; calibrate took about 16 of the
+# 18 min); the 0006R0 options repeat the val_options of configs/camvid_loso_*.yaml.
 # Usage: bash results/camvid_study/loso_rule.sh [RUNS] [CAMVID_ROOT]   (defaults /work/runs, ../shared/data/camvid)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

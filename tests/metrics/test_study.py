@@ -174,3 +174,27 @@ def test_seed_band_is_nan_aware_mean_and_sample_sd() -> None:
     assert np.isnan(mean[2]) and np.isnan(sd[2])
     m1, s1 = _seed_band(arr[:1])
     np.testing.assert_array_equal(s1[:2], [0.0, 0.0])
+
+
+def test_a_method_without_frontiers_is_drawn_as_points(study_root, tmp_path) -> None:
+    # e.g. CE scored with a decision rule: a report and per-image counts, no frontier.json
+    for s in range(3):
+        _run(study_root, "rule", s, 0.8)
+        (study_root / "rule" / f"seed{s}" / "eval_val" / "frontier.json").unlink()
+    groups = {m: [study_root / m / f"seed{s}" for s in range(3)] for m in ("CE", "rule", "IAL")}
+    study = build_study(groups, n_boot=100)
+    f = study["frontier"]
+    assert set(f["curves"]) == {"CE", "IAL"} and set(f["points"]) == {"rule"}
+    for s in range(3):
+        r = _report(study_root, "rule", s)
+        assert f["points"]["rule"][s] == pytest.approx({"mean_iou": r["mean"]["iou"], "group_recall": r["groups"]["G3"]["recall"],
+                                                       "group_precision": r["groups"]["G3"]["precision"]}, abs=1e-12)
+    assert f["differences"]["rule"] is None and not math.isnan(f["differences"]["IAL"]["mean"])
+    assert "rule" not in f["matched_recall"]
+    assert any(n.startswith("no frontier for rule: 3 run(s)") and "drawn as points" in n for n in study["notes"])
+    paths = write_study(study, tmp_path / "out")
+    assert "| rule | no frontier.json (points on the figure) |" in paths["md"].read_text()
+    assert paths["frontier"].stat().st_size > 10_000
+    # no method with frontiers: no frontier section, one note
+    none = build_study({"rule": groups["rule"]}, n_boot=100)
+    assert none["frontier"] is None and any(n.startswith("no frontier: 3 run(s)") for n in none["notes"])

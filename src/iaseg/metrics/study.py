@@ -8,8 +8,9 @@ seed. The study gives, for every per-class, group and mean precision / recall / 
   sign-flip permutation p-value;
 - when every run has per_image.npz (written by `iaseg evaluate`): a hierarchical bootstrap over
   seeds and blocks of consecutive frames;
-- when every run has frontier.json: each method's group recall at the reference's mean IoU
-  minus 0.5 points (matched operating points), and the frontier figure.
+- with frontier.json: each method's group recall at the reference's mean IoU minus 0.5 points
+  (matched operating points), and the frontier figure; a method without frontiers (e.g. runs
+  scored with a decision rule) is drawn there as points.
 Verdicts ("not significant") follow the t CI; with n seeds the smallest possible two-sided
 sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
 """
@@ -234,15 +235,21 @@ def _intervals(result: Mapping[str, Any]) -> dict[str, Any]:
 def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, paired: Mapping[str, list],
               groups: Mapping[str, Sequence[str]], set_name: str | None, n_boot: int, seed: int,
               notes: list[str]) -> dict[str, Any] | None:
+    """Matched operating points on the offset frontiers. A method whose runs do not all have
+    frontier.json (e.g. a model scored with a decision rule) has no curve: its runs are kept as
+    points (mean IoU, group recall, group precision) for the figure, without a matched recall."""
     from .frontier import frontier_curves, load_frontier, recall_at_iou
     from .stats import paired_differences, seed_summary
 
-    if _missing(runs, "frontier", "no frontier", "frontier.json", "run `iaseg evaluate --frontier GROUP`", notes):
+    fix = "run `iaseg evaluate --frontier GROUP`"
+    with_curve = [name for name, rs in runs.items() if all(r["frontier"] for r in rs.values())]
+    if not with_curve:
+        _missing(runs, "frontier", "no frontier", "frontier.json", fix, notes)
         return None
     curves: dict[str, dict[Any, dict[str, list[float]]]] = {}
-    for name, rs in runs.items():
+    for name in with_curve:
         curves[name] = {}
-        for s, r in rs.items():
+        for s, r in runs[name].items():
             data = load_frontier(r["frontier"])
             chosen = set_name or list(data["sets"])[0]
             if chosen not in data["sets"]:
@@ -250,15 +257,28 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
             set_name = chosen
             curves[name][s] = {k: v.tolist() for k, v in frontier_curves(data, chosen, groups).items()}
     group = set_name if set_name in groups else list(groups)[-1]
+    points: dict[str, dict[Any, dict[str, float]]] = {}
+    for name, rs in runs.items():
+        if name in curves:
+            continue
+        _missing({name: rs}, "frontier", f"no frontier for {name}", "frontier.json",
+                 f"{fix}; drawn as points, no matched recall", notes)
+        points[name] = {s: {"mean_iou": _get(r["report"], ("mean", "iou")),
+                            "group_recall": _get(r["report"], ("groups", group, "recall")),
+                            "group_precision": _get(r["report"], ("groups", group, "precision"))}
+                        for s, r in rs.items()}
     ref_iou = [_get(r["report"], ("mean", "iou")) for r in runs[reference].values()]
     target = float(np.nanmean(ref_iou)) - MATCH_MARGIN
     matched = {name: {s: recall_at_iou(c["mean_iou"], c["group_recall"], target) for s, c in cs.items()}
                for name, cs in curves.items()}
     out: dict[str, Any] = {"set": set_name, "group": group, "target_mean_iou": target,
-                           "margin": MATCH_MARGIN, "curves": curves, "matched_recall": matched,
+                           "margin": MATCH_MARGIN, "curves": curves, "points": points, "matched_recall": matched,
                            "methods": {name: _summary(seed_summary, m) for name, m in matched.items()},
                            "differences": {}}
     for name, shared in paired.items():
+        if name not in matched or reference not in matched:
+            out["differences"][name] = None
+            continue
         try:
             out["differences"][name] = asdict(paired_differences(
                 {s: matched[name][s] for s in shared}, {s: matched[reference][s] for s in shared},
@@ -391,6 +411,9 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
                   f"minus {100 * f['margin']:.1f} points.", "",
                   "| method | per seed | mean ± SD [95 % CI] | difference vs " + ref + " [t CI], p |", "|---|---|---:|---:|"]
         for name in methods:
+            if name not in f["matched_recall"]:
+                lines.append(f"| {name} | no frontier.json (points on the figure) | - | |")
+                continue
             per_seed = ", ".join(_fmt(v) for v in f["matched_recall"][name].values())
             s = f["methods"].get(name)
             summ = "-" if not s else f"{_fmt(s['mean'])} ± {_fmt(s['sd'])} {_ci(s['low'], s['high'], sign=False)}"
@@ -428,8 +451,9 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
 
     fig = _figure(11, 4.6)
     axes = fig.subplots(1, 2)
-    for i, (name, per_seed) in enumerate(f["curves"].items()):
-        color = method_color(i)
+    order = list(study.get("methods") or f["curves"])  # colours as in seeds.png
+    for name, per_seed in f["curves"].items():
+        color = method_color(order.index(name) if name in order else len(order))
         arr = {k: np.array([c[k] for c in per_seed.values()]) for k in ("mean_iou", "group_recall", "group_precision", "delta")}
         mean = {k: _seed_band(v)[0] for k, v in arr.items()}
         sd = _seed_band(arr["group_recall"])[1]
@@ -441,6 +465,12 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
             ax.fill_between(100 * mean[x], 100 * (mean["group_recall"] - sd), 100 * (mean["group_recall"] + sd),
                             color=color, alpha=0.15, lw=0)
             ax.plot(100 * mean[x][zero], 100 * mean["group_recall"][zero], "o", color=color, ms=6)
+    for name, per_seed in f.get("points", {}).items():
+        color = method_color(order.index(name) if name in order else len(order))
+        for ax, x in ((axes[0], "mean_iou"), (axes[1], "group_precision")):
+            xs = [100 * p[x] for p in per_seed.values()]
+            ys = [100 * p["group_recall"] for p in per_seed.values()]
+            ax.plot(xs, ys, "D", color=color, ms=6, mfc="none", mew=1.5, label=f"{name} (no frontier)")
     axes[0].axvline(100 * f["target_mean_iou"], color="0.4", ls="--", lw=1,
                     label=f"{study['reference']} mean IoU - {100 * f['margin']:.1f}")
     g = f["group"]
@@ -450,7 +480,8 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower left")
     fig.supxlabel("dots: plain argmax (offset 0); lines: mean over seeds per offset, band ±1 SD of recall, "
-                  "thin: single seeds", fontsize=8, color="0.3")
+                  "thin: single seeds" + ("; diamonds: runs without a frontier, one per seed" if f.get("points") else ""),
+                  fontsize=8, color="0.3")
     return _save(fig, out_png)
 
 

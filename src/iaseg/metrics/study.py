@@ -260,7 +260,7 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
     points: dict[str, dict[Any, dict[str, float]]] = {}
     for name, rs in runs.items():
         if name in curves:
-            continue
+            continue  # the others lack frontier.json: note them and keep their plain points
         _missing({name: rs}, "frontier", f"no frontier for {name}", "frontier.json",
                  f"{fix}; drawn as points, no matched recall", notes)
         points[name] = {s: {"mean_iou": _get(r["report"], ("mean", "iou")),
@@ -451,9 +451,9 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
 
     fig = _figure(11, 4.6)
     axes = fig.subplots(1, 2)
-    order = list(study.get("methods") or f["curves"])  # colours as in seeds.png
+    order = list(study["methods"])  # colours as in seeds.png
     for name, per_seed in f["curves"].items():
-        color = method_color(order.index(name) if name in order else len(order))
+        color = method_color(order.index(name))
         arr = {k: np.array([c[k] for c in per_seed.values()]) for k in ("mean_iou", "group_recall", "group_precision", "delta")}
         mean = {k: _seed_band(v)[0] for k, v in arr.items()}
         sd = _seed_band(arr["group_recall"])[1]
@@ -466,7 +466,7 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
                             color=color, alpha=0.15, lw=0)
             ax.plot(100 * mean[x][zero], 100 * mean["group_recall"][zero], "o", color=color, ms=6)
     for name, per_seed in f.get("points", {}).items():
-        color = method_color(order.index(name) if name in order else len(order))
+        color = method_color(order.index(name))
         for ax, x in ((axes[0], "mean_iou"), (axes[1], "group_precision")):
             xs = [100 * p[x] for p in per_seed.values()]
             ys = [100 * p["group_recall"] for p in per_seed.values()]

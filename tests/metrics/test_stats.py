@@ -11,7 +11,7 @@ from iaseg.metrics.per_image import PerImageCounts, sequence_blocks
 from iaseg.metrics.report import group_means
 from iaseg.metrics.stats import (Interval, PairedDifference, bootstrap_mean_ci, confusion_metrics,
                                  hierarchical_bootstrap, paired_differences, seed_summary, sign_flip_p_value,
-                                 summary_sentence, t_quantile, t_tail)
+                                 summary_sentence, t_quantile, t_tail, verdict)
 
 CLASSES = ("Sky", "Road", "Car", "Pedestrian", "Bicyclist")
 GROUPS = {"G1": ["Sky"], "G2": ["Road"], "G3": ["Car", "Pedestrian", "Bicyclist"]}
@@ -168,11 +168,23 @@ def test_summary_sentence_says_when_the_ci_includes_zero():
     text = summary_sentence({"G3 recall, IAL - CE": ci_zero, "mean IoU, IAL - CE": clear, "t": t_only})
     lines = text.splitlines()
     assert lines[0] == ("G3 recall, IAL - CE: +1.2 points (95 % CI -0.5 to +2.9): "
-                        "not significant (the 95 % CI includes 0).")
-    assert lines[1] == "mean IoU, IAL - CE: +2.0 points (95 % CI +0.5 to +3.5, p = 0.25, n = 3): the 95 % CI excludes 0."
-    assert lines[2].endswith("not significant (the 95 % CI includes 0).")
+                        "not significant (CI includes 0).")
+    # 3 seeds: the sign-flip p cannot go below 0.25, which the verdict says
+    assert lines[1] == ("mean IoU, IAL - CE: +2.0 points (95 % CI +0.5 to +3.5, p = 0.25, n = 3): "
+                        "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05).")
+    assert lines[2].endswith("not significant (CI includes 0).")
     one = seed_summary([0.4])
-    assert "CI undefined" in summary_sentence({"x": one}) and "n = 1" in summary_sentence({"x": one})
+    assert summary_sentence({"x": one}) == ("x: +40.0 points (95 % CI undefined, n = 1): "
+                                            "no conclusion possible (CI undefined).")
+
+
+def test_verdict_follows_the_ci_then_the_sign_flip_p():
+    assert verdict(-0.01, 0.02, 0.01) == "not significant (CI includes 0)"
+    assert verdict(0.0, 0.02) == "not significant (CI includes 0)"      # a bound at 0 includes it
+    assert verdict(0.01, 0.02, 0.03) == "CI excludes 0"
+    assert verdict(-0.03, -0.01) == "CI excludes 0"
+    assert verdict(0.01, 0.02, 0.0625) == "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"
+    assert verdict(math.nan, math.nan, 1.0) == "no conclusion possible (CI undefined)"
 
 
 # -- report metrics of many matrices --------------------------------------------------------------------

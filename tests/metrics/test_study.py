@@ -13,7 +13,8 @@ from iaseg.metrics.frontier import OffsetSweep, frontier_curves, load_frontier, 
 from iaseg.metrics.per_image import save_per_image
 from iaseg.metrics.report import ReportError
 from iaseg.metrics.stats import t_quantile
-from iaseg.metrics.study import build_study, write_study
+from iaseg.metrics.study import build_study
+from iaseg.metrics.study_report import write_study
 
 CLASSES = ["road", "sky", "car"]
 GROUPS = {"G1": ["sky"], "G2": ["road"], "G3": ["car"]}
@@ -156,24 +157,6 @@ def test_trimap_iou_is_summarised_and_plotted_against_the_width(study_root, tmp_
     # the hierarchical bootstrap resamples confusion counts only: no boundary rows in its table
     boot = md.split("## Hierarchical bootstrap")[1]
     assert "boundary F" not in boot and "trimap" not in boot
-
-
-def test_seed_band_is_nan_aware_mean_and_sample_sd() -> None:
-    import warnings
-
-    import numpy as np
-
-    from iaseg.metrics.study import _seed_band
-
-    arr = np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan], [5.0, 4.0, np.nan]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")   # the all-NaN column must not warn
-        mean, sd = _seed_band(arr)
-    np.testing.assert_allclose(mean[:2], [3.0, 3.0])
-    np.testing.assert_allclose(sd[:2], [2.0, np.sqrt(2.0)])
-    assert np.isnan(mean[2]) and np.isnan(sd[2])
-    m1, s1 = _seed_band(arr[:1])
-    np.testing.assert_array_equal(s1[:2], [0.0, 0.0])
 
 
 def test_a_method_without_frontiers_is_drawn_as_points(study_root, tmp_path) -> None:

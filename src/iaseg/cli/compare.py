@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from iaseg.metrics.study import build_study, write_study
+    from iaseg.metrics.study import build_study
+    from iaseg.metrics.study_report import write_study
 
     if args.a or args.b or args.checkpoints or args.paper:
         raise CLIError("--group compares methods over seeds: drop A B, --checkpoints and --paper")

@@ -7,7 +7,7 @@
 - `hierarchical_bootstrap`: CIs of every report metric (per class, group means, mean) of one
   method or of a paired difference, resampling seeds and then blocks of consecutive frames
   from per-image confusion counts (`iaseg.metrics.per_image`).
-- `summary_sentence`: each effect with its CI, saying plainly when the CI includes 0.
+- `verdict`, `summary_sentence`: each effect with its CI, saying plainly when the CI includes 0.
 
 Metric values are fractions, as in report.json; differences are `a - b`.
 """
@@ -389,30 +389,38 @@ def hierarchical_bootstrap(a: Mapping[Any, PerImageCounts] | Sequence[PerImageCo
 
 # -- words ----------------------------------------------------------------------------------------
 
+def verdict(low: float, high: float, p_value: float | None = None) -> str:
+    """The plain verdict on an effect from its CI and, when given, its sign-flip p-value: an
+    effect counts only when the CI excludes 0; with few seeds the t CI rests on normal seed noise,
+    which the sign-flip test does not assume, so a p >= 0.05 is said too."""
+    if math.isnan(low) or math.isnan(high):
+        return "no conclusion possible (CI undefined)"
+    if low <= 0.0 <= high:
+        return "not significant (CI includes 0)"
+    if p_value is not None and p_value >= 0.05:
+        return "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"
+    return "CI excludes 0"
+
+
 def summary_sentence(effects: Mapping[str, Any], scale: float = 100.0, unit: str = " points",
                      digits: int = 1) -> str:
     """One sentence per effect: '{label}: +1.2 points (95 % CI -0.5 to +2.9, p = 0.31, n = 5):
-    not significant (the 95 % CI includes 0).' Effects are anything with estimate/low/high
-    (PairedDifference: its t CI; Interval; SeedSummary) and, optionally, p_value and n.
-    Values are multiplied by `scale` (fractions -> percentage points)."""
+    not significant (CI includes 0).' Effects are anything with estimate/low/high
+    (PairedDifference: its t CI; Interval; SeedSummary) and, optionally, p_value and n; the
+    verdict is `verdict`'s. Values are multiplied by `scale` (fractions -> percentage points)."""
     def num(x: float) -> str:
         return f"{scale * x:+.{digits}f}"
 
     sentences = []
     for label, e in effects.items():
         level = f"{100 * getattr(e, 'confidence', 0.95):g} %"
-        extras = []
-        if getattr(e, "p_value", None) is not None:
-            extras.append(f"p = {e.p_value:.3g}")
+        p_value = getattr(e, "p_value", None)
+        parts = [f"{level} CI undefined" if math.isnan(e.low) or math.isnan(e.high)
+                 else f"{level} CI {num(e.low)} to {num(e.high)}"]
+        if p_value is not None:
+            parts.append(f"p = {p_value:.3g}")
         if getattr(e, "n", None) is not None:
-            extras.append(f"n = {e.n}")
-        extra = "".join(", " + x for x in extras)
-        if math.isnan(e.low) or math.isnan(e.high):
-            sentences.append(f"{label}: {num(e.estimate)}{unit} ({level} CI undefined{extra}): "
-                             f"no conclusion possible.")
-            continue
-        verdict = ("not significant (the {} CI includes 0)" if e.low <= 0.0 <= e.high
-                   else "the {} CI excludes 0").format(level)
-        sentences.append(f"{label}: {num(e.estimate)}{unit} ({level} CI {num(e.low)} to {num(e.high)}{extra}): "
-                         f"{verdict}.")
+            parts.append(f"n = {e.n}")
+        sentences.append(f"{label}: {num(e.estimate)}{unit} ({', '.join(parts)}): "
+                         f"{verdict(e.low, e.high, p_value)}.")
     return "\n".join(sentences)

@@ -7,7 +7,8 @@ so the docs are copied from the statistics rather than typed:
 
 Rows: every seed of each method, mean ± SD [95 % t CI] per method, each method's paired difference
 from the reference [t CI] with the sign-flip p, the hierarchical bootstrap (seeds, then blocks of
-consecutive frames) of that difference, then the matched-operating-point lines. Values in %.
+consecutive frames) of that difference, then the matched-operating-point lines (common target,
+then per seed). Values in %.
 """
 from __future__ import annotations
 
@@ -63,8 +64,17 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
             lines.append(f"- {name}: {mean} ({reached} of {total} seeds reach that mean IoU)")
         for name, d in f["differences"].items():
             if d:
-                lines.append(f"- {name} - {ref}, paired over seeds {d['seeds']}: {pct(d['mean'], True)} "
+                lines.append(f"- {name} - {ref}, paired over seeds {', '.join(map(str, d['seeds']))}: {pct(d['mean'], True)} "
                              f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}")
+        ps = f.get("per_seed")  # absent from studies written before 2026-11-27
+        if ps:
+            lines.append(f"Matched per seed: seed s at {ref} seed s's mean IoU minus {100 * f['margin']:.1f}:")
+            for name, d in ps["differences"].items():
+                if d:
+                    left = f"; seed(s) {', '.join(map(str, d['undefined_seeds']))} never reach it" \
+                        if d["undefined_seeds"] else ""
+                    lines.append(f"- {name} - {ref}, paired over seeds {', '.join(map(str, d['seeds']))}: {pct(d['mean'], True)} "
+                                 f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}{left}")
     return "\n".join(lines)
 
 

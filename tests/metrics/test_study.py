@@ -91,6 +91,43 @@ def test_matched_operating_point(study_root) -> None:
     assert c["mean_iou"][1] == pytest.approx(_report(study_root, "IAL", 2)["mean"]["iou"], abs=1e-12)
 
 
+def test_matched_per_seed_uses_each_seeds_own_reference(study_root, tmp_path) -> None:
+    # "mixed": seed 3's bias on 'car' is so large that no offset of the sweep (down to -0.5)
+    # brings its mean IoU back to CE seed 3's
+    for s in range(4):
+        _run(study_root, "mixed", s, 3.0 if s == 3 else 0.4)
+    groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "mixed")}
+    study = build_study(groups, n_boot=200)
+    ps = study["frontier"]["per_seed"]
+    curve = {}
+    for m in ("CE", "mixed"):
+        for s in range(4):
+            c = frontier_curves(load_frontier(study_root / m / f"seed{s}" / "eval_val" / "frontier.json"), "G3", GROUPS)
+            curve[m, s] = c
+    for s in range(4):
+        ce = _report(study_root, "CE", s)
+        assert ps["targets"][s] == pytest.approx(ce["mean"]["iou"] - 0.005, abs=1e-12)
+        # CE's plain argmax meets its own target: every CE seed has a matched recall, at least the plain one
+        assert ps["matched_recall"]["CE"][s] >= ce["groups"]["G3"]["recall"] - 1e-12
+        for m in ("CE", "mixed"):
+            c = curve[m, s]
+            assert ps["matched_recall"][m][s] == pytest.approx(
+                recall_at_iou(c["mean_iou"], c["group_recall"], ps["targets"][s]), nan_ok=True)
+    assert math.isnan(ps["matched_recall"]["mixed"][3]) and max(curve["mixed", 3]["mean_iou"]) < ps["targets"][3]
+    d = ps["differences"]["mixed"]
+    assert d["seeds"] == (0, 1, 2) and d["undefined_seeds"] == (3,)
+    assert d["diffs"] == pytest.approx(tuple(ps["matched_recall"]["mixed"][s] - ps["matched_recall"]["CE"][s]
+                                             for s in range(3)))
+    assert any(n.startswith("per-seed matching: mixed seed(s) 3 do not reach") and n.endswith("which favours mixed")
+               for n in study["notes"])
+    assert any(line.startswith("Matched per seed (each seed's CE mean IoU - 0.5), mixed - CE, G3 recall:")
+               and "n = 3" in line for line in study["summary"])
+    md = write_study(study, tmp_path / "out")["md"].read_text()
+    assert "| method | seed 0 | seed 1 | seed 2 | seed 3 |" in md
+    row = md.split("Matched per seed:")[1].split("| mixed | ")[1].split(" | ")
+    assert row[3] == "-" and row[4].splitlines()[0].endswith("n = 3 |")   # seeds 0-2 matched, seed 3 not
+
+
 def test_write_study_and_refusals(study_root, tmp_path) -> None:
     groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
     paths = write_study(build_study(groups, n_boot=200), tmp_path / "out")

@@ -286,4 +286,43 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
         except ValueError:
             out["differences"][name] = None
             notes.append(f"{name}: no seed reaches the matched mean IoU {100 * target:.1f} on its frontier")
+    out["per_seed"] = _per_seed_match(runs, curves, reference, paired, n_boot, seed, notes)
     return out
+
+
+def _per_seed_match(runs: Mapping[str, Mapping[Any, dict[str, Any]]], curves: Mapping[str, Mapping[Any, Any]],
+                    reference: str, paired: Mapping[str, list], n_boot: int, seed: int,
+                    notes: list[str]) -> dict[str, Any] | None:
+    """Matched operating points per paired seed: seed s is compared at the reference run's own
+    mean IoU minus the margin, so no reference seed is lost (its plain argmax qualifies), where
+    the common target (the reference's mean over seeds) drops every seed whose curve stays below
+    it. A method's run that reaches its seed's target at no offset is left out, which favours that
+    method: a note says so."""
+    from .frontier import recall_at_iou
+    from .stats import paired_differences
+
+    if reference not in curves:
+        return None
+    targets = {s: _get(r["report"], ("mean", "iou")) - MATCH_MARGIN for s, r in runs[reference].items()}
+
+    def at_target(name: str, seeds: Sequence[Any]) -> dict[Any, float]:
+        return {s: recall_at_iou(curves[name][s]["mean_iou"], curves[name][s]["group_recall"], targets[s])
+                for s in seeds}
+
+    recall = {reference: at_target(reference, list(curves[reference]))}
+    differences: dict[str, Any] = {}
+    for name, shared in paired.items():
+        if name not in curves:
+            continue
+        recall[name] = at_target(name, shared)
+        missed = [s for s in shared if math.isnan(recall[name][s])]
+        if missed:
+            notes.append(f"per-seed matching: {name} seed(s) {', '.join(map(str, missed))} do not reach the mean IoU of "
+                         f"{reference}'s run of the same seed minus {100 * MATCH_MARGIN:.1f} at any offset (the whole "
+                         f"curve lies below it); left out of that difference, which favours {name}")
+        try:
+            differences[name] = asdict(paired_differences(recall[name], {s: recall[reference][s] for s in shared},
+                                                          n_boot=n_boot, seed=seed)) if shared else None
+        except ValueError:
+            differences[name] = None
+    return {"targets": targets, "matched_recall": recall, "differences": differences}

@@ -57,6 +57,11 @@ def summary_lines(study: Mapping[str, Any]) -> list[str]:
                 lines.append(f"At matched mean IoU ({_fmt(f['target_mean_iou'])} = {ref} - {100 * f['margin']:.1f}), "
                              f"{name} - {ref}, {f['group']} recall: {_fmt(d['mean'], sign=True)} points "
                              f"(95 % CI {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, n = {d['n']}): {_verdict(d)}.")
+        for name, d in (f.get("per_seed") or {}).get("differences", {}).items():
+            if d:
+                lines.append(f"Matched per seed (each seed's {ref} mean IoU - {100 * f['margin']:.1f}), {name} - {ref}, "
+                             f"{f['group']} recall: {_fmt(d['mean'], sign=True)} points (95 % CI {_ci(*d['t_ci'])}, "
+                             f"p = {d['p_value']:.3g}, n = {d['n']}): {_verdict(d)}.")
     # the floor of the exact sign-flip p depends on the number of seeds the methods share
     n_min = min((d["n"] for diffs in study["differences"].values() for d in diffs.values() if d), default=0)
     if 0 < n_min <= 16:
@@ -143,6 +148,19 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
             diff = "" if not d else f"{_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}"
             lines.append(f"| {name} | {per_seed} | {summ} | {diff} |")
         lines.append("")
+        ps = f.get("per_seed")
+        if ps:
+            seeds = list(ps["targets"])
+            lines += [f"Matched per seed: seed s at {ref} seed s's own mean IoU minus {100 * f['margin']:.1f} points "
+                      f"(targets {', '.join(f'{s}: {_fmt(v)}' for s, v in ps['targets'].items())}); {ref}'s plain "
+                      "argmax always qualifies, so no seed of it is lost.", "",
+                      "| method | " + " | ".join(f"seed {s}" for s in seeds) + f" | difference vs {ref} [t CI], p, n |",
+                      "|---|" + "---:|" * (len(seeds) + 1)]
+            for name, rec in ps["matched_recall"].items():
+                d = ps["differences"].get(name)
+                diff = "" if not d else f"{_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, n = {d['n']}"
+                lines.append(f"| {name} | " + " | ".join(_fmt(rec.get(s)) for s in seeds) + f" | {diff} |")
+            lines.append("")
     return "\n".join(lines)
 
 

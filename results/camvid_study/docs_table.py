@@ -53,6 +53,11 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
             lines.append(f"| {name} - {ref}, hierarchical bootstrap (seeds, {blocks}-frame blocks) | "
                          + " | ".join(cells) + " |")
     f = study.get("frontier")
+
+    def paired(name: str, d: dict) -> str:
+        return (f"- {name} - {ref}, paired over seeds {', '.join(map(str, d['seeds']))}: {pct(d['mean'], True)} "
+                f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}")
+
     if f:
         lines.append("")
         lines.append(f"Matched operating point: {f['group']} recall at mean IoU >= {pct(f['target_mean_iou'])} "
@@ -64,8 +69,7 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
             lines.append(f"- {name}: {mean} ({reached} of {total} seeds reach that mean IoU)")
         for name, d in f["differences"].items():
             if d:
-                lines.append(f"- {name} - {ref}, paired over seeds {', '.join(map(str, d['seeds']))}: {pct(d['mean'], True)} "
-                             f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}")
+                lines.append(paired(name, d))
         ps = f.get("per_seed")  # absent from studies written before 2026-11-27
         if ps:
             lines.append(f"Matched per seed: seed s at {ref} seed s's mean IoU minus {100 * f['margin']:.1f}:")
@@ -73,8 +77,7 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
                 if d:
                     left = f"; seed(s) {', '.join(map(str, d['undefined_seeds']))} never reach it" \
                         if d["undefined_seeds"] else ""
-                    lines.append(f"- {name} - {ref}, paired over seeds {', '.join(map(str, d['seeds']))}: {pct(d['mean'], True)} "
-                                 f"{interval(*d['t_ci'], True)}, p = {d['p_value']:.2g}{left}")
+                    lines.append(paired(name, d) + left)
     return "\n".join(lines)
 
 

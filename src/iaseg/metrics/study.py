@@ -121,7 +121,7 @@ def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | No
                 frontier: bool = True, frontier_set: str | None = None, bootstrap: bool = True,
                 n_boot: int = 10_000, block_len: int = 10, seed: int = 0) -> dict[str, Any]:
     """The statistics of a multi-seed comparison as a JSON-able dict (see the module doc)."""
-    from .stats import paired_differences, seed_summary
+    from .stats import seed_summary
 
     if len(methods) < 1 or any(len(p) == 0 for p in methods.values()):
         raise ReportError("every --group needs at least one run")
@@ -158,15 +158,10 @@ def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | No
         paired_ok[name] = shared
         if len(shared) == 0:
             continue
-        diffs = {}
-        for label, path in keys:
-            a = {s: _get(rs[s]["report"], path) for s in shared}
-            b = {s: _get(ref[s]["report"], path) for s in shared}
-            try:
-                diffs[label] = asdict(paired_differences(a, b, n_boot=n_boot, seed=seed))
-            except ValueError:
-                diffs[label] = None  # undefined for every seed
-        study["differences"][name] = diffs
+        study["differences"][name] = {
+            label: _paired({s: _get(rs[s]["report"], path) for s in shared},
+                           {s: _get(ref[s]["report"], path) for s in shared}, shared, n_boot, seed)
+            for label, path in keys}
     if bootstrap:
         study["bootstrap"] = _bootstrap(runs, reference, paired_ok, groups, n_boot, block_len, seed, study["notes"])
     if frontier:
@@ -180,6 +175,30 @@ def _summary(fn: Any, values: Mapping[Any, float]) -> dict[str, Any] | None:
         return asdict(fn(values))
     except ValueError:
         return None
+
+
+def _paired(a: Mapping[Any, float], b: Mapping[Any, float], seeds: Sequence[Any], n_boot: int,
+            seed: int) -> dict[str, Any] | None:
+    """The paired differences a - b over `seeds` as a dict; None without seeds or when the value
+    is undefined (NaN) for every seed."""
+    from .stats import paired_differences
+
+    if not seeds:
+        return None
+    try:
+        return asdict(paired_differences({s: a[s] for s in seeds}, {s: b[s] for s in seeds}, n_boot=n_boot, seed=seed))
+    except ValueError:
+        return None
+
+
+def _recall_at(curves: Mapping[Any, Mapping[str, Sequence[float]]], targets: Mapping[Any, float],
+               seeds: Sequence[Any] | None = None) -> dict[Any, float]:
+    """Each seed's highest group recall on its frontier at a mean IoU of at least its target
+    (NaN where the curve stays below it), for `seeds` (default: every seed of `curves`)."""
+    from .frontier import recall_at_iou
+
+    return {s: recall_at_iou(curves[s]["mean_iou"], curves[s]["group_recall"], targets[s])
+            for s in (list(curves) if seeds is None else seeds)}
 
 
 def _missing(runs: Mapping[str, Mapping[Any, dict[str, Any]]], key: str, what: str, file: str, fix: str,
@@ -238,8 +257,8 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
     """Matched operating points on the offset frontiers. A method whose runs do not all have
     frontier.json (e.g. a model scored with a decision rule) has no curve: its runs are kept as
     points (mean IoU, group recall, group precision) for the figure, without a matched recall."""
-    from .frontier import frontier_curves, load_frontier, recall_at_iou
-    from .stats import paired_differences, seed_summary
+    from .frontier import frontier_curves, load_frontier
+    from .stats import seed_summary
 
     fix = "run `iaseg evaluate --frontier GROUP`"
     with_curve = [name for name, rs in runs.items() if all(r["frontier"] for r in rs.values())]
@@ -269,8 +288,7 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
                         for s, r in rs.items()}
     ref_iou = [_get(r["report"], ("mean", "iou")) for r in runs[reference].values()]
     target = float(np.nanmean(ref_iou)) - MATCH_MARGIN
-    matched = {name: {s: recall_at_iou(c["mean_iou"], c["group_recall"], target) for s, c in cs.items()}
-               for name, cs in curves.items()}
+    matched = {name: _recall_at(cs, dict.fromkeys(cs, target)) for name, cs in curves.items()}
     out: dict[str, Any] = {"set": set_name, "group": group, "target_mean_iou": target,
                            "margin": MATCH_MARGIN, "curves": curves, "points": points, "matched_recall": matched,
                            "methods": {name: _summary(seed_summary, m) for name, m in matched.items()},
@@ -279,12 +297,8 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
         if name not in matched or reference not in matched:
             out["differences"][name] = None
             continue
-        try:
-            out["differences"][name] = asdict(paired_differences(
-                {s: matched[name][s] for s in shared}, {s: matched[reference][s] for s in shared},
-                n_boot=n_boot, seed=seed)) if shared else None
-        except ValueError:
-            out["differences"][name] = None
+        out["differences"][name] = _paired(matched[name], matched[reference], shared, n_boot, seed)
+        if shared and out["differences"][name] is None:
             notes.append(f"{name}: no seed reaches the matched mean IoU {100 * target:.1f} on its frontier")
     out["per_seed"] = _per_seed_match(runs, curves, reference, paired, n_boot, seed, notes)
     return out
@@ -298,31 +312,19 @@ def _per_seed_match(runs: Mapping[str, Mapping[Any, dict[str, Any]]], curves: Ma
     the common target (the reference's mean over seeds) drops every seed whose curve stays below
     it. A method's run that reaches its seed's target at no offset is left out, which favours that
     method: a note says so."""
-    from .frontier import recall_at_iou
-    from .stats import paired_differences
-
     if reference not in curves:
         return None
     targets = {s: _get(r["report"], ("mean", "iou")) - MATCH_MARGIN for s, r in runs[reference].items()}
-
-    def at_target(name: str, seeds: Sequence[Any]) -> dict[Any, float]:
-        return {s: recall_at_iou(curves[name][s]["mean_iou"], curves[name][s]["group_recall"], targets[s])
-                for s in seeds}
-
-    recall = {reference: at_target(reference, list(curves[reference]))}
+    recall = {reference: _recall_at(curves[reference], targets)}
     differences: dict[str, Any] = {}
     for name, shared in paired.items():
         if name not in curves:
             continue
-        recall[name] = at_target(name, shared)
+        recall[name] = _recall_at(curves[name], targets, shared)
         missed = [s for s in shared if math.isnan(recall[name][s])]
         if missed:
             notes.append(f"per-seed matching: {name} seed(s) {', '.join(map(str, missed))} do not reach the mean IoU of "
                          f"{reference}'s run of the same seed minus {100 * MATCH_MARGIN:.1f} at any offset (the whole "
                          f"curve lies below it); left out of that difference, which favours {name}")
-        try:
-            differences[name] = asdict(paired_differences(recall[name], {s: recall[reference][s] for s in shared},
-                                                          n_boot=n_boot, seed=seed)) if shared else None
-        except ValueError:
-            differences[name] = None
+        differences[name] = _paired(recall[name], recall[reference], shared, n_boot, seed)
     return {"targets": targets, "matched_recall": recall, "differences": differences}

@@ -64,6 +64,33 @@ def test_an_unsupported_precision_is_na_with_the_reason(monkeypatch):
     assert format_peak(r).endswith("int8 n/a (torch._int_mm int8: no int8 GEMM here)")
 
 
+def test_a_slow_precision_runs_at_a_smaller_size_and_says_so(monkeypatch):
+    """A precision the CPU emulates (bf16 or int8 without the instructions: under 1 GFLOP/s) would
+    take minutes at 2048^3: it climbs 256, 512, ... only while the next call is expected (8x per
+    doubling) to take at most MAX_CALL_S. A fake clock advances by each fake call's cost."""
+    clock = [0.0]
+    cost = {"fp32": 1e-11, "bf16": 6e-10}  # seconds per multiply-add: ~100 and ~1.7 GFLOP/s
+
+    def fake_matmul(dtype, size, device):
+        def call():
+            clock[0] += cost[dtype] * size ** 3
+            return torch.zeros(1)
+        return call
+
+    monkeypatch.setattr(peak, "_matmul", fake_matmul)
+    monkeypatch.setattr(peak.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(peak, "MAX_CALL_S", 0.5)
+    r = measure_peak("cpu", threads=1, dtypes=["fp32", "bf16"], size=2048, rounds=3)
+    # bf16: 512^3 costs 0.08 s, so 1024^3 (0.64 s) would be over the budget; fp32 reaches 2048
+    assert (r["fp32"]["size"], r["bf16"]["size"]) == (2048, 512)
+    assert r["bf16"]["median_ms"] == pytest.approx(1000 * 6e-10 * 512 ** 3)
+    assert r["bf16"]["gflops"] == pytest.approx(2 / 6e-10 / 1e9)
+    assert r["fp32"]["gflops"] == pytest.approx(2 / 1e-11 / 1e9)
+    assert format_peak(r) == "peak (matmul, median of 3): fp32 200 GFLOP/s at 2048^3, bf16 3.3 GFLOP/s at 512^3"
+    # a size at or below MIN_SIZE is used as given, whatever it costs
+    assert measure_peak("cpu", threads=1, dtypes=["bf16"], size=200, rounds=1)["bf16"]["size"] == 200
+
+
 def test_peak_fraction_matches_each_row_to_the_peak_of_its_precision():
     rows = [{"status": "ok", "precision": "fp32", "gflops_per_s": 25.0},
             {"status": "ok", "precision": "bf16-autocast", "gflops_per_s": 10.0},   # a train row: bf16 peak

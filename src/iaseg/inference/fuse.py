@@ -8,6 +8,8 @@ not exportable: ONNX/TorchScript export the folded (unfused) model.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,9 +30,25 @@ def mkldnn_fusion_available() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
+def mkldnn_bf16_available() -> bool:
+    """Whether oneDNN's fused convolution takes bfloat16 on this CPU. It needs AVX-512 BW/VL/DQ or
+    AVX-NE-CONVERT and raises on a CPU with AVX2 only ("bf16 path needs the cpu support ..."), where
+    bf16 convolutions take PyTorch's generic path instead. Probed once with a tiny call."""
+    if not mkldnn_fusion_available():
+        return False
+    try:
+        x, w = torch.ones(1, 1, 4, 4, dtype=torch.bfloat16), torch.ones(1, 1, 3, 3, dtype=torch.bfloat16)
+        torch.ops.mkldnn._convolution_pointwise(x, w, None, [0, 0], [1, 1], [1, 1], 1, "none", [], "")
+    except RuntimeError:
+        return False
+    return True
+
+
 class FusedConvReLU(nn.Module):
     """conv (+ ReLU): one oneDNN kernel with the ReLU as a post-op on CPU for float32/bfloat16
-    without autograd; plain conv then in-place ReLU elsewhere (GPU, float16, training)."""
+    without autograd (bfloat16 only where oneDNN takes it: mkldnn_bf16_available); plain conv then
+    in-place ReLU elsewhere (GPU, float16, training)."""
 
     def __init__(self, conv: nn.Conv2d, relu: bool = True) -> None:
         super().__init__()
@@ -47,7 +65,7 @@ class FusedConvReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (self.use_mkldnn and x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and x.dtype in (torch.float32, torch.bfloat16)
+                and (x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and mkldnn_bf16_available()))
                 and not (torch.is_grad_enabled() and self.weight.requires_grad)):
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,

@@ -4,7 +4,10 @@
     >>> peak["bf16"]["gflops"]                          # GFLOP/s (int8: GOP/s)
 
 One square matmul per precision (2 * size^3 operations), all precisions interleaved over a few
-rounds so that a load change hits each alike, the median taken. fp32, bf16 and fp16 use
+rounds so that a load change hits each alike, the median taken. Each precision runs at the largest
+of size, size/2, size/4, ... (down to MIN_SIZE) whose call is expected to take at most MAX_CALL_S,
+so that a CPU that emulates a precision (bf16 or int8 without the instructions: under 1 GFLOP/s,
+half a minute per 2048^3 call) is measured in seconds, not minutes; each entry records its size. fp32, bf16 and fp16 use
 torch.matmul; int8 uses torch._int_mm (int8 x int8 -> int32), the u8/s8 GEMM PyTorch exposes; where
 a precision cannot run, its entry says "n/a" with the reason. Other engines (OpenVINO, ONNX
 Runtime) may use kernels faster than PyTorch's, so a row can exceed 100 %. Results are cached per
@@ -26,6 +29,8 @@ PEAK_OF_PRECISION = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "int8": "in
                      "bf16-autocast": "bf16", "fp16-amp": "fp16"}
 DEFAULT_SIZE = 2048
 DEFAULT_ROUNDS = 5
+MIN_SIZE = 256      # the size ladder's first step (or `size` itself when smaller)
+MAX_CALL_S = 0.5    # the longest one timed call may be expected to take
 
 _CACHE: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
 
@@ -55,7 +60,8 @@ def measure_peak(device: str | torch.device = "cpu", threads: int | None = None,
 
     Returns {dtype: {"status": "ok", "gflops" (GFLOP/s, int8: GOP/s), "median_ms", "size",
     "rounds", "op"}} or {dtype: {"status": "n/a", "reason", "op"}} for a precision this build or
-    device cannot multiply. A few seconds on a CPU at the default size; cached."""
+    device cannot multiply; "size" is the operand size that precision ran at (`size` or a smaller
+    one, see _fit_size). A few seconds on a CPU at the default size; cached."""
     device = torch.device(device)
     size = DEFAULT_SIZE if size is None else size
     rounds = DEFAULT_ROUNDS if rounds is None else rounds
@@ -80,16 +86,14 @@ def measure_peak(device: str | torch.device = "cpu", threads: int | None = None,
 def _measure(device: torch.device, dtypes: tuple[str, ...], size: int, rounds: int) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     calls: dict[str, Callable[[], torch.Tensor]] = {}
+    sizes: dict[str, int] = {}
     for d in dtypes:
         op = "torch._int_mm" if d == "int8" else "torch.matmul"
         try:
-            fn = _matmul(d, size, device)
-            fn()  # warm-up; also where an unsupported precision fails
-            sync(device)
+            sizes[d], calls[d] = _fit_size(d, size, device)
         except (RuntimeError, NotImplementedError) as e:
             result[d] = {"status": "n/a", "reason": f"{op} {d}: {str(e).splitlines()[0][:160]}", "op": op}
             continue
-        calls[d] = fn
         result[d] = {"status": "ok", "op": op}
     times: dict[str, list[float]] = {d: [] for d in calls}
     for _ in range(rounds):  # interleaved: a load change hits every precision alike
@@ -100,9 +104,32 @@ def _measure(device: torch.device, dtypes: tuple[str, ...], size: int, rounds: i
             times[d].append(time.perf_counter() - t)
     for d, ts in times.items():
         median_ms = summarize(ts)["median"]
-        result[d].update(gflops=2 * size ** 3 / (median_ms / 1000) / 1e9, median_ms=median_ms, size=size,
+        result[d].update(gflops=2 * sizes[d] ** 3 / (median_ms / 1000) / 1e9, median_ms=median_ms, size=sizes[d],
                          rounds=rounds)
     return result
+
+
+def _fit_size(dtype: str, size: int, device: torch.device) -> tuple[int, Callable[[], torch.Tensor]]:
+    """(operand size, warmed-up matmul) for `dtype`: climbs MIN_SIZE, 2 * MIN_SIZE, ... up to
+    `size`, timing one call at each step and stopping before a step expected (8x per doubling)
+    to take longer than MAX_CALL_S. Raises where the precision cannot run."""
+    ladder = [size]
+    while ladder[-1] // 2 >= MIN_SIZE:
+        ladder.append(ladder[-1] // 2)
+    ladder.reverse()
+    s, fn = ladder[0], _matmul(dtype, ladder[0], device)
+    fn()  # warm-up; also where an unsupported precision fails
+    sync(device)
+    for nxt in ladder[1:]:
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        if (time.perf_counter() - t) * (nxt / s) ** 3 > MAX_CALL_S:
+            break
+        s, fn = nxt, _matmul(dtype, nxt, device)
+        fn()
+        sync(device)
+    return s, fn
 
 
 def peak_fraction(row: dict[str, Any], peak: dict[str, dict[str, Any]] | None) -> tuple[str | None, float | None]:
@@ -129,15 +156,23 @@ def percent_of_peak(row: dict[str, Any]) -> str:
 
 
 def format_peak(peak: dict[str, dict[str, Any]] | None) -> str:
-    """One line: 'peak (matmul 2048^3, median of 5): fp32 87 GFLOP/s, bf16 195 GFLOP/s, int8 287 GOP/s'."""
+    """One line: 'peak (matmul 2048^3, median of 5): fp32 87 GFLOP/s, bf16 195 GFLOP/s, int8 287 GOP/s';
+    where the precisions ran at different sizes, each names its own ('bf16 0.6 GFLOP/s at 512^3')."""
     if not peak:
         return "peak: not measured (--no-peak)"
     ok = [v for v in peak.values() if v["status"] == "ok"]
-    how = f"matmul {ok[0]['size']}^3, median of {ok[0]['rounds']}" if ok else "matmul"
-    parts = [f"{d} {v['gflops']:,.0f} {'GOP/s' if d == 'int8' else 'GFLOP/s'}" if v["status"] == "ok"
-             else f"{d} n/a ({v['reason']})" for d, v in peak.items()]
+    same = len({v["size"] for v in ok}) <= 1
+    how = f"matmul {ok[0]['size']}^3, median of {ok[0]['rounds']}" if ok and same else \
+        f"matmul, median of {ok[0]['rounds']}" if ok else "matmul"
+
+    def rate(v: dict[str, Any]) -> str:
+        g = v["gflops"]
+        return f"{g:,.0f}" if g >= 10 else f"{g:.1f}" if g >= 0.1 else f"{g:.2g}"
+
+    parts = [f"{d} {rate(v)} {'GOP/s' if d == 'int8' else 'GFLOP/s'}" + ("" if same else f" at {v['size']}^3")
+             if v["status"] == "ok" else f"{d} n/a ({v['reason']})" for d, v in peak.items()]
     return f"peak ({how}): " + ", ".join(parts)
 
 
-__all__ = ["DEFAULT_ROUNDS", "DEFAULT_SIZE", "DTYPES", "PEAK_OF_PRECISION", "add_peak_fractions", "default_dtypes",
-           "format_peak", "measure_peak", "peak_fraction", "percent_of_peak"]
+__all__ = ["DEFAULT_ROUNDS", "DEFAULT_SIZE", "DTYPES", "MAX_CALL_S", "MIN_SIZE", "PEAK_OF_PRECISION",
+           "add_peak_fractions", "default_dtypes", "format_peak", "measure_peak", "peak_fraction", "percent_of_peak"]

@@ -1,7 +1,7 @@
 """How much does scoring on JPEG copies of the frames move the metrics? (issue 13, GPU call 2)
 
 The GPU runs' train images travelled as JPEG (quality 95, 4:4:4; results/camvid_study_gpu/transfer.py),
-so the leave-one-sequence-out runs of the second GPU call were scored on JPEG copies of the 0006R0
+so the leave-one-sequence-out runs of the 2026-11-27 GPU call were scored on JPEG copies of the 0006R0
 frames, not on the exact ones. This scores given weights on both, for 0006R0 and for val:
 
     python results/camvid_loso_gpu/jpeg_effect.py --root ../shared/data/camvid \\

@@ -40,6 +40,7 @@ from iaseg.engine.resume import (RESUMABLE, config_changes, nonfinite_entries, r
 from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
+from iaseg.hardware import native_bf16_cpu
 from iaseg.io import append_text, atomic_write_text
 from iaseg.metrics.tables import pct
 from iaseg.models import build_model, model_class
@@ -399,6 +400,9 @@ class Trainer:
                       f"with {self.cfg.loss.name} for {cfg.epochs} epochs on {self.device}"
                       + (f" x{self.dist.world_size} processes" if self.dist.enabled else "")
                       + f", {torch.get_num_threads()} threads")
+            if cfg.amp == "bf16" and self.device.type == "cpu" and not native_bf16_cpu():
+                self._log("warning: train.amp=bf16 on a CPU without native bf16 (AVX-512 BF16 or AMX): bf16 is "
+                          "emulated here and can run many times slower than train.amp=off", err=True)
             if self.resumed_from:
                 r = self.resumed_from
                 self._log(f"resumed from epoch {r['epoch']}, step {r['step']} ({r['checkpoint']})")

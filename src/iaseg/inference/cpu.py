@@ -9,18 +9,7 @@ from typing import Any
 
 import torch
 
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """CPU feature flags from /proc/cpuinfo (Linux); empty where unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+from iaseg.hardware import cpu_flags, native_bf16_cpu  # noqa: F401  (re-exported)
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,12 +22,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def native_bf16_cpu() -> bool:
-    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 convolutions
-    are several times faster than float32. Elsewhere oneDNN emulates bf16, which is slower."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
 
 
 def default_precision(device: str | torch.device, backend: str = "eager") -> str:

@@ -21,3 +21,4 @@ def test_flags_come_from_proc_cpuinfo_and_decide_native_bf16(monkeypatch):
 
 def test_inference_cpu_re_exports_the_same_functions():
     assert inference_cpu.cpu_flags is hardware.cpu_flags and inference_cpu.native_bf16_cpu is hardware.native_bf16_cpu
+    assert inference_cpu.cpu_name is hardware.cpu_name and hardware.cpu_name()

@@ -1,9 +1,10 @@
-"""The CPU's instruction-set flags and whether it computes bf16 natively. No other iaseg imports,
+"""The CPU's name, instruction-set flags and whether it computes bf16 natively. No other iaseg imports,
 so that both the training engine and the inference package can ask (iaseg.inference.cpu
 re-exports these beside the rest of the machine description)."""
 from __future__ import annotations
 
 import functools
+import platform
 
 import torch
 
@@ -19,6 +20,18 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def native_bf16_cpu() -> bool:

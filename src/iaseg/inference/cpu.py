@@ -1,7 +1,6 @@
 """What the machine offers: CPU model and instruction-set flags, GPU name, library versions."""
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import os
 import platform
@@ -9,19 +8,7 @@ from typing import Any
 
 import torch
 
-from iaseg.hardware import cpu_flags, native_bf16_cpu  # noqa: F401  (re-exported)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from iaseg.hardware import cpu_flags, cpu_name, native_bf16_cpu  # noqa: F401  (re-exported)
 
 
 def default_precision(device: str | torch.device, backend: str = "eager") -> str:

@@ -62,10 +62,11 @@ class FusedConvReLU(nn.Module):
         self.groups = conv.groups
         self.relu = relu
         self.use_mkldnn = mkldnn_fusion_available()
+        self.mkldnn_dtypes = (torch.float32, torch.bfloat16) if mkldnn_bf16_available() else (torch.float32,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (self.use_mkldnn and x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and (x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and mkldnn_bf16_available()))
+                and x.dtype in self.mkldnn_dtypes
                 and not (torch.is_grad_enabled() and self.weight.requires_grad)):
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,

@@ -7,11 +7,11 @@ One square matmul per precision (2 * size^3 operations), all precisions interlea
 rounds so that a load change hits each alike, the median taken. Each precision runs at the largest
 of size, size/2, size/4, ... (down to MIN_SIZE) whose call is expected to take at most MAX_CALL_S,
 so that a CPU that emulates a precision (bf16 or int8 without the instructions: under 1 GFLOP/s,
-half a minute per 2048^3 call) is measured in seconds, not minutes; each entry records its size. fp32, bf16 and fp16 use
-torch.matmul; int8 uses torch._int_mm (int8 x int8 -> int32), the u8/s8 GEMM PyTorch exposes; where
-a precision cannot run, its entry says "n/a" with the reason. Other engines (OpenVINO, ONNX
-Runtime) may use kernels faster than PyTorch's, so a row can exceed 100 %. Results are cached per
-(device, threads, precisions, size, rounds) for the life of the process.
+half a minute per 2048^3 call) is measured in seconds, not minutes; each entry records its size.
+fp32, bf16 and fp16 use torch.matmul; int8 uses torch._int_mm (int8 x int8 -> int32), the u8/s8
+GEMM PyTorch exposes; where a precision cannot run, its entry says "n/a" with the reason. Other
+engines (OpenVINO, ONNX Runtime) may use kernels faster than PyTorch's, so a row can exceed 100 %.
+Results are cached per (device, threads, precisions, size, rounds) for the life of the process.
 """
 from __future__ import annotations
 

@@ -91,3 +91,75 @@ def test_missing_kornia_gives_a_clear_error(monkeypatch):
     with pytest.raises(ImportError, match="pip install kornia"):
         build_dataset("synthetic", None, "train", augment=True)
     build_dataset("synthetic", None, "train")[0]                   # no augmentation: no kornia needed
+
+
+def test_crop_is_a_window_of_the_zoomed_image_aligned_with_its_label():
+    pytest.importorskip("kornia")
+    image, label = _coded(48, 64)
+    # no zoom: the output is an exact window of the input
+    plain = Augment(scale=None, crop=(24, 32), hflip=0, brightness=0, contrast=0, saturation=0, hue=0,
+                    generator=torch.Generator().manual_seed(3))
+    seen = set()
+    for _ in range(6):
+        out_img, out_lab = plain(image, label)
+        assert out_img.shape == (3, 24, 32) and out_lab.shape == (24, 32)
+        hits = [(t, l) for t in range(48 - 24 + 1) for l in range(64 - 32 + 1)
+                if torch.equal(label[t:t + 24, l:l + 32], out_lab)
+                and torch.allclose(image[:, t:t + 24, l:l + 32], out_img, atol=1e-6)]
+        assert hits, "the crop is not a window of the input"
+        seen.add(hits[0])
+    assert len(seen) > 1                                                  # the window moves
+    # zoom in and out: labels stay aligned with the image code, padding gets the ignore label
+    zoom = Augment(scale=(0.4, 2.0), crop=(24, 40), hflip=0.5, brightness=0, contrast=0, saturation=0, hue=0,
+                   generator=torch.Generator().manual_seed(5))
+    pads = 0
+    for _ in range(16):
+        out_img, out_lab = zoom(image, label)
+        assert out_img.shape == (3, 24, 40) and out_lab.shape == (24, 40)
+        valid = out_lab != 255
+        pads += int((~valid).any())
+        lab = out_lab[None, None].float()
+        same = (torch.nn.functional.max_pool2d(lab, 3, 1, 1) == -torch.nn.functional.max_pool2d(-lab, 3, 1, 1))[0, 0]
+        interior = valid & same
+        interior[0, :] = interior[-1, :] = interior[:, 0] = interior[:, -1] = False
+        code = (out_img[0][interior] * 10).round().long()
+        assert torch.equal(code, out_lab[interior])
+    assert pads > 0                                                       # scale 0.4 leaves padded bands
+    with pytest.raises(ValueError, match="crop"):
+        Augment(crop=(4, 32))
+    with pytest.raises(ValueError, match="crop"):
+        Augment(crop=(24,))
+
+
+def test_blur_changes_the_image_only_and_draws_the_same_with_the_same_seed():
+    pytest.importorskip("kornia")
+    image, label = _coded()
+    kw = dict(scale=None, hflip=0, brightness=0, contrast=0, saturation=0, hue=0, blur=1.0, blur_sigma=(1.0, 1.0))
+    out_img, out_lab = Augment(**kw)(image, label)
+    assert torch.equal(out_lab, label) and not torch.allclose(out_img, image)
+    # a 3x3 .. 7x7 Gaussian keeps the mean of a constant image and smooths noise
+    assert float(out_img[1].std()) < float(image[1].std())
+    flat = torch.full((3, 16, 16), 0.5)
+    assert torch.allclose(Augment(**kw)(flat, label[:16, :16])[0], flat, atol=1e-6)
+    a = Augment(**{**kw, "blur": 0.5, "blur_sigma": (0.3, 1.5)}, generator=torch.Generator().manual_seed(2))
+    b = Augment(**{**kw, "blur": 0.5, "blur_sigma": (0.3, 1.5)}, generator=torch.Generator().manual_seed(2))
+    batch = image[None].repeat(4, 1, 1, 1)
+    assert torch.equal(a(batch, label[None].repeat(4, 1, 1))[0], b(batch, label[None].repeat(4, 1, 1))[0])
+    with pytest.raises(ValueError, match="blur"):
+        Augment(blur=1.5)
+
+
+def test_dataset_crops_share_the_window_between_spatial_and_context_images():
+    pytest.importorskip("kornia")
+    ds = build_dataset("synthetic", None, "train", size=(48, 64), length=2, augment={"crop": [32, 48], "scale": [0.5, 2.0]})
+    item = ds[0]
+    assert item["image"].shape == (3, 32, 48) and item["label"].shape == (32, 48)
+    # with a spatial image at twice the size the crop is taken there; the context is the same window
+    ds = build_dataset("synthetic", None, "train", size=(48, 64), spatial_size=(96, 128), length=2,
+                       augment={"crop": (64, 96), "scale": (0.5, 2.0)})
+    item = ds[1]
+    assert item["spatial"].shape == (3, 64, 96) and item["image"].shape == (3, 32, 48)
+    assert item["label"].shape == (32, 48)
+    small = torch.nn.functional.interpolate(item["spatial"][None], size=(32, 48), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    assert (small - item["image"]).abs().max() < 1e-5

@@ -121,7 +121,12 @@ class SegmentationDataset(Dataset):
         img_t = image_to_tensor(resize_image(image, work))
         lab_t = torch.from_numpy(resize_label(label, work).astype(np.int64))
         img_t, lab_t = self.augment(img_t, lab_t)
-        item = {"image": resize_image_tensor(img_t, size), "label": resize_label_tensor(lab_t, size),
+        out = size
+        if tuple(lab_t.shape[-2:]) != tuple(work):
+            # trained on crops: the context image is the same window at the context scale (a
+            # multiple of 8 pixels, as the networks' inputs; alignment within half a stride)
+            out = tuple(8 * max(1, round(c * s / (8 * k))) for c, s, k in zip(lab_t.shape[-2:], size, work))
+        item = {"image": resize_image_tensor(img_t, out), "label": resize_label_tensor(lab_t, out),
                 "path": path}
         if spatial is not None:
             item["spatial"] = img_t

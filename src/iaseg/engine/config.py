@@ -34,7 +34,7 @@ class DataConfig:
     val_split: str | None = "val"
     size: list[int] | None = None        # [H, W]; None = native
     spatial_size: list[int] | None = None  # BiERF-PSPNet spatial input [H1, W1]
-    augment: bool = False
+    augment: Any = False                 # false | true (defaults) | mapping of data.augment.Augment fields
     num_workers: int | None = None       # None: a sensible default for this machine
     options: dict[str, Any] = field(default_factory=dict)   # extra dataset options
     val_options: dict[str, Any] = field(default_factory=dict)  # merged over `options` for the val split
@@ -61,8 +61,11 @@ class OptimConfig:
     eps: float = 1e-8
     weight_decay: float = 2e-4           # coupled L2 (Adam weight_decay) on conv kernels only
     decay_scope: str = "conv_kernels"    # conv_kernels | authors (skips the downsamplers they skipped)
+    schedule: str = "step"               # step: x gamma at each milestone | poly: (1 - t)^power after warm-up
     milestones: list[int] = field(default_factory=lambda: [100, 200])
     gamma: float = 0.1
+    power: float = 0.9                   # poly
+    warmup_epochs: int = 0               # poly: linear warm-up from lr / warmup_epochs over these epochs
 
 
 @dataclass
@@ -101,6 +104,7 @@ _CHOICES = {
     ("loss", "name"): ("ce", "weighted_ce", "focal", "ial"),
     ("loss", "preset"): ("paper", "authors_code"),
     ("optim", "name"): ("adam",),
+    ("optim", "schedule"): ("step", "poly"),
     ("optim", "decay_scope"): ("conv_kernels", "authors"),
     ("train", "amp"): ("off", "bf16", "fp16"),
 }
@@ -276,8 +280,29 @@ def validate(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: train.{key} must be >= 1 (or null), got {getattr(t, key)}")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"{source}: optim.lr must be > 0, got {cfg.optim.lr}")
+    if not (0 <= cfg.optim.warmup_epochs < t.epochs or cfg.optim.warmup_epochs == 0):
+        raise ConfigError(f"{source}: optim.warmup_epochs must be >= 0 and below train.epochs ({t.epochs}), "
+                          f"got {cfg.optim.warmup_epochs}")
+    if cfg.optim.power <= 0:
+        raise ConfigError(f"{source}: optim.power must be > 0, got {cfg.optim.power}")
+    _validate_augment(cfg.data.augment, source)
     cw = cfg.loss.class_weights
     if not (isinstance(cw, list) or cw in ("enet", "median", "none")):
         raise ConfigError(f"{source}: loss.class_weights must be enet, median, none or a list, got {cw!r}")
     if cfg.model.name == "bierfpspnet" and cfg.data.spatial_size is None:
         raise ConfigError(f"{source}: model bierfpspnet needs data.spatial_size (e.g. [1024, 2048])")
+
+
+def _validate_augment(augment: Any, source: str) -> None:
+    """data.augment is true/false or a mapping of Augment's fields; checked here so that a typo
+    names the key and the file before any data is read."""
+    if isinstance(augment, bool):
+        return
+    if not isinstance(augment, dict):
+        raise ConfigError(f"{source}: data.augment must be true, false or a mapping of options, got {augment!r}")
+    from iaseg.data.augment import Augment
+
+    allowed = sorted(f.name for f in dataclasses.fields(Augment) if f.name not in ("generator", "ignore_index"))
+    unknown = sorted(set(augment) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key data.augment.{unknown[0]} (allowed: {', '.join(allowed)})")

@@ -47,6 +47,7 @@ RESUMABLE = frozenset({
     "train.tensorboard", "train.log_images", "train.batch_size", "train.amp", "train.channels_last",
     "train.save_every", "data.root", "data.num_workers",
     "optim.lr", "optim.milestones", "optim.gamma", "optim.betas", "optim.eps", "optim.weight_decay",
+    "optim.power", "optim.warmup_epochs",
 })
 
 

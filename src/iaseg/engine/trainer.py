@@ -13,14 +13,12 @@ seen in the epoch and the epoch's partial loss sums.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import random
 import sys
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +37,7 @@ from iaseg.engine.resume import (RESUMABLE, config_changes, nonfinite_entries, r
                                  stop_on_signals)
 from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
+from iaseg.engine.schedule import apply_schedule, build_scheduler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.hardware import native_bf16_cpu
 from iaseg.io import append_text, atomic_write_text
@@ -141,6 +140,10 @@ class Trainer:
         spatial = {"spatial_size": tuple(d.spatial_size)} if d.spatial_size else {}
         self.train_set = build_dataset(d.dataset, d.root, d.train_split, size=size,
                                        augment=d.augment, **spatial, **opts)
+        # the labels as they are, for the class statistics: augmented crops would count padding
+        # and draw from the global RNG, so the weights (and the run) would depend on a cache
+        self.plain_train_set = (build_dataset(d.dataset, d.root, d.train_split, size=size, **spatial, **opts)
+                                if d.augment else self.train_set)
         self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
                                       **{**opts, **d.val_options}) if d.val_split else None)
         # every file the run will read, once, before the first epoch (cached in the run folder)
@@ -162,7 +165,7 @@ class Trainer:
         o = cfg.optim
         groups = decay_parameter_groups(self.model, self.model_name, o.weight_decay, o.decay_scope)
         self.optimizer = torch.optim.Adam(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, o.milestones, o.gamma)
+        self.scheduler = build_scheduler(self.optimizer, o, cfg.train.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
 
         self.epoch, self.step_in_epoch = 0, 0
@@ -224,13 +227,14 @@ class Trainer:
                "ignore_index": self.ignore_index}
         cache = self.out / "class_stats.json"
         stats = None
-        if self.dist.is_main:
-            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
-                                        progress=self.progress, cache_key=key)
-        barrier()
-        if stats is None:
-            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
-                                        progress=False, cache_key=key)
+        with torch.random.fork_rng(devices=[]):   # whether or not the cache exists, no draw is consumed
+            if self.dist.is_main:
+                stats = dataset_class_stats(self.plain_train_set, self.num_classes, self.ignore_index, cache=cache,
+                                            progress=self.progress, cache_key=key)
+            barrier()
+            if stats is None:
+                stats = dataset_class_stats(self.plain_train_set, self.num_classes, self.ignore_index, cache=cache,
+                                            progress=False, cache_key=key)
         return compute_class_weights(stats, method=lc.class_weights, a=lc.a,
                                      include_void=lc.include_void).float()
 
@@ -341,8 +345,8 @@ class Trainer:
         self.best = float(ckpt.get("best_metric", -math.inf))
         set_rng_state(ckpt["rng"])
         self.changes = changes
-        if any(key.startswith("optim.") for key, _, _ in changes):
-            self._apply_optim_config()
+        if self.cfg.optim.schedule == "poly" or any(key.startswith("optim.") for key, _, _ in changes):
+            self._apply_optim_config()   # poly: its horizon follows train.epochs, which may have changed
         self.resumed_from = {"epoch": self.epoch, "step": self.step_in_epoch, "checkpoint": str(last)}
         self.last_good = self._where(last)
         threads = (ckpt.get("run") or {}).get("threads")
@@ -354,15 +358,9 @@ class Trainer:
     def _apply_optim_config(self) -> None:
         """After loading a checkpoint (whose optimiser and scheduler bring their own settings),
         make the config's optim values the ones in force: the learning rate is the config's
-        base rate decayed by the milestones already passed."""
-        o = self.cfg.optim
-        self.scheduler.milestones = Counter(o.milestones)
-        self.scheduler.gamma = o.gamma
-        self.scheduler.base_lrs = [o.lr for _ in self.optimizer.param_groups]
-        lr = o.lr * o.gamma ** bisect.bisect_right(sorted(o.milestones), self.scheduler.last_epoch)
-        for group, decay in zip(self.optimizer.param_groups, (o.weight_decay, 0.0)):
-            group.update(lr=lr, initial_lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=decay)
-        self.scheduler._last_lr = [lr for _ in self.optimizer.param_groups]
+        base rate under its schedule at the current epoch."""
+        apply_schedule(self.scheduler, self.optimizer, self.cfg.optim, self.cfg.train.epochs,
+                       (self.cfg.optim.weight_decay, 0.0))
 
     def _where(self, path: Path) -> str:
         return f"{path} (epoch {self.epoch}" + (f", step {self.step_in_epoch}" if self.step_in_epoch else "") + ")"

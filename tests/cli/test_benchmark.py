@@ -372,3 +372,20 @@ def test_the_accuracy_check_says_why_it_did_not_run(capsys):
     assert format_accuracy_check({"accuracy_check": None, "results": []}) == ""
     assert cli.main(["benchmark", "--accuracy-images", "0"]) == 2
     assert "--accuracy-images and --calib-images must be >= 1" in capsys.readouterr().err
+
+
+def test_pipeline_mode_with_a_config_times_its_loader_without_and_with_augmentation(tmp_path, capsys):
+    pytest.importorskip("kornia")
+    cfg = tmp_path / "aug.yaml"
+    cfg.write_text("model: {name: erfpspnet}\n"
+                   "data: {dataset: synthetic, size: [64, 96], options: {length: 8},\n"
+                   "       augment: {crop: [32, 48], scale: [0.5, 2.0]}}\n")
+    out = tmp_path / "p.json"
+    rc = cli.main(["benchmark", "--mode", "pipeline", "--config", str(cfg), "--batch", "2", "--workers", "0",
+                   "--warmup", "1", "--repeats", "2", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "no augmentation" in text and "crop=32x48" in text
+    r = json.loads(out.read_text())
+    assert [row["status"] for row in r["results"]] == ["ok", "ok"]
+    assert r["settings"]["dataset"] == "synthetic" and r["settings"]["config"] == str(cfg)
+    assert f"--config {cfg}" in r["command"]

@@ -103,3 +103,19 @@ def test_round_trip_yaml(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(cfg.to_yaml())
     assert load_config(f) == cfg
+
+
+def test_leave_one_sequence_out_configs_differ_from_their_recipe_only_in_the_split():
+    """Each left-out sequence has a paper-recipe and a strong-recipe config; apart from the
+    sequences they train and score on, they are the shipped recipes."""
+    for seq, suffix in (("0006R0", ""), ("0001TP", "_0001TP"), ("0016E5", "_0016E5")):
+        for recipe, loso in (("camvid_study_ce", f"camvid_loso{suffix}_ce"),
+                             ("camvid_strong_ce", f"camvid_loso{suffix}_strong_ce")):
+            a, b = load_config(recipe).to_dict(), load_config(loso).to_dict()
+            assert b["data"]["options"] == {"exclude_sequences": [seq]}
+            assert b["data"]["val_options"] == {"sequences": [seq], "exclude_sequences": []}
+            assert b["data"]["val_split"] == "train"
+            for d in (a, b):
+                for key in ("options", "val_options", "val_split"):
+                    d["data"].pop(key)
+            assert a == b, loso

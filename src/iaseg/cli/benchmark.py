@@ -3,6 +3,7 @@
     iaseg benchmark --model erfpspnet --size 360x720 --batch 1 --backend all --threads 2
     iaseg benchmark --mode train --size 360x480 --batch 8 --loss all --threads 2
     iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
+    iaseg benchmark --mode pipeline --config camvid_strong_ce --root data/camvid --workers 1   # + its augmentation
     iaseg benchmark --checkpoint best.pt --backend all --dataset camvid --root data/camvid   # + int8 accuracy
 
 Inference and train modes first measure the machine's matmul peak (a few seconds; --no-peak skips
@@ -62,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--root", type=Path, default=None, help="dataset root")
     g.add_argument("--split", default=None, help="default: train (pipeline), val (the int8 accuracy check)")
     g.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    g.add_argument("--config", default=None, metavar="CONFIG",
+                   help="pipeline: the loader of this training config (its dataset, size, options; one row without "
+                        "and one with its augmentation)")
     g.add_argument("--accuracy-images", type=int, default=None, metavar="N",
                    help="int8 accuracy check: at most N images of the split (a seeded subset; default all)")
     g.add_argument("--calib-images", type=int, default=32, metavar="N",
@@ -91,11 +95,11 @@ def _print_row(row: dict[str, Any], done: int, total: int) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
     parts = ["iaseg", "benchmark", "--mode", args.mode]
-    only = {"train": ("loss", "train_precision"), "pipeline": ("workers",),
+    only = {"train": ("loss", "train_precision"), "pipeline": ("workers", "config"),
             "inference": ("backend", "precision", "checkpoint", "accuracy_images", "calib_images")}
     for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
                 "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
-                "dataset", "root", "split", "workers", "accuracy_images", "calib_images"):
+                "dataset", "root", "split", "workers", "config", "accuracy_images", "calib_images"):
         v = getattr(args, opt, None)
         if v is None or any(opt in opts and mode != args.mode for mode, opts in only.items()) or \
                 (args.mode == "train" and opt in ("dataset", "root", "split")) or \

@@ -119,3 +119,10 @@ def test_leave_one_sequence_out_configs_differ_from_their_recipe_only_in_the_spl
                 for key in ("options", "val_options", "val_split"):
                     d["data"].pop(key)
             assert a == b, loso
+
+
+def test_the_strong_bierf_config_is_the_strong_recipe_at_bierfs_sizes():
+    erf, bierf = load_config("camvid_strong_ce").to_dict(), load_config("camvid_strong_bierf_ce").to_dict()
+    assert bierf["data"]["augment"] == erf["data"]["augment"] and bierf["optim"] == erf["optim"]
+    assert bierf["train"] == erf["train"] and bierf["loss"] == erf["loss"]
+    assert bierf["data"]["spatial_size"] == [360, 480] and bierf["model"]["name"] == "bierfpspnet"

@@ -179,6 +179,14 @@ def test_compare_groups_of_seeds(tmp_path, capsys):
     assert study["reference"] == "CE" and study["differences"]["IAL"]["G3 Recall"]["n"] == 3
     for name in ("study.md", "seeds.png", "frontier.png"):
         assert (tmp_path / "study" / name).is_file()
+    band = study["frontier"]["band"]
+    assert band["width"] == pytest.approx(0.02)
+    assert band["pairs"]["IAL"]["high"] - band["pairs"]["IAL"]["low"] == pytest.approx(0.02, abs=1e-12)
+    assert cli(["compare", "--out", str(tmp_path / "b1"), "--band", "1"] + args[3:]) == 0  # --band in points
+    assert json.loads((tmp_path / "b1" / "study.json").read_text())["frontier"]["band"]["width"] == pytest.approx(0.01)
+    capsys.readouterr()
+    assert cli(args + ["--band", "0"]) == 2
+    assert "--band must be in (0, 100]" in capsys.readouterr().err
     assert cli(["compare", "--out", str(tmp_path / "x"), "--group", "CE"]) == 2
     assert "give the method's runs" in capsys.readouterr().err
     assert cli(["compare", "--out", str(tmp_path / "x")]) == 2

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-samples", type=int, default=10_000, help="with --group: resamples (default 10000)")
     p.add_argument("--block-len", type=int, default=10,
                    help="with --group: consecutive frames per block of the hierarchical bootstrap (default 10)")
+    p.add_argument("--band", type=float, default=2.0, metavar="POINTS",
+                   help="with --group: width in points of mean IoU of the band-matched comparison, below the highest "
+                        "mean IoU every seed of a pair reaches (default 2)")
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="display names (default: run folder names)")
     p.add_argument("--checkpoints", nargs=2, metavar=("CKPT_A", "CKPT_B"),
                    help="checkpoints of A and B: adds a Fig. 7-style overlay of the most important group")
@@ -127,8 +130,10 @@ def _study(args: argparse.Namespace) -> int:
         methods[name] = runs
     if args.bootstrap_samples < 100 or args.block_len < 1:
         raise CLIError("--bootstrap-samples must be >= 100 and --block-len >= 1")
+    if not 0.0 < args.band <= 100.0:
+        raise CLIError(f"--band must be in (0, 100] points of mean IoU, got {args.band}")
     study = build_study(methods, reference=args.reference, frontier_set=args.frontier_set,
-                        n_boot=args.bootstrap_samples, block_len=args.block_len)
+                        n_boot=args.bootstrap_samples, block_len=args.block_len, band=args.band / 100.0)
     paths = write_study(study, args.out)
     print("\n".join(study["summary"]))
     for note in study["notes"]:

@@ -5,7 +5,10 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
-operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png."""
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png.
+
+`iaseg compare --pool GPU=STUDY CPU=STUDY --out DIR`: finished studies pooled with one stratum each,
+paired within stratum (iaseg.metrics.pool); pooled.md/.json."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", nargs="+", action="append", metavar=("NAME", "RUN"),
                    help="a method and its runs, one per seed (run or evaluation folders, report.json files); "
                         "repeat for each method: a multi-seed study instead of A vs B")
+    p.add_argument("--pool", nargs="+", metavar="NAME=STUDY",
+                   help="pool studies of `compare --group` (study.json or its folder), one stratum each (e.g. one "
+                        "training protocol): methods paired with the reference within each stratum, pooled over all "
+                        "pairs; writes pooled.md/.json")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="with --pool: the methods to pool (default: every method all studies share)")
     p.add_argument("--reference", help="with --group: the method the others are compared with (default: the first)")
     p.add_argument("--frontier-set", help="with --group: the offset set of frontier.json (default: its first)")
     p.add_argument("--bootstrap-samples", type=int, default=10_000, help="with --group: resamples (default 10000)")
@@ -54,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
 
+    if args.pool:
+        return _pool(args)
     if args.group:
         return _study(args)
     if not (args.a and args.b):
@@ -138,5 +149,28 @@ def _study(args: argparse.Namespace) -> int:
     print("\n".join(study["summary"]))
     for note in study["notes"]:
         print(f"note: {note}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from iaseg.metrics.pool import load_study, pool_studies, write_pooled
+
+    if args.group or args.a or args.b or args.checkpoints or args.paper:
+        raise CLIError("--pool pools finished studies: drop A B, --group, --checkpoints and --paper")
+    sources: dict[str, str] = {}
+    for item in args.pool:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise CLIError(f"--pool {item}: give NAME=STUDY (a stratum's name and its study.json or folder)")
+        if name in sources:
+            raise CLIError(f"--pool: stratum {name!r} is given twice")
+        sources[name] = path
+    if args.bootstrap_samples < 100:
+        raise CLIError("--bootstrap-samples must be >= 100")
+    studies = {name: load_study(path) for name, path in sources.items()}
+    pooled = pool_studies(studies, methods=args.methods, n_boot=args.bootstrap_samples)
+    paths = write_pooled(pooled, args.out, sources)
+    print("\n".join(pooled["summary"]))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

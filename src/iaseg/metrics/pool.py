@@ -144,7 +144,9 @@ def pooled_markdown(pooled: Mapping[str, Any], sources: Mapping[str, str] | None
              f"Reference **{ref}**; pairs are formed within each stratum (same seed, same protocol) and pooled. "
              "Values in points (%). Difference [95 % Student-t CI], exact sign-flip p over all pairs, SD of the "
              "per-pair differences, and the smallest true difference the pairs detect with 80 % power "
-             "(two-sided t test, alpha 0.05, at that SD).", ""]
+             "(two-sided t test, alpha 0.05, at that SD). The summary's metrics (the top group's recall and "
+             "precision, mean IoU, band-matched recall) are the ones to judge; the table's other rows are many "
+             "comparisons at once, of which about 1 in 20 excludes 0 by chance alone.", ""]
     for name, s in pooled["strata"].items():
         src = f" ({sources[name]})" if sources and name in sources else ""
         lines.append(f"- stratum **{name}**{src}: " + "; ".join(f"{m} seeds {v}" for m, v in s["methods"].items()))

@@ -75,13 +75,15 @@ def pool_studies(studies: Mapping[str, Mapping[str, Any]], methods: Sequence[str
     methods = list(methods) if methods else shared
     for m in methods:
         if m not in shared:
-            raise ReportError(f"method {m!r} is not in every study apart from the reference (shared: {', '.join(shared) or 'none'})")
+            raise ReportError(f"method {m!r} is not in every study apart from the reference "
+                              f"(shared: {', '.join(shared) or 'none'})")
     labels = [k for k in first["methods"][reference]["values"]
               if all(k in s["methods"][reference]["values"] for s in studies.values())]
     out: dict[str, Any] = {"format": "iaseg.pooled/1", "reference": reference, "strata": {}, "methods": {},
                            "groups": first["groups"], "notes": []}
     for name, s in studies.items():
-        out["strata"][name] = {"methods": {m: [r["seed"] for r in s["methods"][m]["runs"]] for m in [reference, *methods]}}
+        seeds = {m: [r["seed"] for r in s["methods"][m]["runs"]] for m in [reference, *methods]}
+        out["strata"][name] = {"methods": seeds}
     for m in methods:
         pooled: dict[str, Any] = {}
         strata: dict[str, Any] = {}
@@ -94,7 +96,8 @@ def pool_studies(studies: Mapping[str, Mapping[str, Any]], methods: Sequence[str
                         a[f"{name}:{sd}"], b[f"{name}:{sd}"] = va[sd], vb[sd]
                 strata.setdefault(name, {})[label] = (s["differences"].get(m) or {}).get(label)
             pooled[label] = _pooled(a, b, n_boot, seed)
-        out["methods"][m] = {"pooled": pooled, "strata": strata, "band": _pool_band(studies, m, reference, n_boot, seed)}
+        band = _pool_band(studies, m, reference, n_boot, seed)
+        out["methods"][m] = {"pooled": pooled, "strata": strata, "band": band}
     top = list(first["groups"])[-1] if first["groups"] else None
     out["summary"] = _summary(out, top)
     return out
@@ -158,15 +161,16 @@ def pooled_markdown(pooled: Mapping[str, Any], sources: Mapping[str, str] | None
         rows = [(label, d, [r["strata"][k].get(label) for k in strata]) for label, d in r["pooled"].items()]
         band = r.get("band")
         if band and band["difference"]:
-            rows.insert(0, (f"band-matched recall (bands {', '.join(f'{k} {_fmt(lo)}-{_fmt(hi)}' for k, (lo, hi) in band['bands'].items())})",
-                            band["difference"], [None] * len(strata)))
+            bands = ", ".join(f"{k} {_fmt(lo)}-{_fmt(hi)}" for k, (lo, hi) in band["bands"].items())
+            rows.insert(0, (f"band-matched recall (bands {bands})", band["difference"], [None] * len(strata)))
         for label, d, per in rows:
             if not d:
                 continue
             cells = ["-" if not x else f"{_fmt(x['mean'], sign=True)} {_ci(*x['t_ci'])}, p = {x['p_value']:.3g}"
                      for x in per]
-            lines.append(f"| {label} | {_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g} | {d['n']} "
-                         f"| {_fmt(d['sd'])} | {_fmt(d.get('detectable'))} | {_verdict(d)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | {_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g} "
+                         f"| {d['n']} | {_fmt(d['sd'])} | {_fmt(d.get('detectable'))} | {_verdict(d)} | "
+                         + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -499,7 +499,8 @@ def summary_sentence(effects: Mapping[str, Any], scale: float = 100.0, unit: str
     """One sentence per effect: '{label}: +1.2 points (95 % CI -0.5 to +2.9, p = 0.31, n = 5):
     not resolved at this precision (CI includes 0).' Effects are anything with estimate/low/high
     (PairedDifference: its t CI; Interval; SeedSummary) and, optionally, p_value, n and detectable;
-    the verdict is `verdict`'s, with `detectable_phrase` when the CI includes 0. Values are multiplied by `scale` (fractions -> percentage points)."""
+    the verdict is `verdict`'s, with `detectable_phrase` when the CI includes 0. Values are
+    multiplied by `scale` (fractions -> percentage points)."""
     def num(x: float) -> str:
         return f"{scale * x:+.{digits}f}"
 

@@ -15,8 +15,8 @@ seed. The study gives, for every per-class, group and mean precision / recall / 
   between the frontiers per point of mean IoU); a method without frontiers (e.g. runs scored
   with a decision rule) is kept as points for the frontier figure.
 The words, tables and figures of a study are in iaseg.metrics.study_report.
-Verdicts ("not significant") follow the t CI; with n seeds the smallest possible two-sided
-sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
+Verdicts ("not resolved at this precision") follow the t CI; with n seeds the smallest possible
+two-sided sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
 """
 from __future__ import annotations
 

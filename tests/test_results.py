@@ -2,8 +2,9 @@
 `iaseg compare --pool`) is rebuilt from the committed run folders with the command its README or
 docs/results.md documents, and must equal the committed file (floats to 1e-9 relative). So a
 figure quoted from a study.json is what its documented command gives today, and a study whose
-command is missing from the docs fails here. The inputs are small committed JSON/npz files; no
-dataset is needed."""
+command is missing from the docs fails here. The documented `python results/....py ... > FILE`
+lines (the docs_table.md files docs/results.md copies) must print their committed file. The
+inputs are small committed JSON/npz files; no dataset is needed."""
 from __future__ import annotations
 
 import json
@@ -25,28 +26,47 @@ OUTPUTS = ("study.json", "pooled.json")
 IGNORED = {"version", "created", "timestamp"}  # what may differ between runs of the same command
 
 
+def _code_lines(doc: Path) -> list[tuple[list[str], str]]:
+    """(shell variable assignments so far, line) for every line of a document, with backslash
+    continuations joined and indentation stripped."""
+    joined, buf = [], ""
+    for line in doc.read_text().splitlines():
+        buf += line.strip()
+        if buf.endswith("\\"):
+            buf = buf[:-1] + " "
+            continue
+        joined.append(buf)
+        buf = ""
+    out, assignments = [], []
+    for line in joined:
+        if re.fullmatch(r"[A-Z]+=\S+", line):
+            assignments.append(line)
+        out.append((list(assignments), line))
+    return out
+
+
+def documented_tables() -> list[tuple[str, str, str]]:
+    """(document, script, target) of every `python results/....py ARGS > FILE` line of the docs:
+    the script with its shell variables, and the committed file it writes."""
+    found = []
+    for doc in DOCS:
+        for assignments, line in _code_lines(doc) if doc.is_file() else []:
+            m = re.fullmatch(r"(python results/\S+\.py .*?)\s+>\s+(\S+)", line)
+            if m:
+                target = subprocess.run(["bash", "-c", "\n".join(assignments + [f"echo {m.group(2)}"])], cwd=ROOT,
+                                        capture_output=True, text=True, check=True).stdout.strip()
+                found.append((str(doc.relative_to(ROOT)), "\n".join(assignments + [m.group(1)]), target))
+    return found
+
+
 def documented_commands() -> list[tuple[str, list[str]]]:
     """(document, argv) of every `iaseg compare --group/--pool` command written in a code line of
     the docs, with the shell variables assigned before it in the same document and bash's brace
     and glob expansion (run from the repository root)."""
     found = []
     for doc in DOCS:
-        if not doc.is_file():
-            continue
-        lines = doc.read_text().splitlines()
-        joined, buf = [], ""
-        for line in lines:
-            buf += line.strip()
-            if buf.endswith("\\"):
-                buf = buf[:-1] + " "
-                continue
-            joined.append(buf)
-            buf = ""
-        assignments: list[str] = []
-        for line in joined:
-            if re.fullmatch(r"[A-Z]+=\S+", line):
-                assignments.append(line)
-            elif line.startswith("iaseg compare ") and re.search(r"\s--(group|pool)\s", line):
+        for assignments, line in _code_lines(doc) if doc.is_file() else []:
+            if line.startswith("iaseg compare ") and re.search(r"\s--(group|pool)\s", line):
                 script = "\n".join(assignments + ["set -- " + line[len("iaseg "):], 'printf "%s\\0" "$@"'])
                 out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
                 found.append((str(doc.relative_to(ROOT)), out.stdout.split("\0")[:-1]))
@@ -82,6 +102,7 @@ def assert_same(new: Any, old: Any, where: str = "") -> None:
 
 HAVE = (ROOT / "results").is_dir() and shutil.which("bash") is not None
 COMMANDS = documented_commands() if HAVE else []
+TABLES = documented_tables() if HAVE else []
 pytestmark = pytest.mark.skipif(not HAVE, reason="needs the committed results/ folder and bash")
 
 
@@ -109,3 +130,17 @@ def test_documented_command_rebuilds_the_committed_study(doc, argv, tmp_path, mo
     for old in committed:
         assert_same(json.loads((tmp_path / "out" / old.name).read_text()), json.loads(old.read_text()),
                     str(old.relative_to(ROOT)))
+
+
+@pytest.mark.parametrize("doc, script, target", TABLES, ids=[t for _, _, t in TABLES])
+def test_documented_table_script_gives_the_committed_table(doc, script, target) -> None:
+    """The tables docs/results.md copies (docs_table.md) are what their documented script prints
+    from the committed study.json."""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    script = f'python() {{ "{sys.executable}" "$@"; }}\n' + script
+    out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (ROOT / target).read_text(), f"{doc}: {target} differs from what its command prints"

@@ -6,9 +6,10 @@ so the docs are copied from the statistics rather than typed:
     python results/camvid_study/docs_table.py results/camvid_loso/study/study.json "0006R0 (unseen), last epoch"
 
 Rows: every seed of each method, mean ± SD [95 % t CI] per method, each method's paired difference
-from the reference [t CI] with the sign-flip p, the hierarchical bootstrap (seeds, then blocks of
-consecutive frames) of that difference, then the matched-operating-point lines (common target,
-then per seed). Values in %.
+from the reference [t CI] with the sign-flip p, the smallest difference those seeds detect with 80 %
+power (study.json's `detectable`), the hierarchical bootstrap (seeds, then blocks of consecutive
+frames) of that difference, then the matched-operating-point lines (common target, per seed, over
+the band of mean IoU every seed reaches). Values in %.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
         cells = [f"{pct(diffs[k]['mean'], True)} {interval(*diffs[k]['t_ci'], True)}, p = {diffs[k]['p_value']:.2g}"
                  for k in METRICS]
         lines.append(f"| **{name} - {ref}**, paired [t CI], sign-flip p | " + " | ".join(cells) + " |")
+        if all("detectable" in diffs[k] for k in METRICS):  # studies written since 2026-12-06
+            cells = [pct(diffs[k]["detectable"]) for k in METRICS]
+            lines.append(f"| {name} - {ref}, smallest difference detected with 80 % power | " + " | ".join(cells) + " |")
         boot = (study.get("bootstrap") or {}).get("differences", {}).get(name)
         if boot:
             cells = [f"{pct(boot[k][0], True)} {interval(boot[k][1], boot[k][2], True)}" for k in METRICS]
@@ -78,6 +82,13 @@ def table(study: dict, data: str = "CamVid val, last epoch") -> str:
                     left = f"; seed(s) {', '.join(map(str, d['undefined_seeds']))} never reach it" \
                         if d["undefined_seeds"] else ""
                     lines.append(paired(name, d) + left)
+        band = f.get("band")  # absent from studies written before 2026-12-06
+        for name, p in ((band or {}).get("pairs") or {}).items():
+            if p and p["difference"]:
+                lines.append(f"Matched over the band of mean IoU {pct(p['low'])}-{pct(p['high'])} (every seed of both "
+                             f"reaches it), {f['group']} recall averaged over the band:")
+                lines.append(paired(name, p["difference"]) + f"; detectable with 80 % power: "
+                             f"{pct(p['difference']['detectable'])}")
     return "\n".join(lines)
 
 

@@ -179,7 +179,42 @@ def test_compare_groups_of_seeds(tmp_path, capsys):
     assert study["reference"] == "CE" and study["differences"]["IAL"]["G3 Recall"]["n"] == 3
     for name in ("study.md", "seeds.png", "frontier.png"):
         assert (tmp_path / "study" / name).is_file()
+    band = study["frontier"]["band"]
+    assert band["width"] == pytest.approx(0.02)
+    assert band["pairs"]["IAL"]["high"] - band["pairs"]["IAL"]["low"] == pytest.approx(0.02, abs=1e-12)
+    assert cli(["compare", "--out", str(tmp_path / "b1"), "--band", "1"] + args[3:]) == 0  # --band in points
+    assert json.loads((tmp_path / "b1" / "study.json").read_text())["frontier"]["band"]["width"] == pytest.approx(0.01)
+    capsys.readouterr()
+    assert cli(args + ["--band", "0"]) == 2
+    assert "--band must be in (0, 100]" in capsys.readouterr().err
     assert cli(["compare", "--out", str(tmp_path / "x"), "--group", "CE"]) == 2
     assert "give the method's runs" in capsys.readouterr().err
     assert cli(["compare", "--out", str(tmp_path / "x")]) == 2
     assert "give two runs A B" in capsys.readouterr().err
+
+
+def test_compare_pool_of_studies(tmp_path, capsys):
+    """`compare --pool NAME=STUDY ...`: studies pooled with a stratum each (tests/metrics/test_pool.py)."""
+    from tests.metrics.test_study import _run
+
+    for stratum, bias in (("A", 0.3), ("B", 0.6)):
+        for seed in range(3):
+            _run(tmp_path / stratum, "CE", seed, 0.0)
+            _run(tmp_path / stratum, "IAL", seed, bias)
+        args = ["compare", "--out", str(tmp_path / stratum / "study"), "--bootstrap-samples", "100"]
+        for m in ("CE", "IAL"):
+            args += ["--group", m, *[str(tmp_path / stratum / m / f"seed{s}") for s in range(3)]]
+        assert cli(args) == 0
+    capsys.readouterr()
+    pool = ["compare", "--pool", f"A={tmp_path / 'A' / 'study'}", f"B={tmp_path / 'B' / 'study' / 'study.json'}",
+            "--methods", "IAL", "--bootstrap-samples", "100", "--out", str(tmp_path / "pooled")]
+    assert cli(pool) == 0
+    assert "IAL - CE, G3 Recall, pooled over A (3 seeds), B (3 seeds)" in capsys.readouterr().out
+    data = json.loads((tmp_path / "pooled" / "pooled.json").read_text())
+    assert data["methods"]["IAL"]["pooled"]["G3 Recall"]["n"] == 6 and (tmp_path / "pooled" / "pooled.md").is_file()
+    for bad, msg in ((["--pool", "A"], "give NAME=STUDY"), (["--pool", "A=x", "A=y"], "given twice"),
+                     (["--pool", f"A={tmp_path}", f"B={tmp_path}"], "no study.json"),
+                     (["--pool", "A=x", "--group", "CE", "r"], "drop A B, --group")):
+        assert cli(["compare", "--out", str(tmp_path / "x"), *bad]) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

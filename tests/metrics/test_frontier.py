@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from iaseg.metrics.frontier import (OffsetSweep, frontier_curves, load_frontier, recall_at_iou,
-                                    save_frontier)
+from iaseg.metrics.frontier import (OffsetSweep, band_recall, curve_span, frontier_curves, load_frontier,
+                                    recall_at_iou, recall_envelope, save_frontier)
 
 C, VOID = 5, 5
 
@@ -92,3 +92,34 @@ def test_recall_at_iou() -> None:
     assert recall_at_iou(miou, recall, 0.605) == pytest.approx(0.575)  # crossings on both sides of the peak
     assert math.isnan(recall_at_iou(miou, recall, 0.7))
     assert recall_at_iou(miou, recall, 0.4) == pytest.approx(0.80)
+
+
+def test_recall_envelope_equals_recall_at_iou_at_every_target() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.sort(rng.uniform(0.5, 0.65, 30)), np.sort(rng.uniform(0.4, 0.65, 40))[::-1]])
+    y = np.sort(rng.uniform(0.3, 0.9, 70))
+    x[[5, 50]], y[17] = np.nan, np.nan  # undefined points are skipped by both
+    targets = np.linspace(0.35, 0.7, 301)
+    env = recall_envelope(x, y, targets)
+    expected = [recall_at_iou(x, y, t) for t in targets]
+    np.testing.assert_array_equal(env, expected)  # nan where the curve stays below, as recall_at_iou
+    assert np.isnan(env[-1]) and np.all(np.diff(env[np.isfinite(env)]) <= 0)  # non-increasing in the target
+    assert curve_span(x) == (np.nanmin(x), np.nanmax(x))
+
+
+def test_band_recall_of_constructed_frontiers_has_the_known_area() -> None:
+    # recall falls linearly as the offset buys mean IoU back: r = 1.5 - iou on [0.55, 0.66]
+    iou = np.linspace(0.66, 0.55, 12)
+    a = 1.5 - iou
+    b = 1.9 - 1.5 * iou                        # b - a = 0.4 - 0.5 iou
+    assert band_recall(iou, a, 0.60, 0.64) == pytest.approx(1.5 - 0.62, abs=1e-12)
+    # the area between the two frontiers over [0.60, 0.64], per point of mean IoU: 0.4 - 0.5 * 0.62
+    assert band_recall(iou, b, 0.60, 0.64) - band_recall(iou, a, 0.60, 0.64) == pytest.approx(0.09, abs=1e-12)
+    # a rising branch (negative offsets: less recall and less mean IoU) does not count: the envelope
+    # takes the highest recall at a mean IoU of at least the target
+    x = np.concatenate([[0.50, 0.58, 0.62], iou[iou < 0.66]])
+    y = np.concatenate([[0.20, 0.30, 0.40], 1.5 - iou[iou < 0.66]])
+    assert band_recall(x, y, 0.60, 0.64) == pytest.approx(0.88, abs=1e-12)
+    assert math.isnan(band_recall(iou, a, 0.60, 0.67))  # the curve never reaches 0.67
+    with pytest.raises(ValueError, match="high > low"):
+        band_recall(iou, a, 0.64, 0.64)

@@ -10,8 +10,8 @@ from iaseg.metrics import build_report, class_metrics, summarize
 from iaseg.metrics.per_image import PerImageCounts, sequence_blocks
 from iaseg.metrics.report import group_means
 from iaseg.metrics.stats import (Interval, PairedDifference, bootstrap_mean_ci, confusion_metrics,
-                                 hierarchical_bootstrap, paired_differences, seed_summary, sign_flip_p_value,
-                                 summary_sentence, t_quantile, t_tail, verdict)
+                                 detectable_difference, hierarchical_bootstrap, paired_differences, seed_summary,
+                                 sign_flip_p_value, summary_sentence, t_quantile, t_tail, t_test_power, verdict)
 
 CLASSES = ("Sky", "Road", "Car", "Pedestrian", "Bicyclist")
 GROUPS = {"G1": ["Sky"], "G2": ["Road"], "G3": ["Car", "Pedestrian", "Bicyclist"]}
@@ -158,6 +158,56 @@ def test_paired_differences_leave_out_undefined_seeds():
         paired_differences([math.nan], [0.1])
 
 
+# -- power ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 8, 30])
+@pytest.mark.parametrize("lam", [0.0, 0.5, 2.0, 4.0, 7.0])
+def test_t_test_power_equals_scipys_noncentral_t(df, lam):
+    stats = pytest.importorskip("scipy.stats")
+    c = stats.t.ppf(0.975, df)
+    expected = stats.nct.sf(c, df, lam) + stats.nct.cdf(-c, df, lam) if lam else 0.05
+    assert t_test_power(lam, df) == pytest.approx(expected, abs=1e-8)
+    assert t_test_power(-lam, df) == pytest.approx(t_test_power(lam, df), abs=1e-12)  # two-sided
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 9, 31])  # n = 2 needs lambda = 16, where scipy's nct gives NaN
+def test_detectable_difference_is_where_scipys_power_reaches_80_percent(n):
+    stats = pytest.importorskip("scipy.stats")
+    optimize = pytest.importorskip("scipy.optimize")
+    sd = 0.031
+    mdd = detectable_difference(sd, n)
+    lam = mdd * math.sqrt(n) / sd
+    c = stats.t.ppf(0.975, n - 1)
+    power = lambda x: stats.nct.sf(c, n - 1, x) + stats.nct.cdf(-c, n - 1, x)  # noqa: E731
+    assert power(lam) == pytest.approx(0.8, abs=1e-7)
+    assert lam == pytest.approx(optimize.brentq(lambda x: power(x) - 0.8, 0.1, 1.2 * lam, xtol=1e-13), rel=1e-6)
+    # above the normal-approximation value (z_0.975 + z_0.8) sd / sqrt(n), approaching it as n grows
+    assert mdd > (1.959964 + 0.841621) * sd / math.sqrt(n)
+
+
+def test_detectable_difference_by_simulation_and_edges():
+    # 5 seeds, differences with SD 1: a true difference of mdd is found (t CI excludes 0) 80 % of the time
+    rng = np.random.default_rng(3)
+    mdd = detectable_difference(1.0, 5)
+    d = rng.normal(mdd, 1.0, size=(40_000, 5))
+    t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(5))
+    assert np.mean(np.abs(t) > t_quantile(0.975, 4)) == pytest.approx(0.8, abs=0.01)
+    d = rng.normal(detectable_difference(1.0, 2), 1.0, size=(40_000, 2))  # n = 2 too
+    t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(2))
+    assert np.mean(np.abs(t) > t_quantile(0.975, 1)) == pytest.approx(0.8, abs=0.01)
+    assert detectable_difference(2.0, 5) == pytest.approx(2 * mdd, rel=1e-12)  # linear in the SD
+    assert detectable_difference(1.0, 5, power=0.9) > mdd > detectable_difference(1.0, 5, alpha=0.1)
+    assert math.isnan(detectable_difference(1.0, 1)) and math.isnan(detectable_difference(math.nan, 5))
+    assert detectable_difference(0.0, 5) == 0.0
+    with pytest.raises(ValueError, match="power"):
+        detectable_difference(1.0, 5, power=1.0)
+
+
+def test_paired_differences_carry_the_detectable_difference():
+    r = paired_differences([0.61, 0.60, 0.66, 0.62], [0.60, 0.61, 0.62, 0.60])
+    assert r.detectable == pytest.approx(detectable_difference(r.sd, 4), rel=1e-15)
+
+
 # -- words ----------------------------------------------------------------------------------------
 
 def test_summary_sentence_says_when_the_ci_includes_zero():
@@ -168,19 +218,19 @@ def test_summary_sentence_says_when_the_ci_includes_zero():
     text = summary_sentence({"G3 recall, IAL - CE": ci_zero, "mean IoU, IAL - CE": clear, "t": t_only})
     lines = text.splitlines()
     assert lines[0] == ("G3 recall, IAL - CE: +1.2 points (95 % CI -0.5 to +2.9): "
-                        "not significant (CI includes 0).")
+                        "not resolved at this precision (CI includes 0).")
     # 3 seeds: the sign-flip p cannot go below 0.25, which the verdict says
     assert lines[1] == ("mean IoU, IAL - CE: +2.0 points (95 % CI +0.5 to +3.5, p = 0.25, n = 3): "
                         "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05).")
-    assert lines[2].endswith("not significant (CI includes 0).")
+    assert lines[2].endswith("not resolved at this precision (CI includes 0).")
     one = seed_summary([0.4])
     assert summary_sentence({"x": one}) == ("x: +40.0 points (95 % CI undefined, n = 1): "
                                             "no conclusion possible (CI undefined).")
 
 
 def test_verdict_follows_the_ci_then_the_sign_flip_p():
-    assert verdict(-0.01, 0.02, 0.01) == "not significant (CI includes 0)"
-    assert verdict(0.0, 0.02) == "not significant (CI includes 0)"      # a bound at 0 includes it
+    assert verdict(-0.01, 0.02, 0.01) == "not resolved at this precision (CI includes 0)"
+    assert verdict(0.0, 0.02) == "not resolved at this precision (CI includes 0)"      # a bound at 0 includes it
     assert verdict(0.01, 0.02, 0.03) == "CI excludes 0"
     assert verdict(-0.03, -0.01) == "CI excludes 0"
     assert verdict(0.01, 0.02, 0.0625) == "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from iaseg.metrics import BoundaryMetrics, build_report, write_report
-from iaseg.metrics.frontier import OffsetSweep, frontier_curves, load_frontier, recall_at_iou, save_frontier
+from iaseg.metrics.frontier import (OffsetSweep, band_recall, frontier_curves, load_frontier, recall_at_iou,
+                                    save_frontier)
 from iaseg.metrics.per_image import save_per_image
 from iaseg.metrics.report import ReportError
-from iaseg.metrics.stats import t_quantile
-from iaseg.metrics.study import build_study
+from iaseg.metrics.stats import detectable_difference, t_quantile
+from iaseg.metrics.study import _band_match, build_study
 from iaseg.metrics.study_report import write_study
 
 CLASSES = ["road", "sky", "car"]
@@ -218,3 +219,75 @@ def test_a_method_without_frontiers_is_drawn_as_points(study_root, tmp_path) -> 
     # no method with frontiers: no frontier section, one note
     none = build_study({"rule": groups["rule"]}, n_boot=100)
     assert none["frontier"] is None and any(n.startswith("no frontier: 3 run(s)") for n in none["notes"])
+
+
+def _line(peak: float, level: float, slope: float = 1.0) -> dict[str, list[float]]:
+    """A constructed frontier: recall = level - slope * (mean IoU - 0.6), mean IoU from `peak` down 8 points."""
+    iou = np.linspace(peak, peak - 0.08, 33)
+    return {"mean_iou": iou.tolist(), "group_recall": (level - slope * (iou - 0.6)).tolist()}
+
+
+def test_band_matching_on_constructed_frontiers_gives_the_known_differences() -> None:
+    # 4 seeds, peaks differ by seed and method; IAL's frontier lies 3 points above CE's on seeds 0-2
+    # and 1 point on seed 3; the lowest peak of the pair is 0.615 (CE seed 2)
+    peaks = {"CE": [0.64, 0.63, 0.615, 0.65], "IAL": [0.625, 0.66, 0.62, 0.64]}
+    level = {s: 0.70 + 0.02 * s for s in range(4)}
+    gap = [0.03, 0.03, 0.03, 0.01]
+    curves = {"CE": {s: _line(peaks["CE"][s], level[s]) for s in range(4)},
+              "IAL": {s: _line(peaks["IAL"][s], level[s] + gap[s]) for s in range(4)}}
+    notes: list[str] = []
+    b = _band_match(curves, "CE", {"IAL": [0, 1, 2, 3]}, 0.02, 500, 0, notes)
+    p = b["pairs"]["IAL"]
+    assert (p["high"], p["low"]) == pytest.approx((0.615, 0.595), abs=1e-15) and not notes
+    assert p["targets"] == pytest.approx([0.615, 0.61, 0.605, 0.6, 0.595], abs=1e-15)
+    for s in range(4):  # recall at a target t: level - (t - 0.6); over the band: at its middle, 0.605
+        assert p["recall_at_targets"]["CE"][s] == pytest.approx([level[s] - (t - 0.6) for t in p["targets"]], abs=1e-12)
+        assert p["band_recall"]["CE"][s] == pytest.approx(level[s] - 0.005, abs=1e-12)
+    d = p["difference"]
+    assert d["diffs"] == pytest.approx(tuple(gap), abs=1e-12) and d["mean"] == pytest.approx(0.025, abs=1e-12)
+    assert d["sd"] == pytest.approx(0.01, abs=1e-12) and d["p_value"] == pytest.approx(0.125)
+    assert all(t["diffs"] == pytest.approx(tuple(gap), abs=1e-12) for t in p["target_differences"])
+    # unequal slopes: IAL - CE = 0.02 - 0.5 (t - 0.6) on every seed, whose mean over the band is at 0.605
+    curves["IAL"] = {s: _line(peaks["IAL"][s], level[s] + 0.02, slope=1.5) for s in range(4)}
+    p = _band_match(curves, "CE", {"IAL": [0, 1, 2, 3]}, 0.02, 500, 0, notes)["pairs"]["IAL"]
+    assert p["difference"]["mean"] == pytest.approx(0.02 - 0.5 * 0.005, abs=1e-12)
+    assert [t["mean"] for t in p["target_differences"]] == pytest.approx([0.02 - 0.5 * (t - 0.6) for t in p["targets"]])
+    # a curve that ends 1 point below the peak narrows the band, with a note
+    curves["IAL"][1] = {k: v[:5] for k, v in curves["IAL"][1].items()}  # 0.66 down to 0.65
+    p = _band_match(curves, "CE", {"IAL": [0, 1, 2, 3]}, 0.02, 500, 0, notes)["pairs"]["IAL"]
+    assert p is None and notes[-1].startswith("band matching: the frontiers of IAL and CE share no mean-IoU range")
+    curves["IAL"][1] = _line(0.66, 0.8)
+    curves["IAL"][1] = {k: v[:23] for k, v in curves["IAL"][1].items()}  # 0.66 down to 0.605
+    p = _band_match(curves, "CE", {"IAL": [0, 1, 2, 3]}, 0.02, 500, 0, notes)["pairs"]["IAL"]
+    assert (p["high"], p["low"]) == pytest.approx((0.615, 0.605), abs=1e-12) and "narrowed to 1.00 points" in notes[-1]
+
+
+def test_band_matching_in_a_study_equals_a_direct_computation(study_root, tmp_path) -> None:
+    groups = {m: [study_root / m / f"seed{s}" for s in range(4)] for m in ("CE", "IAL")}
+    study = build_study(groups, n_boot=200)
+    p = study["frontier"]["band"]["pairs"]["IAL"]
+    curves = {(m, s): frontier_curves(load_frontier(study_root / m / f"seed{s}" / "eval_val" / "frontier.json"),
+                                      "G3", GROUPS) for m in ("CE", "IAL") for s in range(4)}
+    high = min(np.nanmax(c["mean_iou"]) for c in curves.values())
+    assert p["high"] == pytest.approx(high, abs=1e-15) and p["low"] == pytest.approx(high - 0.02, abs=1e-15)
+    direct = {}
+    for (m, s), c in curves.items():
+        # dense brute force: each segment cut into 2000 pieces, the best recall at mean IoU >= t
+        x = np.concatenate([np.linspace(x0, x1, 2001) for x0, x1 in zip(c["mean_iou"][:-1], c["mean_iou"][1:])])
+        y = np.concatenate([np.linspace(y0, y1, 2001) for y0, y1 in zip(c["group_recall"][:-1], c["group_recall"][1:])])
+        targets = np.linspace(p["low"], p["high"], 401)
+        direct[m, s] = np.mean([y[x >= t].max() for t in targets])
+        assert p["band_recall"][m][s] == pytest.approx(direct[m, s], abs=2e-4)
+        assert p["recall_at_targets"][m][s][0] == pytest.approx(y[x >= high].max(), abs=2e-4)
+    d = p["difference"]
+    assert tuple(d["seeds"]) == (0, 1, 2, 3)
+    assert d["diffs"] == pytest.approx(tuple(direct["IAL", s] - direct["CE", s] for s in range(4)), abs=4e-4)
+    assert any(line.startswith("Matched over a band (mean IoU ") for line in study["summary"])
+    md = write_study(study, tmp_path / "out")["md"].read_text()
+    assert "### Matched over a band of mean IoU" in md and "| IAL - CE | band " in md
+    # unresolved differences say the smallest effect the seeds could detect
+    g3 = study["differences"]["IAL"]["G3 Precision"]
+    assert g3["detectable"] == pytest.approx(detectable_difference(g3["sd"], 4), rel=1e-12)
+    assert "| p | n | detectable (80 % power) | verdict |" in md
+    assert any("not resolved at this precision (CI includes 0); 80 % power only for effects of at least" in line
+               for line in study["summary"])

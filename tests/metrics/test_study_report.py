@@ -22,6 +22,6 @@ def test_seed_band_is_nan_aware_mean_and_sample_sd() -> None:
 def test_a_difference_is_judged_on_its_t_ci_and_sign_flip_p() -> None:
     # the bootstrap CI (narrow with few seeds) does not enter the verdict
     d = {"t_ci": [-0.004, 0.03], "bootstrap_ci": [0.005, 0.02], "p_value": 0.0625}
-    assert _verdict(d) == "not significant (CI includes 0)"
+    assert _verdict(d) == "not resolved at this precision (CI includes 0)"
     assert _verdict({**d, "t_ci": [0.002, 0.03]}) == "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"
     assert _verdict({**d, "t_ci": [0.002, 0.03], "p_value": 0.03125}) == "CI excludes 0"

@@ -5,7 +5,10 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
-operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png."""
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png.
+
+`iaseg compare --pool GPU=STUDY CPU=STUDY --out DIR`: finished studies pooled with one stratum each,
+paired within stratum (iaseg.metrics.pool); pooled.md/.json."""
 from __future__ import annotations
 
 import argparse
@@ -21,11 +24,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", nargs="+", action="append", metavar=("NAME", "RUN"),
                    help="a method and its runs, one per seed (run or evaluation folders, report.json files); "
                         "repeat for each method: a multi-seed study instead of A vs B")
+    p.add_argument("--pool", nargs="+", metavar="NAME=STUDY",
+                   help="pool studies of `compare --group` (study.json or its folder), one stratum each (e.g. one "
+                        "training protocol): methods paired with the reference within each stratum, pooled over all "
+                        "pairs; writes pooled.md/.json")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="with --pool: the methods to pool (default: every method all studies share)")
     p.add_argument("--reference", help="with --group: the method the others are compared with (default: the first)")
     p.add_argument("--frontier-set", help="with --group: the offset set of frontier.json (default: its first)")
     p.add_argument("--bootstrap-samples", type=int, default=10_000, help="with --group: resamples (default 10000)")
     p.add_argument("--block-len", type=int, default=10,
                    help="with --group: consecutive frames per block of the hierarchical bootstrap (default 10)")
+    p.add_argument("--band", type=float, default=2.0, metavar="POINTS",
+                   help="with --group: width in points of mean IoU of the band-matched comparison, below the highest "
+                        "mean IoU every seed of a pair reaches (default 2)")
     p.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="display names (default: run folder names)")
     p.add_argument("--checkpoints", nargs=2, metavar=("CKPT_A", "CKPT_B"),
                    help="checkpoints of A and B: adds a Fig. 7-style overlay of the most important group")
@@ -51,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
 
+    if args.pool:
+        return _pool(args)
     if args.group:
         return _study(args)
     if not (args.a and args.b):
@@ -127,11 +141,36 @@ def _study(args: argparse.Namespace) -> int:
         methods[name] = runs
     if args.bootstrap_samples < 100 or args.block_len < 1:
         raise CLIError("--bootstrap-samples must be >= 100 and --block-len >= 1")
+    if not 0.0 < args.band <= 100.0:
+        raise CLIError(f"--band must be in (0, 100] points of mean IoU, got {args.band}")
     study = build_study(methods, reference=args.reference, frontier_set=args.frontier_set,
-                        n_boot=args.bootstrap_samples, block_len=args.block_len)
+                        n_boot=args.bootstrap_samples, block_len=args.block_len, band=args.band / 100.0)
     paths = write_study(study, args.out)
     print("\n".join(study["summary"]))
     for note in study["notes"]:
         print(f"note: {note}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from iaseg.metrics.pool import load_study, pool_studies, write_pooled
+
+    if args.group or args.a or args.b or args.checkpoints or args.paper:
+        raise CLIError("--pool pools finished studies: drop A B, --group, --checkpoints and --paper")
+    sources: dict[str, str] = {}
+    for item in args.pool:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise CLIError(f"--pool {item}: give NAME=STUDY (a stratum's name and its study.json or folder)")
+        if name in sources:
+            raise CLIError(f"--pool: stratum {name!r} is given twice")
+        sources[name] = path
+    if args.bootstrap_samples < 100:
+        raise CLIError("--bootstrap-samples must be >= 100")
+    studies = {name: load_study(path) for name, path in sources.items()}
+    pooled = pool_studies(studies, methods=args.methods, n_boot=args.bootstrap_samples)
+    paths = write_pooled(pooled, args.out, sources)
+    print("\n".join(pooled["summary"]))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

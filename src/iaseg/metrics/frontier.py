@@ -21,6 +21,7 @@ scores calibrate's candidate offsets (`sweep_counts`).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -230,3 +231,41 @@ def recall_at_iou(mean_iou: Sequence[float], recall: Sequence[float], target: fl
         if (x0 - target) * (x1 - target) < 0:
             best.append(float(y0 + (y1 - y0) * (x0 - target) / (x0 - x1)))
     return max(best) if best else float("nan")
+
+
+def curve_span(mean_iou: Sequence[float]) -> tuple[float, float]:
+    """(lowest, highest) finite mean IoU of a frontier: the range of mean IoU its offsets reach
+    (NaN, NaN when none is finite)."""
+    x = np.asarray(mean_iou, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return (float(x.min()), float(x.max())) if x.size else (math.nan, math.nan)
+
+
+def recall_envelope(mean_iou: Sequence[float], recall: Sequence[float], targets: Sequence[float]) -> np.ndarray:
+    """`recall_at_iou` at many targets at once (the same grid points and segment crossings,
+    vectorised): the frontier's upper recall envelope, non-increasing in the target."""
+    x = np.asarray(mean_iou, dtype=np.float64)
+    y = np.asarray(recall, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.float64)[:, None]
+    ok = np.isfinite(x) & np.isfinite(y)
+    cand = np.where(ok & (x >= t), y, -np.inf)
+    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
+    seg = ok[:-1] & ok[1:] & (x0 != x1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cross = np.where(seg & ((x0 - t) * (x1 - t) < 0), y0 + (y1 - y0) * (x0 - t) / (x0 - x1), -np.inf)
+    best = np.maximum(cand.max(1, initial=-np.inf), cross.max(1, initial=-np.inf))
+    return np.where(np.isneginf(best), np.nan, best)
+
+
+def band_recall(mean_iou: Sequence[float], recall: Sequence[float], low: float, high: float,
+                points: int = 201) -> float:
+    """The mean of `recall_at_iou` over mean-IoU targets in [low, high] (trapezoid rule on
+    `points` equally spaced targets): the area under the frontier's recall envelope over the
+    band divided by its width, so the difference of two runs' values is the area between their
+    frontiers per point of mean IoU. NaN when the curve does not reach `high`."""
+    if not high > low:
+        raise ValueError(f"a mean-IoU band needs high > low, got [{low}, {high}]")
+    env = recall_envelope(mean_iou, recall, np.linspace(low, high, int(points)))
+    if np.isnan(env).any():
+        return math.nan
+    return float(np.sum((env[1:] + env[:-1]) / 2.0) / (len(env) - 1))

@@ -7,12 +7,16 @@
 - `hierarchical_bootstrap`: CIs of every report metric (per class, group means, mean) of one
   method or of a paired difference, resampling seeds and then blocks of consecutive frames
   from per-image confusion counts (`iaseg.metrics.per_image`).
+- `detectable_difference`: the smallest true mean difference a paired comparison of n seeds
+  with the observed SD finds with 80 % power (two-sided t test, alpha 0.05): what "not
+  significant" can and cannot rule out.
 - `verdict`, `summary_sentence`: each effect with its CI, saying plainly when the CI includes 0.
 
 Metric values are fractions, as in report.json; differences are `a - b`.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -83,6 +87,80 @@ def t_quantile(p: float, df: float) -> float:
             break
         lo, hi = (mid, hi) if t_tail(mid, df) > tail else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+# -- power -------------------------------------------------------------------------------------
+
+def _chi_scale_grid(df: int, points: int = 4001) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes u and Simpson weights w (density included) for integrals over u = sqrt(V / df),
+    V ~ chi-square(df): sum(w * h(u)) ~ E[h(u)]. The grid ends where the density is below 1e-30."""
+    hi = 1.0 + 15.0 / math.sqrt(df)
+    u = np.linspace(0.0, hi, points)
+    with np.errstate(divide="ignore"):
+        log_u = np.where(u > 0, np.log(np.where(u > 0, u, 1.0)), -np.inf)
+    power_term = (df - 1) * log_u if df > 1 else np.zeros_like(u)  # u^0 = 1 at u = 0 too
+    density = np.exp(math.log(2.0) + (df / 2.0) * math.log(df / 2.0) - math.lgamma(df / 2.0)
+                     + power_term - df * u * u / 2.0)
+    simpson = np.ones(points)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    return u, density * simpson * (hi / (points - 1) / 3.0)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    # math.erfc per element: numpy has no erf, and torch's threaded ndtr is slower on a few
+    # thousand values (thread start-up) than this loop
+    return np.fromiter((0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x.tolist()), np.float64, x.size)
+
+
+def _power_function(df: int, alpha: float) -> Any:
+    """lambda -> power of the two-sided t test (see `t_test_power`), with the critical value and
+    the quadrature grid computed once."""
+    if int(df) < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    c = t_quantile(1.0 - alpha / 2.0, df)
+    u, w = _chi_scale_grid(int(df))
+    return lambda lam: float(w @ (_normal_cdf(float(lam) - c * u) + _normal_cdf(-float(lam) - c * u)))
+
+
+def t_test_power(noncentrality: float, df: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample (paired) t test at level `alpha` when the true mean is
+    `noncentrality` standard errors away from 0: P(|T'| > t_(1-alpha/2, df)) for T' noncentral t,
+    integrated over the chi-square denominator (P(T' > c) = E[Phi(lambda - c u)])."""
+    return _power_function(df, alpha)(noncentrality)
+
+
+@functools.lru_cache(maxsize=256)
+def _detectable_noncentrality(df: int, alpha: float, power: float) -> float:
+    """The noncentrality at which the two-sided t test reaches `power` (bisection; the power
+    grows with it)."""
+    at = _power_function(df, alpha)
+    if at(0.0) >= power:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while at(hi) < power:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if hi - lo < 1e-12 * hi:
+            break
+        lo, hi = (mid, hi) if at(mid) < power else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference that a paired comparison of `n` seeds with per-seed
+    differences of standard deviation `sd` detects with probability `power` (two-sided t test
+    at level `alpha`, the test behind the study's t CI): the minimal detectable difference at
+    the observed spread. NaN for n < 2 or an undefined SD; 0 for SD 0."""
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be in (0, 1), got {power}")
+    if int(n) < 2 or math.isnan(sd):
+        return math.nan
+    if sd < 0:
+        raise ValueError(f"sd must be >= 0, got {sd}")
+    return _detectable_noncentrality(int(n) - 1, float(alpha), float(power)) * float(sd) / math.sqrt(n)
 
 
 # -- one metric over seeds ----------------------------------------------------------------------
@@ -195,7 +273,8 @@ class PairedDifference:
     """Per-seed differences a - b and their statistics. `low`/`high` are the Student-t CI: with
     the handful of seeds a study affords, the percentile bootstrap CI (also kept, as
     `bootstrap_ci`) is too narrow (about 1.75 standard errors wide on each side at n = 5 against
-    t's 2.78), so verdicts use the t CI."""
+    t's 2.78), so verdicts use the t CI. `detectable`: the smallest true difference these seeds
+    would detect with 80 % power at the observed SD (`detectable_difference`)."""
     seeds: tuple[Any, ...]
     diffs: tuple[float, ...]
     mean: float
@@ -207,6 +286,7 @@ class PairedDifference:
     exact_p: bool
     undefined_seeds: tuple[Any, ...] = ()
     confidence: float = 0.95
+    detectable: float = math.nan  # detectable_difference at 80 % power, level 1 - confidence
 
     @property
     def estimate(self) -> float:
@@ -239,7 +319,8 @@ def paired_differences(a: Mapping[Any, float] | Sequence[float], b: Mapping[Any,
     p, exact = sign_flip_p_value(d, exact_max_n, n_perm, seed)
     return PairedDifference(tuple(s for s, _ in kept), tuple(float(v) for v in d), summary.mean, summary.sd,
                             summary.n, (summary.low, summary.high), bootstrap_mean_ci(d, n_boot, confidence, seed),
-                            p, exact, undefined, confidence)
+                            p, exact, undefined, confidence,
+                            detectable_difference(summary.sd, summary.n, alpha=1.0 - confidence))
 
 
 # -- hierarchical bootstrap from per-image counts -----------------------------------------------
@@ -392,22 +473,34 @@ def hierarchical_bootstrap(a: Mapping[Any, PerImageCounts] | Sequence[PerImageCo
 def verdict(low: float, high: float, p_value: float | None = None) -> str:
     """The plain verdict on an effect from its CI and, when given, its sign-flip p-value: an
     effect counts only when the CI excludes 0; with few seeds the t CI rests on normal seed noise,
-    which the sign-flip test does not assume, so a p >= 0.05 is said too."""
+    which the sign-flip test does not assume, so a p >= 0.05 is said too. A CI that includes 0
+    leaves the effect unresolved, which is not evidence of no effect: `detectable_phrase` says
+    how large an effect the comparison could have found."""
     if math.isnan(low) or math.isnan(high):
         return "no conclusion possible (CI undefined)"
     if low <= 0.0 <= high:
-        return "not significant (CI includes 0)"
+        return "not resolved at this precision (CI includes 0)"
     if p_value is not None and p_value >= 0.05:
         return "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"
     return "CI excludes 0"
 
 
+def detectable_phrase(detectable: float | None, scale: float = 100.0, unit: str = " points",
+                      digits: int = 1) -> str:
+    """'; 80 % power only for effects of at least 5.1 points' (the detectable difference times
+    `scale`), '' when undefined: appended to an unresolved verdict."""
+    if detectable is None or math.isnan(detectable):
+        return ""
+    return f"; 80 % power only for effects of at least {scale * detectable:.{digits}f}{unit}"
+
+
 def summary_sentence(effects: Mapping[str, Any], scale: float = 100.0, unit: str = " points",
                      digits: int = 1) -> str:
     """One sentence per effect: '{label}: +1.2 points (95 % CI -0.5 to +2.9, p = 0.31, n = 5):
-    not significant (CI includes 0).' Effects are anything with estimate/low/high
-    (PairedDifference: its t CI; Interval; SeedSummary) and, optionally, p_value and n; the
-    verdict is `verdict`'s. Values are multiplied by `scale` (fractions -> percentage points)."""
+    not resolved at this precision (CI includes 0).' Effects are anything with estimate/low/high
+    (PairedDifference: its t CI; Interval; SeedSummary) and, optionally, p_value, n and detectable;
+    the verdict is `verdict`'s, with `detectable_phrase` when the CI includes 0. Values are
+    multiplied by `scale` (fractions -> percentage points)."""
     def num(x: float) -> str:
         return f"{scale * x:+.{digits}f}"
 
@@ -421,6 +514,8 @@ def summary_sentence(effects: Mapping[str, Any], scale: float = 100.0, unit: str
             parts.append(f"p = {p_value:.3g}")
         if getattr(e, "n", None) is not None:
             parts.append(f"n = {e.n}")
-        sentences.append(f"{label}: {num(e.estimate)}{unit} ({', '.join(parts)}): "
-                         f"{verdict(e.low, e.high, p_value)}.")
+        word = verdict(e.low, e.high, p_value)
+        if e.low <= 0.0 <= e.high:
+            word += detectable_phrase(getattr(e, "detectable", None), scale, unit, digits)
+        sentences.append(f"{label}: {num(e.estimate)}{unit} ({', '.join(parts)}): {word}.")
     return "\n".join(sentences)

@@ -9,11 +9,14 @@ seed. The study gives, for every per-class, group and mean precision / recall / 
 - when every run has per_image.npz (written by `iaseg evaluate`): a hierarchical bootstrap over
   seeds and blocks of consecutive frames;
 - with frontier.json: each method's group recall at the reference's mean IoU minus 0.5 points
-  (matched operating points); a method without frontiers (e.g. runs scored with a decision rule)
-  is kept as points for the frontier figure.
+  (matched operating points: at the common target, and per seed at the reference seed's own
+  mean IoU), and a lower-variance matched estimator that loses no seed: group recall at fixed
+  mean-IoU targets every seed of a pair reaches, and averaged over a band of mean IoU (the area
+  between the frontiers per point of mean IoU); a method without frontiers (e.g. runs scored
+  with a decision rule) is kept as points for the frontier figure.
 The words, tables and figures of a study are in iaseg.metrics.study_report.
-Verdicts ("not significant") follow the t CI; with n seeds the smallest possible two-sided
-sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
+Verdicts ("not resolved at this precision") follow the t CI; with n seeds the smallest possible
+two-sided sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from .study_report import summary_lines
 from .tables import LABELS, group_members
 
 MATCH_MARGIN = 0.005  # matched operating point: the reference's mean IoU minus 0.5 points
+BAND_WIDTH = 0.02  # matched band: 2 points of mean IoU below the highest one every seed of a pair reaches
+BAND_STEP = 0.005  # fixed mean-IoU targets every 0.5 points across the band
 
 
 def run_seed(report: Mapping[str, Any], report_path: Path) -> int | None:
@@ -119,8 +124,10 @@ def _get(report: Mapping[str, Any], path: tuple[str | int, ...]) -> float:
 
 def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | None = None,
                 frontier: bool = True, frontier_set: str | None = None, bootstrap: bool = True,
-                n_boot: int = 10_000, block_len: int = 10, seed: int = 0) -> dict[str, Any]:
-    """The statistics of a multi-seed comparison as a JSON-able dict (see the module doc)."""
+                n_boot: int = 10_000, block_len: int = 10, seed: int = 0,
+                band: float = BAND_WIDTH) -> dict[str, Any]:
+    """The statistics of a multi-seed comparison as a JSON-able dict (see the module doc).
+    `band`: the width (a fraction of mean IoU) of the band-matched comparison."""
     from .stats import seed_summary
 
     if len(methods) < 1 or any(len(p) == 0 for p in methods.values()):
@@ -165,7 +172,8 @@ def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | No
     if bootstrap:
         study["bootstrap"] = _bootstrap(runs, reference, paired_ok, groups, n_boot, block_len, seed, study["notes"])
     if frontier:
-        study["frontier"] = _frontier(runs, reference, paired_ok, groups, frontier_set, n_boot, seed, study["notes"])
+        study["frontier"] = _frontier(runs, reference, paired_ok, groups, frontier_set, n_boot, seed, study["notes"],
+                                      band)
     study["summary"] = summary_lines(study)
     return study
 
@@ -253,7 +261,7 @@ def _intervals(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, paired: Mapping[str, list],
               groups: Mapping[str, Sequence[str]], set_name: str | None, n_boot: int, seed: int,
-              notes: list[str]) -> dict[str, Any] | None:
+              notes: list[str], band: float = BAND_WIDTH) -> dict[str, Any] | None:
     """Matched operating points on the offset frontiers. A method whose runs do not all have
     frontier.json (e.g. a model scored with a decision rule) has no curve: its runs are kept as
     points (mean IoU, group recall, group precision) for the figure, without a matched recall."""
@@ -301,6 +309,7 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
         if shared and out["differences"][name] is None:
             notes.append(f"{name}: no seed reaches the matched mean IoU {100 * target:.1f} on its frontier")
     out["per_seed"] = _per_seed_match(runs, curves, reference, paired, n_boot, seed, notes)
+    out["band"] = _band_match(curves, reference, paired, band, n_boot, seed, notes)
     return out
 
 
@@ -328,3 +337,47 @@ def _per_seed_match(runs: Mapping[str, Mapping[Any, dict[str, Any]]], curves: Ma
                          f"curve lies below it); left out of that difference, which favours {name}")
         differences[name] = _paired(recall[name], recall[reference], shared, n_boot, seed)
     return {"targets": targets, "matched_recall": recall, "differences": differences}
+
+
+def _band_match(curves: Mapping[str, Mapping[Any, Any]], reference: str, paired: Mapping[str, list], width: float,
+                n_boot: int, seed: int, notes: list[str]) -> dict[str, Any] | None:
+    """Matched comparison at mean-IoU values every seed of a pair reaches. For each method and
+    the reference over their shared seeds, the band is [high - width, high], where high is the
+    lowest of the curves' highest mean IoU (so no seed is lost, unlike the common target, and no
+    target moves with one seed's noise, unlike per-seed matching); it is narrowed where a curve
+    does not extend that far down. Per seed: the group recall at fixed targets every BAND_STEP
+    from high down, and its mean over the band (`band_recall`); paired differences of both."""
+    from .frontier import band_recall, curve_span, recall_at_iou
+
+    if reference not in curves:
+        return None
+    if not width > 0:
+        raise ReportError(f"the mean-IoU band must be wider than 0, got {width}")
+    pairs: dict[str, Any] = {}
+    for name, shared in paired.items():
+        if name not in curves or not shared:
+            continue
+        spans = [curve_span(curves[m][s]["mean_iou"]) for m in (name, reference) for s in shared]
+        high = min(hi for _, hi in spans)
+        low = max(high - width, max(lo for lo, _ in spans))
+        if not high > low:
+            notes.append(f"band matching: the frontiers of {name} and {reference} share no mean-IoU range")
+            pairs[name] = None
+            continue
+        if low > high - width + 1e-12:
+            notes.append(f"band matching: {name} - {reference} band narrowed to {100 * (high - low):.2f} points "
+                         "(a curve ends above high - width)")
+        targets = [high - k * BAND_STEP for k in range(int((high - low) / BAND_STEP + 1e-9) + 1)]
+        at = {m: {s: [recall_at_iou(curves[m][s]["mean_iou"], curves[m][s]["group_recall"], t) for t in targets]
+                  for s in shared} for m in (name, reference)}
+        area = {m: {s: band_recall(curves[m][s]["mean_iou"], curves[m][s]["group_recall"], low, high)
+                    for s in shared} for m in (name, reference)}
+        pairs[name] = {
+            "seeds": list(shared), "low": low, "high": high, "targets": targets,
+            "recall_at_targets": at, "band_recall": area,
+            "target_differences": [_paired({s: at[name][s][k] for s in shared},
+                                           {s: at[reference][s][k] for s in shared}, shared, n_boot, seed)
+                                   for k in range(len(targets))],
+            "difference": _paired(area[name], area[reference], shared, n_boot, seed),
+        }
+    return {"width": width, "step": BAND_STEP, "pairs": pairs}

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .report import _jsonable
-from .stats import verdict
+from .stats import detectable_phrase, verdict
 from .tables import LABELS
 
 
@@ -28,10 +28,21 @@ def _ci(lo: float, hi: float, sign: bool = True) -> str:
     return f"[{_fmt(lo, sign=sign)}, {_fmt(hi, sign=sign)}]"
 
 
-def _verdict(d: Mapping[str, Any]) -> str:
+def _verdict(d: Mapping[str, Any], power: bool = False) -> str:
     """The verdict on a paired difference: its t CI and sign-flip p (the bootstrap CI is too
-    narrow with 3-5 seeds)."""
-    return verdict(*d["t_ci"], d["p_value"])
+    narrow with 3-5 seeds); with `power`, an unresolved one says the smallest effect the
+    comparison could detect."""
+    word = verdict(*d["t_ci"], d["p_value"])
+    low, high = d["t_ci"]
+    if power and low is not None and high is not None and low <= 0.0 <= high:
+        word += detectable_phrase(d.get("detectable"))
+    return word
+
+
+def _effect(d: Mapping[str, Any]) -> str:
+    """'+1.2 points (95 % CI [-0.5, +2.9], p = 0.31, n = 5): verdict' of a paired difference."""
+    return (f"{_fmt(d['mean'], sign=True)} points (95 % CI {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, "
+            f"n = {d['n']}): {_verdict(d, power=True)}")
 
 
 def summary_lines(study: Mapping[str, Any]) -> list[str]:
@@ -49,19 +60,22 @@ def summary_lines(study: Mapping[str, Any]) -> list[str]:
                 continue
             lines.append(f"{name} - {ref}, {label}: {_fmt(d['mean'], sign=True)} points "
                          f"(95 % CI {_ci(*d['t_ci'])}, sign-flip p = {d['p_value']:.3g}, n = {d['n']} paired seed{'s' * (d['n'] != 1)}): "
-                         f"{_verdict(d)}.")
+                         f"{_verdict(d, power=True)}.")
     f = study.get("frontier")
     if f:
         for name, d in f["differences"].items():
             if d:
                 lines.append(f"At matched mean IoU ({_fmt(f['target_mean_iou'])} = {ref} - {100 * f['margin']:.1f}), "
-                             f"{name} - {ref}, {f['group']} recall: {_fmt(d['mean'], sign=True)} points "
-                             f"(95 % CI {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, n = {d['n']}): {_verdict(d)}.")
+                             f"{name} - {ref}, {f['group']} recall: {_effect(d)}.")
         for name, d in (f.get("per_seed") or {}).get("differences", {}).items():
             if d:
                 lines.append(f"Matched per seed (each seed's {ref} mean IoU - {100 * f['margin']:.1f}), {name} - {ref}, "
-                             f"{f['group']} recall: {_fmt(d['mean'], sign=True)} points (95 % CI {_ci(*d['t_ci'])}, "
-                             f"p = {d['p_value']:.3g}, n = {d['n']}): {_verdict(d)}.")
+                             f"{f['group']} recall: {_effect(d)}.")
+        for name, pair in ((f.get("band") or {}).get("pairs") or {}).items():
+            if pair and pair["difference"]:
+                lines.append(f"Matched over a band (mean IoU {_fmt(pair['low'])}-{_fmt(pair['high'])}, reached by every "
+                             f"seed of both), {name} - {ref}, {f['group']} recall averaged over the band: "
+                             f"{_effect(pair['difference'])}.")
     # the floor of the exact sign-flip p depends on the number of seeds the methods share
     n_min = min((d["n"] for diffs in study["differences"].values() for d in diffs.values() if d), default=0)
     if 0 < n_min <= 16:
@@ -106,16 +120,18 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
     if others:
         lines += [f"## Paired differences against {ref}", "",
                   "Per metric: mean difference [95 % t CI] {95 % percentile-bootstrap CI}, exact sign-flip p, "
-                  "paired seeds.", ""]
+                  "paired seeds, and the smallest true difference these seeds detect with 80 % power (two-sided t "
+                  "test, alpha 0.05, at the observed SD of the differences).", ""]
         for name in others:
-            lines += [f"### {name} - {ref}", "", "| metric | difference | t CI | bootstrap CI | p | n | verdict |",
-                      "|---|---:|---:|---:|---:|---:|---|"]
+            lines += [f"### {name} - {ref}", "",
+                      "| metric | difference | t CI | bootstrap CI | p | n | detectable (80 % power) | verdict |",
+                      "|---|---:|---:|---:|---:|---:|---:|---|"]
             for r in rows + [k for k in study["differences"][name] if k not in rows]:
                 d = study["differences"][name].get(r)
                 if not d:
                     continue
                 lines.append(f"| {r} | {_fmt(d['mean'], sign=True)} | {_ci(*d['t_ci'])} | {_ci(*d['bootstrap_ci'])} "
-                             f"| {d['p_value']:.3g} | {d['n']} | {_verdict(d)} |")
+                             f"| {d['p_value']:.3g} | {d['n']} | {_fmt(d.get('detectable'))} | {_verdict(d)} |")
             lines.append("")
     b = study.get("bootstrap")
     if b and (any(b["methods"].values()) or b["differences"]):
@@ -161,7 +177,38 @@ def study_markdown(study: Mapping[str, Any], title: str = "Multi-seed comparison
                 diff = "" if not d else f"{_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}, n = {d['n']}"
                 lines.append(f"| {name} | " + " | ".join(_fmt(rec.get(s)) for s in seeds) + f" | {diff} |")
             lines.append("")
+        lines += _band_markdown(f, ref)
     return "\n".join(lines)
+
+
+def _band_markdown(f: Mapping[str, Any], ref: str) -> list[str]:
+    """The band-matched comparison: per pair, recall at fixed mean-IoU targets every seed reaches
+    and averaged over the band, with paired differences."""
+    b = f.get("band")
+    pairs = {k: v for k, v in ((b or {}).get("pairs") or {}).items() if v}
+    if not pairs:
+        return []
+    g = f["group"]
+    lines = [f"### Matched over a band of mean IoU (every seed of a pair reaches it)", "",
+             f"Per pair of methods, the band runs from the lowest of the seeds' highest mean IoU on their frontiers "
+             f"(high) down {100 * b['width']:.1f} points; every seed of both methods reaches every target in it, so no "
+             f"seed is left out and no target moves with one seed. {g} recall at fixed targets every "
+             f"{100 * b['step']:.1f} points, and its mean over the band (the area between the frontiers per point of "
+             "mean IoU). Differences: method - reference per seed [95 % t CI], sign-flip p, SD of the per-seed "
+             "differences, smallest difference detectable with 80 % power.", "",
+             f"| pair | mean IoU target | {g} recall, method | {g} recall, {ref} | difference [t CI], p | SD | detectable |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, p in pairs.items():
+        rows = [(f"{_fmt(t)}", [v[k] for v in p["recall_at_targets"][name].values()],
+                 [v[k] for v in p["recall_at_targets"][ref].values()], p["target_differences"][k])
+                for k, t in enumerate(p["targets"])]
+        rows.append((f"band {_fmt(p['low'])}-{_fmt(p['high'])} (mean)", list(p["band_recall"][name].values()),
+                     list(p["band_recall"][ref].values()), p["difference"]))
+        for label, a, r, d in rows:
+            diff = "-" if not d else f"{_fmt(d['mean'], sign=True)} {_ci(*d['t_ci'])}, p = {d['p_value']:.3g}"
+            lines.append(f"| {name} - {ref} | {label} | {_fmt(float(np.mean(a)))} | {_fmt(float(np.mean(r)))} | {diff} "
+                         f"| {_fmt(d['sd']) if d else '-'} | {_fmt(d.get('detectable')) if d else '-'} |")
+    return lines + [""]
 
 
 def _iv(v: Sequence[float] | None, sign: bool) -> str:

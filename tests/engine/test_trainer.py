@@ -335,3 +335,35 @@ def test_training_writes_curves_png(tiny_run):
     # the figure of the run's own metrics.jsonl, drawn again, is the same picture
     with Image.open(plot_training_curves(tiny_run / "metrics.jsonl", tiny_run / "again.png")) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")), written)
+
+
+def test_same_seed_gives_the_same_weights_with_or_without_the_caches_and_with_loader_workers(tmp_path):
+    """The class statistics are counted on the first start only (later starts read
+    class_stats.json): counting must not move the seeded RNGs, or a restarted run, or one whose
+    folder holds the cache, trains other weights. With augmentation, which draws random numbers."""
+    import shutil
+
+    opts = ("data.augment=true", "train.epochs=1", "data.options.length=4", "train.batch_size=2")
+    fresh = tmp_path / "fresh"
+    fit(tiny(*opts), fresh)
+    reference = load_checkpoint(fresh / "last.pt")["model"]
+    stats = (fresh / "class_stats.json").read_bytes()
+    for workers in (0, 2):
+        run = tmp_path / f"cached_w{workers}"
+        run.mkdir()
+        (run / "class_stats.json").write_bytes(stats)      # a restart after a kill before the first save
+        (run / "preflight.json").write_text('{"checked": []}\n')
+        fit(tiny(*opts, f"data.num_workers={workers}"), run)
+        assert (run / "class_stats.json").read_bytes() == stats   # the cache was used as it was
+        assert states_equal(load_checkpoint(run / "last.pt")["model"], reference), workers
+        assert _records(run)[0]["train_loss"] == _records(fresh)[0]["train_loss"]
+
+
+def test_class_statistics_are_those_of_the_labels_not_of_an_augmentation(tmp_path):
+    plain = Trainer(tiny("train.epochs=1", "data.options.length=4"), tmp_path / "plain", progress=False)
+    augmented = Trainer(tiny("train.epochs=1", "data.options.length=4", "data.augment=true"),
+                        tmp_path / "aug", progress=False)
+    plain.close(), augmented.close()
+    assert json.loads((tmp_path / "aug" / "class_stats.json").read_text())["stats"] == \
+        json.loads((tmp_path / "plain" / "class_stats.json").read_text())["stats"]
+    assert torch.equal(plain.class_weights, augmented.class_weights)

@@ -40,6 +40,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
+@contextmanager
+def kept_rng_state() -> Iterator[None]:
+    """Run a block without moving the global RNGs (torch, numpy, Python, CUDA): work that a cache
+    may skip (class statistics, the pre-flight check) must leave the training's random draws
+    where they were, or the same seed would give other weights with and without the cache."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
 # Config keys a resumed run may change: they take effect from the resume point. Anything else
 # (model, data, loss, seed, ...) would make the rest of the run another experiment: refused.
 RESUMABLE = frozenset({

@@ -14,6 +14,7 @@ seen in the epoch and the epoch's partial loss sums.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import math
 import random
@@ -35,8 +36,8 @@ from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanu
                                       resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.preflight import preflight
-from iaseg.engine.resume import (RESUMABLE, config_changes, nonfinite_entries, rng_state, set_rng_state,
-                                 stop_on_signals)
+from iaseg.engine.resume import (RESUMABLE, config_changes, kept_rng_state, nonfinite_entries, rng_state,
+                                 set_rng_state, stop_on_signals)
 from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
@@ -145,8 +146,9 @@ class Trainer:
                                       **{**opts, **d.val_options}) if d.val_split else None)
         # every file the run will read, once, before the first epoch (cached in the run folder)
         # (by role: the val split may be the train split with other options, e.g. leave-one-sequence-out)
-        self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
-                                        cache_dir=self.out, progress=progress))
+        with kept_rng_state():  # a cache hit skips it: it must not move the seeded RNGs
+            self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
+                                            cache_dir=self.out, progress=progress))
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
@@ -156,7 +158,8 @@ class Trainer:
         self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.class_weights = self._class_weights()
+        with kept_rng_state():  # a cached class_stats.json skips the counting: same draws either way
+            self.class_weights = self._class_weights()
         self.criterion = self._build_loss()
 
         o = cfg.optim
@@ -223,13 +226,17 @@ class Trainer:
                "options": {k: v for k, v in d.options.items()}, "num_classes": self.num_classes,
                "ignore_index": self.ignore_index}
         cache = self.out / "class_stats.json"
+        # the statistics of the labels themselves, not of one random augmentation of them
+        labels = copy.copy(self.train_set)
+        if getattr(labels, "augment", None) is not None:
+            labels.augment = None
         stats = None
         if self.dist.is_main:
-            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
+            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
                                         progress=self.progress, cache_key=key)
         barrier()
         if stats is None:
-            stats = dataset_class_stats(self.train_set, self.num_classes, self.ignore_index, cache=cache,
+            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
                                         progress=False, cache_key=key)
         return compute_class_weights(stats, method=lc.class_weights, a=lc.a,
                                      include_void=lc.include_void).float()

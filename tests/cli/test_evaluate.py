@@ -112,3 +112,17 @@ def test_evaluate_exported_files_and_backends(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
     assert "--precision is for a non-exact --backend" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tiny_run, tmp_path, capsys):
+    from iaseg.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    ckpt["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                     for k, v in ckpt["model"].items()}
+    save_checkpoint(ckpt, tmp_path / "nan.pt")
+    assert cli(["evaluate", "--checkpoint", str(tmp_path / "nan.pt"), "--out", str(tmp_path / "ev"),
+                "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"iaseg evaluate: error: checkpoint {tmp_path / 'nan.pt'} holds non-finite weights (")
+    assert "\n" not in err and not (tmp_path / "ev" / "report.json").exists()

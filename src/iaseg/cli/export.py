@@ -110,7 +110,9 @@ def _batched(samples: list[tuple[tuple[torch.Tensor, ...], Any]], batch: int) ->
 
 def _fmt_agreement(a: dict[str, Any]) -> str:
     return (f"max |logit diff| {a['max_abs_diff']:.3g}, argmax agreement {100 * a['argmax_agreement']:.3f}% "
-            f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%)")
+            f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%"
+            + (f"; {a['nonfinite']:,} pixels with NaN/inf logits, never counted as agreeing" if a.get("nonfinite")
+               else "") + ")")
 
 
 def format_of(out: Path) -> str | None:

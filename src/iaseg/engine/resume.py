@@ -14,6 +14,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from iaseg.checkpoint import nonfinite_entries  # noqa: F401 - re-exported: the trainer's finite-checkpoint check
+
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
@@ -73,22 +75,6 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, 
             if key in before and before[key] != value:
                 changes.append((f"{section}.{key}", before[key], value))
     return changes
-
-
-def nonfinite_entries(state: dict[str, Any]) -> list[str]:
-    """Names of the float tensors of a (nested) state dict that hold NaN or inf."""
-    bad: list[str] = []
-
-    def walk(node: Any, name: str) -> None:
-        if isinstance(node, torch.Tensor):
-            if node.is_floating_point() and not bool(torch.isfinite(node).all()):
-                bad.append(name)
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{name}.{k}" if name else str(k))
-
-    walk(state, "")
-    return bad
 
 
 @contextmanager

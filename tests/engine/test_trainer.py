@@ -367,3 +367,36 @@ def test_class_statistics_are_those_of_the_labels_not_of_an_augmentation(tmp_pat
     assert json.loads((tmp_path / "aug" / "class_stats.json").read_text())["stats"] == \
         json.loads((tmp_path / "plain" / "class_stats.json").read_text())["stats"]
     assert torch.equal(plain.class_weights, augmented.class_weights)
+
+
+def test_the_nan_stop_never_names_a_diverged_checkpoint_as_good(tmp_path, one_epoch):
+    """Weights that blow up to 1e10 stay finite for a while: the epoch-2 last.pt is finite but
+    diverged. It must not replace the epoch-1 checkpoint as the 'last good' one, which is kept
+    (as last_good.pt) instead of being overwritten."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    before = load_checkpoint(run / "last.pt")
+
+    def blow_up(trainer, epoch, step):  # the end of epoch 2: weights at 1e10, then a NaN loss in epoch 3
+        if epoch == 1 and step == 2:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = 1e10
+            trainer.criterion = lambda logits, target: logits.float().sum() * float("nan")
+
+    trainer = Trainer(tiny("train.epochs=3"), run, resume=True, progress=False, after_step=blow_up)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    trainer.close()
+    assert str(info.value) == (
+        f"loss became nan at epoch 3, step 1: training stopped; the last good checkpoint is {run / 'last_good.pt'} "
+        f"(epoch 1); {run / 'last.pt'} (epoch 2) holds finite but diverged weights (max |w| 1e+10) "
+        "(try a lower optim.lr, or train.amp=off)")
+    good = load_checkpoint(run / "last_good.pt")
+    assert good["epoch"] == 1 and states_equal(good["model"], before["model"])
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_a_sane_run_writes_no_last_good_copy(tiny_run):
+    assert not (tiny_run / "last_good.pt").exists()

@@ -42,6 +42,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
+# A parameter larger than this marks weights as diverged even while they are finite: trained
+# ERF-/BiERF-PSPNet parameters stay below 2 (the shipped CamVid weights: max |w| 1.28 to 1.83),
+# a run blowing up reaches 1e10 before the loss turns NaN.
+DIVERGED_WEIGHT = 1e3
+
+
+def largest_parameter(model: torch.nn.Module) -> float:
+    """max |w| over the model's float parameters (buffers such as BatchNorm statistics left out)."""
+    values = [float(p.detach().abs().max()) for p in model.parameters() if p.is_floating_point() and p.numel()]
+    return max(values, default=0.0)
+
+
 @contextmanager
 def kept_rng_state() -> Iterator[None]:
     """Run a block without moving the global RNGs (torch, numpy, Python, CUDA): work that a cache

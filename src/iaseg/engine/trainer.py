@@ -17,6 +17,7 @@ import bisect
 import copy
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -36,8 +37,8 @@ from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanu
                                       resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.preflight import preflight
-from iaseg.engine.resume import (RESUMABLE, config_changes, kept_rng_state, nonfinite_entries, rng_state,
-                                 set_rng_state, stop_on_signals)
+from iaseg.engine.resume import (DIVERGED_WEIGHT, RESUMABLE, config_changes, kept_rng_state, largest_parameter,
+                                 nonfinite_entries, rng_state, set_rng_state, stop_on_signals)
 from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
@@ -173,7 +174,8 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_images = 0.0, 0  # the current epoch's partial sums (all processes)
         self.pending: dict[str, Any] | None = None      # a finished epoch not yet validated/logged
         self.best = -math.inf
-        self.last_good: str | None = None               # the last finite checkpoint saved or loaded
+        self.last_good: str | None = None               # the last checkpoint with sane weights (see _track)
+        self.diverged_note = ""                         # why last.pt is not that one
         self.last_report: dict[str, Any] = {}
         self.resumed_from: dict[str, Any] | None = None
         self.changes: list[tuple[str, Any, Any]] = []
@@ -351,7 +353,7 @@ class Trainer:
         if any(key.startswith("optim.") for key, _, _ in changes):
             self._apply_optim_config()
         self.resumed_from = {"epoch": self.epoch, "step": self.step_in_epoch, "checkpoint": str(last)}
-        self.last_good = self._where(last)
+        self._track("last.pt", self._where(last))
         threads = (ckpt.get("run") or {}).get("threads")
         if threads and threads != torch.get_num_threads():
             self._log(f"warning: {last} was trained with {threads} threads, this resume uses "
@@ -385,17 +387,34 @@ class Trainer:
         state = self.state_dict()
         bad = nonfinite_entries({"model": state["model"], "optimizer": state["optimizer"]["state"]})
         if bad:
-            where = (f"the last good checkpoint is {self.last_good}" if self.last_good
-                     else "no checkpoint has been saved yet")
             when = (f"epoch {self.epoch + 1}, step {self.step_in_epoch}" if self.step_in_epoch
                     else f"the end of epoch {self.epoch}")
             raise TrainingError(f"the weights became non-finite ({bad[0]}) at {when}: {path} not written; "
-                                f"{where} (try a lower optim.lr, or train.amp=off)")
+                                f"{self._last_good_words('no checkpoint has been saved yet')} "
+                                "(try a lower optim.lr, or train.amp=off)")
+        if (self.dist.is_main and name == "last.pt" and self.last_good and self.last_good.startswith(str(path) + " ")
+                and largest_parameter(self.model) > DIVERGED_WEIGHT and path.is_file()):
+            # finite but diverged weights never replace the only sane checkpoint: it moves aside
+            os.replace(path, self.out / "last_good.pt")
+            self.last_good = self.last_good.replace(str(path), str(self.out / "last_good.pt"), 1)
         if self.dist.is_main:
             save_checkpoint(state, path)
         if name == "last.pt":
-            self.last_good = self._where(path)
+            self._track(name, self._where(path))
         return path
+
+    def _track(self, name: str, where: str) -> None:
+        """After last.pt was saved or loaded: it is the last good checkpoint when its parameters are
+        sane (max |w| <= DIVERGED_WEIGHT); finite but diverged weights leave the previous one."""
+        big = largest_parameter(self.model)
+        if big <= DIVERGED_WEIGHT:
+            self.last_good, self.diverged_note = where, ""
+        else:
+            self.diverged_note = f"{where} holds finite but diverged weights (max |w| {big:.3g})"
+
+    def _last_good_words(self, none: str) -> str:
+        words = f"the last good checkpoint is {self.last_good}" if self.last_good else none
+        return words + (f"; {self.diverged_note}" if self.diverged_note else "")
 
     # -- training -----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -534,8 +553,8 @@ class Trainer:
             flags = all_reduce_sum_(torch.tensor([float(not torch.isfinite(loss)), float(flag["stop"])],
                                                  device=self.device))
             if flags[0] > 0:
-                where = (f"the last good checkpoint is {self.last_good}" if self.last_good
-                         else "no checkpoint has been saved yet (it diverged in the run's first epoch)")
+                where = self._last_good_words("no checkpoint has been saved yet (it diverged in the run's first epoch)"
+                                              if not self.diverged_note else "no checkpoint with sane weights is left")
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: "
                     f"training stopped; {where} (try a lower optim.lr, or train.amp=off)")

@@ -400,3 +400,22 @@ def test_the_nan_stop_never_names_a_diverged_checkpoint_as_good(tmp_path, one_ep
 
 def test_a_sane_run_writes_no_last_good_copy(tiny_run):
     assert not (tiny_run / "last_good.pt").exists()
+
+
+@pytest.mark.parametrize("text", ['{"sessions": [{"started": "x"}', "[1, 2]", '{"sessions": 3}', "\x00\x01"])
+def test_a_corrupt_run_json_is_kept_aside_on_resume_not_replaced(tmp_path, one_epoch, capsys, text):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    (run / "run.json").write_text(text)
+    trainer = Trainer(tiny("train.epochs=1"), run, resume=True, progress=False)
+    trainer.fit()
+    trainer.close()
+    aside = [p for p in run.iterdir() if p.name.startswith("run.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == text
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert len(sessions) == 1 and sessions[0]["resumed_from"]["epoch"] == 1
+    err = capsys.readouterr().err
+    assert f"warning: {run / 'run.json'} is unreadable (" in err and f"kept as {aside[0].name}" in err
+    assert f"kept as {aside[0].name}" in (run / "train.log").read_text()

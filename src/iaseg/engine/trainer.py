@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from iaseg.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from iaseg.engine.config import Config
+from iaseg.engine.config import Config, one_line
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
@@ -43,7 +43,7 @@ from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info,
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.hardware import native_bf16_cpu
-from iaseg.io import append_text, atomic_write_text
+from iaseg.io import append_text, atomic_write_text, write_error
 from iaseg.metrics.tables import pct
 from iaseg.models import build_model, model_class
 
@@ -693,9 +693,19 @@ class Trainer:
         sessions: list[Any] = []
         if self.resumed_from and path.is_file():
             try:
-                sessions = list(json.loads(path.read_text()).get("sessions", []))
-            except (OSError, ValueError, AttributeError):
+                sessions = json.loads(path.read_text())["sessions"]
+                if not isinstance(sessions, list):
+                    raise TypeError("'sessions' is not a list")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                # the record of the run's earlier sessions is not thrown away: kept beside, and said
+                aside = path.with_name(f"run.json.corrupt-{utc_now().replace(':', '')}")
+                try:
+                    os.replace(path, aside)
+                except OSError as err:
+                    raise write_error(aside, err) from None
                 sessions = []
+                self._log(f"warning: {path} is unreadable ({type(e).__name__}: {one_line(e)}): kept as "
+                          f"{aside.name}, and a new run.json starts with this session", err=True)
         atomic_write_text(path, json.dumps({"sessions": sessions + [info]}, indent=1, default=str) + "\n")
         atomic_write_text(self.out / "config.yaml", config_header(info) + self.cfg.to_yaml())
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 import warnings
@@ -34,7 +35,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from iaseg.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from iaseg.engine.config import Config, one_line
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
-                                      resolve_device)
+                                      peer_failure, resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.preflight import preflight
 from iaseg.engine.resume import (DIVERGED_WEIGHT, RESUMABLE, config_changes, kept_rng_state, largest_parameter,
@@ -466,6 +467,15 @@ class Trainer:
             raise
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            if self.dist.enabled and not isinstance(e, TrainingError) and peer_failure(e):  # another rank died: one line, not gloo's traceback
+                reason = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # gloo's source location off
+                error = TrainingError(f"another process of this run stopped ({reason}): training stopped; "
+                                      + self._last_good_words("no checkpoint has been saved yet"))
+                try:
+                    self._log_file_only(f"stopped: {error}")
+                except OSError:
+                    pass
+                raise error from None
             try:
                 self._log_file_only(f"stopped: {type(e).__name__}: {first}")
             except OSError:  # the disk that failed may refuse the log line too: the error matters more

@@ -419,3 +419,31 @@ def test_a_corrupt_run_json_is_kept_aside_on_resume_not_replaced(tmp_path, one_e
     err = capsys.readouterr().err
     assert f"warning: {run / 'run.json'} is unreadable (" in err and f"kept as {aside[0].name}" in err
     assert f"kept as {aside[0].name}" in (run / "train.log").read_text()
+
+
+def test_a_signal_during_validation_stops_it_and_resume_is_exact(tmp_path, full_run):
+    """SIGINT while epoch 1 is validated: the validation stops at its next batch (no metrics
+    line yet), last.pt holds epoch 1 with its validation pending; the resume validates it and
+    trains on to the uninterrupted run's weights and records."""
+    run = tmp_path / "cut"
+    trainer = Trainer(tiny(), run, progress=False)
+    plain, calls = trainer.validate, []
+
+    def validate_with_a_signal():
+        calls.append(trainer.epoch)
+        if trainer.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)   # arrives before the first validation batch
+        return plain()
+
+    trainer.validate = validate_with_a_signal
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    trainer.close()
+    assert calls == [1] and not (run / "metrics.jsonl").exists()
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["epoch"] == 1 and saved["pending_record"]["validate"] is True
+    fit(tiny(), run, resume=True)
+    assert states_equal(load_checkpoint(full_run / "last.pt")["model"], load_checkpoint(run / "last.pt")["model"])
+    full, cut = _records(full_run), _records(run)
+    assert [(r["epoch"], r["train_loss"], r["val"]["mean"]) for r in cut] == \
+        [(r["epoch"], r["train_loss"], r["val"]["mean"]) for r in full]

@@ -61,6 +61,10 @@ class TrainingInterrupted(Exception):
         self.checkpoint = checkpoint
 
 
+class _ValidationStopped(Exception):
+    """Ctrl-C/SIGTERM during validation (single process): caught by _end_epoch."""
+
+
 # ---------------------------------------------------------------------------------------------
 # small pieces
 
@@ -501,7 +505,10 @@ class Trainer:
         self.save("last.pt")
         if validate_now:
             tv = time.perf_counter()
-            report = self.validate()
+            try:
+                report = self.validate()
+            except _ValidationStopped:  # last.pt holds the epoch with its validation pending
+                raise TrainingInterrupted(self.out / "last.pt") from None
             self.last_report = report
             record["val"] = _compact(report)
             val_s = time.perf_counter() - tv
@@ -616,7 +623,8 @@ class Trainer:
                              self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
                              progress=False, keep_images=images if self.writer is not None else None,
                              max_images=self.cfg.train.log_images,
-                             observers=[lambda batch, logits, pred, target: boundary.update(pred, target)])
+                             observers=[lambda batch, logits, pred, target: boundary.update(pred, target),
+                                        self._stop_validation])
         boundary.all_reduce()
         with warnings.catch_warnings():  # undefined classes show as '-' in the epoch line
             warnings.simplefilter("ignore")
@@ -628,6 +636,14 @@ class Trainer:
         if self.writer is not None:
             self._tensorboard_images(images)
         return report
+
+    def _stop_validation(self, *batch: Any) -> None:
+        """Ctrl-C/SIGTERM during a validation stops it at the next batch (a long validation would
+        otherwise outlast a scheduler's grace period): last.pt, saved before it, holds the epoch
+        with the validation pending, which a resume runs. Several processes finish it together
+        (their all-reduce at its end needs every one)."""
+        if self.stop_flag["stop"] and not self.dist.enabled:
+            raise _ValidationStopped
 
     # -- logging ------------------------------------------------------------------------------
     def _write_record(self, record: dict[str, Any]) -> None:

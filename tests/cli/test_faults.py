@@ -31,11 +31,15 @@ def _commands(tiny_run, src, base_url):
                                           "--out", str(d / "ids"), "--description", str(src / "desc.yaml")],
         "data download": lambda d: ["data", "download", "camvid", "--root", str(d / "cam"), "--base-url",
                                     base_url, "--split", "train", "--no-progress"],
+        "predict": lambda d: ["predict", "--checkpoint", ckpt, "--input", str(src / "camvid" / "train"),
+                              "--out", str(d / "pred"), "--no-progress"],
+        "calibrate": lambda d: ["calibrate", "--checkpoint", ckpt, "--target", "G3.recall>=0.01",
+                                "--out", str(d / "rule.json"), "--no-progress"],
     }
 
 
 COMMANDS = ["train", "evaluate", "export onnx", "export pt", "compare", "sweep", "data weights",
-            "data convert-labels", "data download"]
+            "data convert-labels", "data download", "predict", "calibrate"]
 
 
 @pytest.fixture(scope="module")

@@ -150,3 +150,38 @@ def test_malformed_checkpoint_fields_are_checkpoint_errors(tmp_path):
         model_from_checkpoint({**ckpt, "description": bad}, source="c.pt")
     with pytest.raises(CheckpointError, match=r"^checkpoint c\.pt: cannot build its network 'nonet'"):
         model_from_checkpoint({**ckpt, "model_name": "nonet"}, source="c.pt")
+
+
+def _saved(tmp_path, name, **changes):
+    model = build_model("erfpspnet", 11)
+    ckpt = inference_checkpoint(model, "erfpspnet", {}, load_description("camvid"), (64, 64), None)
+    ckpt.update(changes)
+    save_checkpoint(ckpt, tmp_path / name)
+    return tmp_path / name, ckpt
+
+
+def test_a_checkpoint_with_non_finite_weights_is_not_a_model(tmp_path):
+    path, ckpt = _saved(tmp_path, "ok.pt")
+    state = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in ckpt["model"].items()}
+    nan_path, _ = _saved(tmp_path, "nan.pt", model=state)
+    with pytest.raises(CheckpointError) as info:
+        model_from_checkpoint(nan_path)
+    n = sum(1 for v in state.values() if v.is_floating_point())
+    assert str(info.value) == (f"checkpoint {nan_path} holds non-finite weights (encoder.layers.0.conv.weight and "
+                               f"{n - 1} more): not a usable model")
+    one_inf = dict(ckpt["model"])
+    one_inf["encoder.layers.0.conv.weight"] = one_inf["encoder.layers.0.conv.weight"].clone()
+    one_inf["encoder.layers.0.conv.weight"].view(-1)[3] = float("inf")
+    inf_path, _ = _saved(tmp_path, "inf.pt", model=one_inf)
+    with pytest.raises(CheckpointError, match=r"holds non-finite weights \(encoder.layers.0.conv.weight\): "):
+        model_from_checkpoint(inf_path)
+    model_from_checkpoint(path)  # the finite one loads
+
+
+@pytest.mark.parametrize("key, value", [("input_size", [0, 64]), ("input_size", [64]), ("input_size", "64x64"),
+                                        ("input_size", [64.5, 64]), ("spatial_size", [-1, 5])])
+def test_a_checkpoint_with_a_bad_size_is_refused_naming_the_file(tmp_path, key, value):
+    path, _ = _saved(tmp_path, "bad.pt", **{key: value})
+    with pytest.raises(CheckpointError) as info:
+        model_from_checkpoint(path)
+    assert str(info.value) == f"checkpoint {path}: {key} {value!r} is not [height, width] of positive integers"

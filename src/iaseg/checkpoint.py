@@ -100,6 +100,34 @@ def load_model_state(model: nn.Module, state: Any, num_classes: int, source: str
     model.load_state_dict(state)
 
 
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """Names of the float tensors of a (nested) state dict that hold NaN or inf."""
+    bad: list[str] = []
+
+    def walk(node: Any, name: str) -> None:
+        if isinstance(node, torch.Tensor):
+            if node.is_floating_point() and not bool(torch.isfinite(node).all()):
+                bad.append(name)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+
+    walk(state, "")
+    return bad
+
+
+def checkpoint_size(ckpt: dict[str, Any], key: str, source: str) -> tuple[int, int] | None:
+    """ckpt[key] ('input_size', 'spatial_size') as (H, W) of positive ints, None when absent;
+    a CheckpointError naming `source` when it is anything else."""
+    value = ckpt.get(key)
+    if value is None:
+        return None
+    if (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        return int(value[0]), int(value[1])
+    raise CheckpointError(f"checkpoint {source}: {key} {value!r} is not [height, width] of positive integers")
+
+
 def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, device: str | torch.device = "cpu",
                           source: str | Path | None = None) -> tuple[nn.Module, ModelMetadata]:
     """Rebuild the network of a checkpoint (a path or a dict from `load_checkpoint`) in eval
@@ -122,13 +150,17 @@ def model_from_checkpoint(ckpt: dict[str, Any] | str | Path, device: str | torch
     if isinstance(state, dict):
         state = {k: (v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
                  for k, v in state.items()}
+    bad = nonfinite_entries(state) if isinstance(state, dict) else []
+    if bad:  # a diverged model: its outputs would be NaN, never a model to score or export
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"checkpoint {where} holds non-finite weights ({bad[0]}{more}): not a usable model")
+    input_size = checkpoint_size(ckpt, "input_size", where)
+    spatial_size = checkpoint_size(ckpt, "spatial_size", where)
     load_model_state(model, state, desc.num_classes, where)
     model.to(device).eval()
     meta = ModelMetadata(
         model_name=ckpt["model_name"], description=desc,
-        input_size=tuple(ckpt["input_size"]) if ckpt.get("input_size") else desc.native_size,
-        spatial_size=tuple(ckpt["spatial_size"]) if ckpt.get("spatial_size") else None,
-        model_options=options)
+        input_size=input_size or desc.native_size, spatial_size=spatial_size, model_options=options)
     return model, meta
 
 
@@ -181,9 +213,10 @@ def release_checkpoint(ckpt: dict[str, Any] | str | Path, half: bool = True) -> 
     export` need (model, classes, palette, groups, input size) and the training config for
     provenance, without optimizer state. The config's data.root is cleared: it is a path on the
     training machine, so users pass --root."""
+    source = None
     if not isinstance(ckpt, dict):
-        ckpt = load_checkpoint(ckpt, map_location="cpu")
-    model, meta = model_from_checkpoint(ckpt)
+        source, ckpt = ckpt, load_checkpoint(ckpt, map_location="cpu")
+    model, meta = model_from_checkpoint(ckpt, source=source)
     extra: dict[str, Any] = {}
     config = ckpt.get("config")
     if isinstance(config, dict):

@@ -202,3 +202,18 @@ def test_calibrate_bad_options_are_one_line(synthetic_model, tmp_path, capsys, e
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("max_pixels", ["20000000", "5000"])   # all pixels, and a seeded random sample
+def test_the_same_rule_with_and_without_the_calibration_cache(synthetic_model, tmp_path, max_pixels):
+    """The logits cache is a cache: a fresh call and one that reads the file give the same rule
+    (the same offsets and figures), the subsample included, and the global RNG plays no part."""
+    common = ["--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu", "--no-progress",
+              "--target", "Car.recall>=0.5", "--max-pixels", max_pixels]
+    fresh, cached = tmp_path / "fresh.json", tmp_path / "cached.json"
+    torch.manual_seed(1)
+    assert cli(["calibrate", *common, "--out", str(fresh)]) == 0
+    torch.manual_seed(2)   # another global RNG state: must not matter
+    assert cli(["calibrate", *common, "--cache", str(tmp_path / "fresh.cache.pt"), "--out", str(cached)]) == 0
+    a, b = (json.loads(p.read_text()) for p in (fresh, cached))
+    assert a["offsets"] == b["offsets"] and a["info"]["result"] == b["info"]["result"]

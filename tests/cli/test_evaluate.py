@@ -112,3 +112,32 @@ def test_evaluate_exported_files_and_backends(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
     assert "--precision is for a non-exact --backend" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tiny_run, tmp_path, capsys):
+    from iaseg.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(tiny_run / "last.pt")
+    ckpt["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                     for k, v in ckpt["model"].items()}
+    save_checkpoint(ckpt, tmp_path / "nan.pt")
+    assert cli(["evaluate", "--checkpoint", str(tmp_path / "nan.pt"), "--out", str(tmp_path / "ev"),
+                "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"iaseg evaluate: error: checkpoint {tmp_path / 'nan.pt'} holds non-finite weights (")
+    assert "\n" not in err and not (tmp_path / "ev" / "report.json").exists()
+
+
+def test_0_and_2_loader_workers_give_identical_reports(tiny_run, tmp_path):
+    """Every file evaluate writes is the same with and without worker processes (the date of the
+    run aside): the order of images, their per-image counts, the frontier, the boundary scores."""
+    for workers in (0, 2):
+        assert cli(["evaluate", "--checkpoint", str(tiny_run / "last.pt"), "--out", str(tmp_path / f"w{workers}"),
+                    "--no-progress", "--workers", str(workers), "--batch-size", "3", "--frontier"]) == 0
+    a, b = tmp_path / "w0", tmp_path / "w2"
+    reports = [json.loads((d / "report.json").read_text()) for d in (a, b)]
+    for r in reports:
+        r["meta"].pop("date")
+    assert reports[0] == reports[1] and reports[0]["meta"]["images"] == 8
+    for name in ("report.csv", "per_image.npz", "frontier.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name

@@ -196,3 +196,19 @@ def test_release_weights_are_slim_and_evaluate_like_the_training_checkpoint(tiny
     m_slim = np.array(reports["slim"]["confusion_matrix"])
     assert m_full.sum() == m_slim.sum()
     assert np.abs(m_full - m_slim).sum() / 2 <= 0.01 * m_full.sum()  # fp16 weights flip < 1% of pixels
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_a_checkpoint_with_nan_weights_is_not_exported_and_no_parity_is_printed(checkpoints, tmp_path, capsys,
+                                                                               suffix):
+    from iaseg.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(checkpoints["erfpspnet"])
+    ckpt["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                     for k, v in ckpt["model"].items()}
+    save_checkpoint(ckpt, tmp_path / "nan.pt")
+    out = tmp_path / "out" / f"m{suffix}"
+    assert cli.main(["export", "--checkpoint", str(tmp_path / "nan.pt"), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"iaseg export: error: checkpoint {tmp_path / 'nan.pt'} holds non-finite weights (")
+    assert "parity" not in captured.out and not out.exists() and not list((tmp_path / "out").iterdir())

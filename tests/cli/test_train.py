@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,67 @@ def test_ddp_two_gloo_processes_agree_with_single_process_evaluation(tmp_path):
     for metric in ("precision", "recall", "iou"):
         a, b = last[-1]["val"]["mean"][metric], single["mean"][metric]
         assert a == pytest.approx(b, abs=2e-3)
+
+
+def _torchrun(out, *extra):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "iaseg", "train", "--config", "tiny_synthetic", "--out", str(out), "--device", "cpu",
+            "--no-progress", "--set", "train.tensorboard=false", "--set", "data.options.length=6", *extra]
+
+
+def _start_and_wait_for_an_epoch(cmd, out):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    deadline = time.time() + 180
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    return proc
+
+
+def _rank_pids(launcher_pid):
+    """The training processes torchrun started (its children), lowest pid (rank 0) first."""
+    children = (Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split())
+    return sorted(int(p) for p in children)
+
+
+def test_ddp_a_killed_rank_stops_the_others_with_one_line(tmp_path):
+    """kill -9 of rank 1 mid-training: rank 0's collective fails; it stops with one line naming
+    the last good checkpoint (not gloo's traceback), and that checkpoint loads."""
+    import os
+
+    out = tmp_path / "ddp"
+    proc = _start_and_wait_for_an_epoch(_torchrun(out, "--epochs", "200"), out)
+    os.kill(_rank_pids(proc.pid)[-1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in err.splitlines() if "iaseg train: error:" in line]
+    assert len(lines) == 1, err[-3000:]
+    assert "another process of this run stopped (" in lines[0] and "Connection" in lines[0]
+    assert lines[0].endswith(f"training stopped; the last good checkpoint is {out / 'last.pt'} "
+                             f"(epoch {load_checkpoint(out / 'last.pt')['epoch']})")
+    assert "[rank0]: Traceback" not in err and "gloo/transport" not in err
+    assert "stopped: another process of this run stopped" in (out / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_ddp_sigterm_to_the_launcher_leaves_a_resumable_last_pt(tmp_path, request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("two 2-process runs, ~40 s: run with -m slow")
+    out = tmp_path / "ddp"
+    proc = _start_and_wait_for_an_epoch(_torchrun(out, "--epochs", "200"), out)
+    proc.send_signal(signal.SIGTERM)       # what a scheduler sends to the job: torchrun forwards it
+    _, err = proc.communicate(timeout=120)
+    assert f"interrupted: saved {out / 'last.pt'}. Resume with: iaseg train" in err, err[-3000:]
+    ckpt = load_checkpoint(out / "last.pt")
+    epoch, step = ckpt["epoch"], ckpt["step_in_epoch"]
+    assert 1 <= epoch < 200
+    res = subprocess.run(_torchrun(out, "--epochs", str(epoch + 1), "--resume"), capture_output=True, text=True,
+                         env=subprocess_env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resumed from epoch {epoch}, step {step}" in (out / "train.log").read_text()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, epoch + 2))
+    assert load_checkpoint(out / "last.pt")["epoch"] == epoch + 1
 
 
 def _setup(tmp_path, case):

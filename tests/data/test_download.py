@@ -200,3 +200,22 @@ def test_connection_cut_mid_file_is_not_complete_for_any_split(server, tmp_path)
 def test_list_file_names_must_be_plain_file_names(line):
     with pytest.raises(DownloadError, match=r"test.txt: bad file name"):
         list_file_entries(line + "\n", "test")
+
+
+def test_entries_named_twice_are_fetched_once(server, tmp_path):
+    base, cam, handler = server
+    sums = publish(cam, "train", ["a.png", "b.png"])
+    lines = (cam / "train.txt").read_text().splitlines()
+    (cam / "train.txt").write_text("\n".join(lines + lines + lines[:1]) + "\n")   # a, b, a, b, a
+    sums["train.txt"] = hashlib.sha256((cam / "train.txt").read_bytes()).hexdigest()
+    report = download_camvid(tmp_path / "camvid", base_url=base, splits=["train"], checksums=sums, jobs=4)
+    assert sorted(report.downloaded) == sorted(sums)
+    fetched = [path for path, _ in handler.requests if path.endswith(".png")]
+    assert sorted(fetched) == sorted(f"/CamVid/{rel}" for rel in sums if rel.endswith(".png"))
+
+
+def test_a_root_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "camvid").write_text("not a folder")
+    with pytest.raises(DownloadError, match=r"^.*/camvid is a file, not a folder: give a folder to download into$"):
+        download_camvid(tmp_path / "camvid", base_url="http://127.0.0.1:9/", splits=["train"])
+    assert (tmp_path / "camvid").read_text() == "not a folder"

@@ -126,3 +126,38 @@ def test_the_strong_bierf_config_is_the_strong_recipe_at_bierfs_sizes():
     assert bierf["data"]["augment"] == erf["data"]["augment"] and bierf["optim"] == erf["optim"]
     assert bierf["train"] == erf["train"] and bierf["loss"] == erf["loss"]
     assert bierf["data"]["spatial_size"] == [360, 480] and bierf["model"]["name"] == "bierfpspnet"
+
+
+@pytest.mark.parametrize("override, key, shown", [
+    ("optim.lr=.nan", "optim.lr", "nan"), ("optim.lr=.inf", "optim.lr", "inf"), ("optim.lr=nan", "optim.lr", "nan"),
+    ("optim.eps=-.inf", "optim.eps", "-inf"), ("optim.weight_decay=.nan", "optim.weight_decay", "nan"),
+    ("optim.gamma=inf", "optim.gamma", "inf"), ("loss.lam=.nan", "loss.lam", "nan"), ("loss.a=.inf", "loss.a", "inf"),
+    ("optim.betas=[.nan, 0.999]", "optim.betas", "nan"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(override, key, shown):
+    with pytest.raises(ConfigError) as info:
+        load_config("tiny_synthetic", [override])
+    assert str(info.value) == f"--set: {key}: expected a finite number, got {shown}"
+
+
+def test_non_finite_class_weights_in_a_file_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: erfpspnet}\ndata: {dataset: synthetic}\nloss: {class_weights: [1, .nan]}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: loss.class_weights: expected a finite number, got nan$"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model:\n  name: erfpspnet\ndata:\n  dataset: synthetic\noptim:\n  lr: 1.0e-3\n  lr: 1.0\n",
+     "line 7: key 'lr' given twice (first on line 6); keep one"),
+    ("model:\n  name: erfpspnet\ndata:\n  dataset: synthetic\nmodel:\n  name: bierfpspnet\n",
+     "line 5: key 'model' given twice (first on line 1); keep one"),
+    ("model: {name: erfpspnet, name: bierfpspnet}\ndata: {dataset: synthetic}\n",
+     "line 1: key 'name' given twice (first on line 1); keep one"),
+])
+def test_a_key_given_twice_is_refused_with_the_key_and_line(tmp_path, text, message):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: {message}"

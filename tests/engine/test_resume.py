@@ -1,4 +1,5 @@
 import os
+from contextlib import nullcontext
 import random
 import signal
 
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from iaseg.engine.resume import (RESUMABLE, config_changes, nonfinite_entries, rng_state, set_rng_state,
-                                 stop_on_signals)
+from iaseg.engine.resume import (RESUMABLE, config_changes, kept_rng_state, nonfinite_entries, rng_state,
+                                 set_rng_state, stop_on_signals)
 
 
 class _MovedOffCPU:
@@ -29,6 +30,20 @@ def test_rng_state_round_trip_restores_torch_numpy_and_python_streams():
     assert torch.equal(torch.rand(4), expected[0])
     assert np.array_equal(np.random.rand(4), expected[1])
     assert [random.random() for _ in range(4)] == expected[2]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_kept_rng_state_leaves_the_streams_where_they_were_even_on_an_error(fails):
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    expected = (torch.rand(4), np.random.rand(4), random.random())
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    with pytest.raises(RuntimeError) if fails else nullcontext():
+        with kept_rng_state():
+            torch.rand(9), np.random.rand(9), random.random()
+            if fails:
+                raise RuntimeError("stop")
+    assert torch.equal(torch.rand(4), expected[0])
+    assert np.array_equal(np.random.rand(4), expected[1]) and random.random() == expected[2]
 
 
 def test_rng_state_restores_from_a_checkpoint_mapped_to_another_device():

@@ -335,3 +335,115 @@ def test_training_writes_curves_png(tiny_run):
     # the figure of the run's own metrics.jsonl, drawn again, is the same picture
     with Image.open(plot_training_curves(tiny_run / "metrics.jsonl", tiny_run / "again.png")) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")), written)
+
+
+def test_same_seed_gives_the_same_weights_with_or_without_the_caches_and_with_loader_workers(tmp_path):
+    """The class statistics are counted on the first start only (later starts read
+    class_stats.json): counting must not move the seeded RNGs, or a restarted run, or one whose
+    folder holds the cache, trains other weights. With augmentation, which draws random numbers."""
+    import shutil
+
+    opts = ("data.augment=true", "train.epochs=1", "data.options.length=4", "train.batch_size=2")
+    fresh = tmp_path / "fresh"
+    fit(tiny(*opts), fresh)
+    reference = load_checkpoint(fresh / "last.pt")["model"]
+    stats = (fresh / "class_stats.json").read_bytes()
+    for workers in (0, 2):
+        run = tmp_path / f"cached_w{workers}"
+        run.mkdir()
+        (run / "class_stats.json").write_bytes(stats)      # a restart after a kill before the first save
+        (run / "preflight.json").write_text('{"checked": []}\n')
+        fit(tiny(*opts, f"data.num_workers={workers}"), run)
+        assert (run / "class_stats.json").read_bytes() == stats   # the cache was used as it was
+        assert states_equal(load_checkpoint(run / "last.pt")["model"], reference), workers
+        assert _records(run)[0]["train_loss"] == _records(fresh)[0]["train_loss"]
+
+
+def test_class_statistics_are_those_of_the_labels_not_of_an_augmentation(tmp_path):
+    plain = Trainer(tiny("train.epochs=1", "data.options.length=4"), tmp_path / "plain", progress=False)
+    augmented = Trainer(tiny("train.epochs=1", "data.options.length=4", "data.augment=true"),
+                        tmp_path / "aug", progress=False)
+    plain.close(), augmented.close()
+    assert json.loads((tmp_path / "aug" / "class_stats.json").read_text())["stats"] == \
+        json.loads((tmp_path / "plain" / "class_stats.json").read_text())["stats"]
+    assert torch.equal(plain.class_weights, augmented.class_weights)
+
+
+def test_the_nan_stop_never_names_a_diverged_checkpoint_as_good(tmp_path, one_epoch):
+    """Weights that blow up to 1e10 stay finite for a while: the epoch-2 last.pt is finite but
+    diverged. It must not replace the epoch-1 checkpoint as the 'last good' one, which is kept
+    (as last_good.pt) instead of being overwritten."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    before = load_checkpoint(run / "last.pt")
+
+    def blow_up(trainer, epoch, step):  # the end of epoch 2: weights at 1e10, then a NaN loss in epoch 3
+        if epoch == 1 and step == 2:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = 1e10
+            trainer.criterion = lambda logits, target: logits.float().sum() * float("nan")
+
+    trainer = Trainer(tiny("train.epochs=3"), run, resume=True, progress=False, after_step=blow_up)
+    with pytest.raises(TrainingError) as info:
+        trainer.fit()
+    trainer.close()
+    assert str(info.value) == (
+        f"loss became nan at epoch 3, step 1: training stopped; the last good checkpoint is {run / 'last_good.pt'} "
+        f"(epoch 1); {run / 'last.pt'} (epoch 2) holds finite but diverged weights (max |w| 1e+10) "
+        "(try a lower optim.lr, or train.amp=off)")
+    good = load_checkpoint(run / "last_good.pt")
+    assert good["epoch"] == 1 and states_equal(good["model"], before["model"])
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+
+def test_a_sane_run_writes_no_last_good_copy(tiny_run):
+    assert not (tiny_run / "last_good.pt").exists()
+
+
+@pytest.mark.parametrize("text", ['{"sessions": [{"started": "x"}', "[1, 2]", '{"sessions": 3}', "\x00\x01"])
+def test_a_corrupt_run_json_is_kept_aside_on_resume_not_replaced(tmp_path, one_epoch, capsys, text):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch, run)
+    (run / "run.json").write_text(text)
+    trainer = Trainer(tiny("train.epochs=1"), run, resume=True, progress=False)
+    trainer.fit()
+    trainer.close()
+    aside = [p for p in run.iterdir() if p.name.startswith("run.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == text
+    sessions = json.loads((run / "run.json").read_text())["sessions"]
+    assert len(sessions) == 1 and sessions[0]["resumed_from"]["epoch"] == 1
+    err = capsys.readouterr().err
+    assert f"warning: {run / 'run.json'} is unreadable (" in err and f"kept as {aside[0].name}" in err
+    assert f"kept as {aside[0].name}" in (run / "train.log").read_text()
+
+
+def test_a_signal_during_validation_stops_it_and_resume_is_exact(tmp_path, full_run):
+    """SIGINT while epoch 1 is validated: the validation stops at its next batch (no metrics
+    line yet), last.pt holds epoch 1 with its validation pending; the resume validates it and
+    trains on to the uninterrupted run's weights and records."""
+    run = tmp_path / "cut"
+    trainer = Trainer(tiny(), run, progress=False)
+    plain, calls = trainer.validate, []
+
+    def validate_with_a_signal():
+        calls.append(trainer.epoch)
+        if trainer.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)   # arrives before the first validation batch
+        return plain()
+
+    trainer.validate = validate_with_a_signal
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    trainer.close()
+    assert calls == [1] and not (run / "metrics.jsonl").exists()
+    saved = load_checkpoint(run / "last.pt")
+    assert saved["epoch"] == 1 and saved["pending_record"]["validate"] is True
+    fit(tiny(), run, resume=True)
+    assert states_equal(load_checkpoint(full_run / "last.pt")["model"], load_checkpoint(run / "last.pt")["model"])
+    full, cut = _records(full_run), _records(run)
+    assert [(r["epoch"], r["train_loss"], r["val"]["mean"]) for r in cut] == \
+        [(r["epoch"], r["train_loss"], r["val"]["mean"]) for r in full]

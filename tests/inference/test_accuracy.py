@@ -60,3 +60,18 @@ def test_guarded_accuracy_takes_a_precomputed_reference_and_format_guard_prints_
     assert format_guard(result, "onnxruntime int8") == (
         "mean IoU fp32 66.08, onnxruntime int8 65.74 (change -0.34 points); "
         "G3 recall fp32 71.25, onnxruntime int8 69.27 (change -1.98 points)")
+
+
+def test_non_finite_logits_never_agree_nan_against_nan_included():
+    x = torch.rand(1, 3, 4, 5)
+    logits = torch.randn(1, 3, 4, 5)
+    nan = torch.full_like(logits, float("nan"))
+    both_nan = agreement(lambda _: nan, lambda _: nan, x)
+    assert both_nan["argmax_agreement"] == 0.0 and both_nan["nonfinite"] == 20
+    assert both_nan["max_abs_diff"] == float("inf")
+    partly = logits.clone()
+    partly[0, 1, 0, :2] = float("inf")          # two pixels with an inf logit, the other 18 equal
+    r = agreement(lambda _: logits, lambda _: partly, x)
+    assert r["argmax_agreement"] == pytest.approx(18 / 20) and r["nonfinite"] == 2
+    same = agreement(lambda _: logits, lambda _: logits.clone(), x)
+    assert same["argmax_agreement"] == 1.0 and same["nonfinite"] == 0 and same["max_abs_diff"] == 0.0

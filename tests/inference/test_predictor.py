@@ -86,3 +86,16 @@ def test_keep_aspect_pads_runs_and_crops_back():
     assert np.array_equal(label, full[14:50])
     stretched, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"))([image])
     assert not np.array_equal(label, stretched)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (500, 1), (1, 500), (8, 4000)])
+def test_very_small_and_very_thin_images_get_a_label_map_of_their_own_size(shape):
+    """1x1, 2x3 and one-pixel-wide strips: upsampled to the network size, segmented, and the
+    logits brought back to the image size (stretched, and with --keep-aspect's padding)."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    model = random_model("erfpspnet")
+    stretched, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"))([image])
+    assert stretched.shape == shape and np.array_equal(stretched, by_hand(model, "erfpspnet", image, (64, 64)))
+    padded_label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    assert padded_label.shape == shape and padded_label.min() >= 0 and padded_label.max() < 11

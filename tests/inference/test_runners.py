@@ -211,3 +211,48 @@ def test_exported_files_are_checked_at_load(exported, tmp_path, fmt, fault, mess
         assert text.startswith(str(path)) and "\n" not in text.strip()
     else:
         assert text == f"{name}: {message}"
+
+
+def _onnx_without_checksum(src, dst, version=None, accuracy_entry=True):
+    """An exported ONNX file with one weight altered and its checksum entry removed; `version`
+    and `accuracy_entry` rewrite its metadata as an older iaseg would have written it."""
+    import json as _json
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(src))
+    init = proto.graph.initializer[0]
+    arr = numpy_helper.to_array(init).copy()
+    arr.flat[0] += 1.0
+    init.CopyFrom(numpy_helper.from_array(arr.astype(np.float32), init.name))
+    props = [p for p in proto.metadata_props if p.key != "iaseg.weights_sha256"]
+    for p in props:
+        if p.key == "iaseg" and version is not None:
+            d = _json.loads(p.value)
+            d["format_version"] = version
+            if not accuracy_entry:
+                d.pop("accuracy_check")
+            p.value = _json.dumps(d)
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(props)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("version, accuracy_entry, refused", [
+    (None, True, True),      # as written now (format 2)
+    (1, True, True),         # format 1 written after checksums came in (it has the accuracy_check entry)
+    (1, False, False),       # format 1 from before checksums: nothing to check against, accepted as documented
+])
+def test_an_onnx_file_without_its_checksum_is_refused_when_its_version_records_one(
+        exported, tmp_path, version, accuracy_entry, refused):
+    path = _onnx_without_checksum(exported["onnx"], tmp_path / "m.onnx", version, accuracy_entry)
+    if not refused:
+        assert load_runner(path, precision="fp32").num_classes == 11
+        return
+    with pytest.raises(ValueError) as info:
+        load_runner(path, precision="fp32")
+    assert str(info.value) == (f"{path}: its checksum entry iaseg.weights_sha256 is missing, though its metadata says "
+                               "it was written by an iaseg that records one (the file was altered: export it again)")

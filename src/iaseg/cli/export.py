@@ -110,7 +110,9 @@ def _batched(samples: list[tuple[tuple[torch.Tensor, ...], Any]], batch: int) ->
 
 def _fmt_agreement(a: dict[str, Any]) -> str:
     return (f"max |logit diff| {a['max_abs_diff']:.3g}, argmax agreement {100 * a['argmax_agreement']:.3f}% "
-            f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%)")
+            f"of {a['pixels']:,} pixels ({a['images']} images; near ties {100 * a['near_ties']:.3f}%"
+            + (f"; {a['nonfinite']:,} pixels with NaN/inf logits, never counted as agreeing" if a.get("nonfinite")
+               else "") + ")")
 
 
 def format_of(out: Path) -> str | None:
@@ -139,14 +141,22 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.out, "--out", *((".bin",) if fmt == "openvino" else ()))  # a folder in the way: before any work
     # everything is written into a hidden folder beside --out and moved into place only on
     # success: a failed export or check leaves nothing behind (and an older file untouched)
+    from iaseg.io import write_error
+
     stage = out.parent / f".{out.name}.{os.getpid()}.partial"
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    try:  # a read-only folder: one line before any work
+        stage.mkdir(parents=True)
+    except OSError as e:
+        raise write_error(out, e) from None
     try:
         rc = _export_checkpoint(args, stage / out.name) if fmt == "checkpoint" else _export(args, stage / out.name)
         if rc == 0:
             for f in sorted(stage.iterdir()):
-                os.replace(f, out.parent / f.name)
+                try:
+                    os.replace(f, out.parent / f.name)
+                except OSError as e:
+                    raise write_error(out.parent / f.name, e) from None
         else:
             print(f"nothing written to {out}")
         return rc

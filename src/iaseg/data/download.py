@@ -244,7 +244,12 @@ def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: 
     """Fetch the list files of `splits`, then every image/label they name, into `root` (SegNet
     layout). Files already complete (checksum, or size + recorded checksum) are skipped."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise DownloadError(f"{root} is a file, not a folder: give a folder to download into")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"cannot create {root}: {e.strerror or e}") from None
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     sums = shipped_checksums() if checksums is None else checksums
     manifest_path = root / MANIFEST
@@ -269,10 +274,14 @@ def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: 
         if complete(rel):
             report.skipped.append(rel)
             return
-        digest = fetch(base_url + rel, root / rel, sums.get(rel), timeout, root=root)
+        try:
+            digest = fetch(base_url + rel, root / rel, sums.get(rel), timeout, root=root)
+        except OSError as e:  # a read-only or full disk, a folder in the way: one line naming the file
+            raise DownloadError(f"cannot write {root / rel}: {e.strerror or e}") from None
         recorded[rel] = {"sha256": digest, "size": (root / rel).stat().st_size, "verified": rel in sums}
         report.downloaded.append(rel)
 
+    failing = True
     try:
         files: list[str] = []
         for split in splits:
@@ -280,6 +289,9 @@ def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: 
                 raise DownloadError(f"unknown CamVid split {split!r}; choose from {', '.join(SPLITS)}")
             get(f"{split}.txt")
             files += list_file_entries((root / f"{split}.txt").read_text(), split)
+        # an entry named twice (or an image listed as its own label) is one file: fetched once,
+        # not by two threads into the same .part
+        files = list(dict.fromkeys(files))
         bar = None
         if progress:
             from tqdm import tqdm
@@ -298,8 +310,13 @@ def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: 
             finally:
                 if bar is not None:
                     bar.close()
+        failing = False
     finally:
         manifest = {"source": base_url, "files": recorded}
-        _write_json_atomic(manifest_path, manifest)
+        try:
+            _write_json_atomic(manifest_path, manifest)
+        except OSError:
+            if not failing:  # else the first error (often the same full disk) is the one to show
+                raise
     report.unverified = sorted(rel for rel, e in recorded.items() if not e.get("verified") and rel not in sums)
     return report

@@ -6,6 +6,7 @@ silently falls back to a default. Overrides use dotted keys: `--set optim.lr=1e-
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -126,6 +127,34 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 REQUIRED_SECTIONS = ("model", "data")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one without
+    a word, so `lr` given twice would train with the second value unnoticed)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, line, seen[key])
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"key {key!r} given twice (first on line {first}); keep one")
+        self.key, self.line, self.first = key, line, first
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
@@ -135,7 +164,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     must name its model and data sections."""
     path = resolve_config_path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = _load_yaml(path.read_text())
+    except _DuplicateKey as e:
+        raise ConfigError(f"{path}: line {e.line}: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({one_line(e)})") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -178,7 +209,9 @@ def apply_override(cfg: Config, item: str) -> None:
     dotted, text = item.split("=", 1)
     section, key = dotted.strip().split(".", 1)
     try:
-        value = yaml.safe_load(text)
+        value = _load_yaml(text)
+    except _DuplicateKey as e:
+        raise ConfigError(f"--set {item!r}: {e}") from None
     except yaml.YAMLError:
         value = text
     if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
@@ -254,6 +287,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # .nan / .inf would pass every range check (nan <= 0 is false)
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -289,6 +324,8 @@ def validate(cfg: Config, source: str) -> None:
     cw = cfg.loss.class_weights
     if not (isinstance(cw, list) or cw in ("enet", "median", "none")):
         raise ConfigError(f"{source}: loss.class_weights must be enet, median, none or a list, got {cw!r}")
+    if isinstance(cw, list):
+        cfg.loss.class_weights = [_coerce(w, float, f"{source}: loss.class_weights") for w in cw]
     if cfg.model.name == "bierfpspnet" and cfg.data.spatial_size is None:
         raise ConfigError(f"{source}: model bierfpspnet needs data.spatial_size (e.g. [1024, 2048])")
 

@@ -51,6 +51,19 @@ def resolve_device(spec: str, info: DistInfo) -> torch.device:
     return device
 
 
+# what the collectives of gloo / NCCL say when a peer process is gone (killed, crashed)
+_PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "gloo", "NCCL",
+              "ProcessGroup", "Socket Timeout")
+
+
+def peer_failure(error: BaseException) -> bool:
+    """Whether `error` is a collective that failed because another process of the group went away."""
+    dist_error = getattr(dist, "DistError", None)
+    if dist_error is not None and isinstance(error, dist_error):
+        return True
+    return isinstance(error, RuntimeError) and any(s in str(error) for s in _PEER_LOST)
+
+
 def all_reduce_sum_(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)

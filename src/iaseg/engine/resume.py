@@ -14,6 +14,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from iaseg.checkpoint import nonfinite_entries  # noqa: F401 - re-exported: the trainer's finite-checkpoint check
+
 
 def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
@@ -40,6 +42,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
+# A parameter larger than this marks weights as diverged even while they are finite: trained
+# ERF-/BiERF-PSPNet parameters stay below 2 (the shipped CamVid weights: max |w| 1.28 to 1.83),
+# a run blowing up reaches 1e10 before the loss turns NaN.
+DIVERGED_WEIGHT = 1e3
+
+
+def largest_parameter(model: torch.nn.Module) -> float:
+    """max |w| over the model's float parameters (buffers such as BatchNorm statistics left out)."""
+    values = [float(p.detach().abs().max()) for p in model.parameters() if p.is_floating_point() and p.numel()]
+    return max(values, default=0.0)
+
+
+@contextmanager
+def kept_rng_state() -> Iterator[None]:
+    """Run a block without moving the global RNGs (torch, numpy, Python, CUDA): work that a cache
+    may skip (class statistics, the pre-flight check) must leave the training's random draws
+    where they were, or the same seed would give other weights with and without the cache."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
 # Config keys a resumed run may change: they take effect from the resume point. Anything else
 # (model, data, loss, seed, ...) would make the rest of the run another experiment: refused.
 RESUMABLE = frozenset({
@@ -62,22 +88,6 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, 
             if key in before and before[key] != value:
                 changes.append((f"{section}.{key}", before[key], value))
     return changes
-
-
-def nonfinite_entries(state: dict[str, Any]) -> list[str]:
-    """Names of the float tensors of a (nested) state dict that hold NaN or inf."""
-    bad: list[str] = []
-
-    def walk(node: Any, name: str) -> None:
-        if isinstance(node, torch.Tensor):
-            if node.is_floating_point() and not bool(torch.isfinite(node).all()):
-                bad.append(name)
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{name}.{k}" if name else str(k))
-
-    walk(state, "")
-    return bad
 
 
 @contextmanager

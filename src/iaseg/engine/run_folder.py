@@ -26,7 +26,7 @@ START_FILES = frozenset({"config.yaml", "run.json", "train.log", "tb"})
 # kept by a fresh start: caches keyed on their inputs, and the console log `iaseg sweep` writes
 # around its `iaseg train` child before the child starts
 KEPT = frozenset({"class_stats.json", "preflight.json", "console.log"})
-RESULTS = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")  # and epoch_N.pt
+RESULTS = ("last.pt", "best.pt", "last_good.pt", "metrics.jsonl", "curves.png")  # and epoch_N.pt
 
 
 class RunFolderError(ValueError):

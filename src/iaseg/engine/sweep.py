@@ -200,11 +200,16 @@ class _Slot:
     """One running child: the job, its phase ('train' or 'evaluate'), the process and its log."""
 
     def __init__(self, job: SweepJob, phase: str, cmd: list[str], env: dict[str, str]) -> None:
+        from iaseg.io import append_text, write_error
+
         self.job, self.phase, self.started = job, phase, time.monotonic()
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open(job.run_dir / "console.log", "a")
-        self.log.write(f"\n# {_now()} {' '.join(cmd)}\n")
-        self.log.flush()
+        log_path = job.run_dir / "console.log"
+        try:  # a read-only or full disk: one line naming the file, before any child starts
+            job.run_dir.mkdir(parents=True, exist_ok=True)
+            append_text(log_path, f"\n# {_now()} {' '.join(cmd)}\n")   # no half line on failure
+            self.log = open(log_path, "a")
+        except OSError as e:
+            raise write_error(log_path, e) from None
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)  # our Ctrl-C is forwarded, not shared
 
@@ -255,6 +260,7 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
                 s.proc.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    failing = True
     try:
         while (todo and not stop["flag"]) or running:
             while todo and len(running) < parallel and not stop["flag"]:
@@ -296,17 +302,31 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
                     eta = f", about {_hours(left * sum(durations) / len(durations) / parallel)} left"
                 log(f"sweep: {_now()} finished {slot.phase} {job.label} in {_hours(elapsed)} "
                     f"({len(result.done)}/{n_total} done{eta})")
+    except BaseException:  # an error of the sweep itself: the running children stop too (and save)
+        for s in running:
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+        for s in running:
+            s.proc.wait()
+            s.close()
+        raise
+    else:
+        failing = False
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for out in out_dirs:
-            _write_summary(out, jobs, evaluate, result)
+            try:
+                _write_summary(out, jobs, evaluate, result)
+            except OSError:
+                if not failing:  # else the error in flight says more than the summary's
+                    raise
     result.interrupted = stop["flag"]
     return result
 
 
 def _write_summary(out: Path, jobs: Sequence[SweepJob], evaluate: bool, result: SweepResult) -> None:
-    from iaseg.io import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes, write_error
 
     failed = {(j.name, j.seed): why for j, why in result.failed}
     rows = []
@@ -317,7 +337,10 @@ def _write_summary(out: Path, jobs: Sequence[SweepJob], evaluate: bool, result: 
         rows.append({"name": job.name, "config": job.config, "seed": job.seed, "run": str(job.run_dir),
                      "epoch": s.epoch, "epochs": job.epochs, "trained": s.trained(job),
                      "evaluated": s.evaluated, "failed": failed.get((job.name, job.seed))})
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(out / "sweep.json", e) from None
     atomic_write_bytes(out / "sweep.json", json.dumps(
         {"format": "iaseg.sweep/1", "updated": _now(), "evaluate": evaluate, "jobs": rows}, indent=1).encode())
 

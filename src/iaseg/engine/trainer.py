@@ -13,9 +13,12 @@ seen in the epoch and the epoch's partial loss sums.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
+import os
 import random
+import re
 import sys
 import time
 import warnings
@@ -28,19 +31,19 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from iaseg.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from iaseg.engine.config import Config
+from iaseg.engine.config import Config, one_line
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
-                                      resolve_device)
+                                      peer_failure, resolve_device)
 from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.preflight import preflight
-from iaseg.engine.resume import (RESUMABLE, config_changes, nonfinite_entries, rng_state, set_rng_state,
-                                 stop_on_signals)
+from iaseg.engine.resume import (DIVERGED_WEIGHT, RESUMABLE, config_changes, kept_rng_state, largest_parameter,
+                                 nonfinite_entries, rng_state, set_rng_state, stop_on_signals)
 from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.schedule import apply_schedule, build_scheduler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.hardware import native_bf16_cpu
-from iaseg.io import append_text, atomic_write_text
+from iaseg.io import append_text, atomic_write_text, write_error
 from iaseg.metrics.tables import pct
 from iaseg.models import build_model, model_class
 
@@ -55,6 +58,10 @@ class TrainingInterrupted(Exception):
     def __init__(self, checkpoint: Path) -> None:
         super().__init__(str(checkpoint))
         self.checkpoint = checkpoint
+
+
+class _ValidationStopped(Exception):
+    """Ctrl-C/SIGTERM during validation (single process): caught by _end_epoch."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,16 +147,13 @@ class Trainer:
         spatial = {"spatial_size": tuple(d.spatial_size)} if d.spatial_size else {}
         self.train_set = build_dataset(d.dataset, d.root, d.train_split, size=size,
                                        augment=d.augment, **spatial, **opts)
-        # the labels as they are, for the class statistics: augmented crops would count padding
-        # and draw from the global RNG, so the weights (and the run) would depend on a cache
-        self.plain_train_set = (build_dataset(d.dataset, d.root, d.train_split, size=size, **spatial, **opts)
-                                if d.augment else self.train_set)
         self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
                                       **{**opts, **d.val_options}) if d.val_split else None)
         # every file the run will read, once, before the first epoch (cached in the run folder)
         # (by role: the val split may be the train split with other options, e.g. leave-one-sequence-out)
-        self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
-                                        cache_dir=self.out, progress=progress))
+        with kept_rng_state():  # a cache hit skips it: it must not move the seeded RNGs
+            self._on_main(lambda: preflight({"training data": self.train_set, "validation data": self.val_set},
+                                            cache_dir=self.out, progress=progress))
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
@@ -159,7 +163,8 @@ class Trainer:
         self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.class_weights = self._class_weights()
+        with kept_rng_state():  # a cached class_stats.json skips the counting: same draws either way
+            self.class_weights = self._class_weights()
         self.criterion = self._build_loss()
 
         o = cfg.optim
@@ -173,7 +178,8 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_images = 0.0, 0  # the current epoch's partial sums (all processes)
         self.pending: dict[str, Any] | None = None      # a finished epoch not yet validated/logged
         self.best = -math.inf
-        self.last_good: str | None = None               # the last finite checkpoint saved or loaded
+        self.last_good: str | None = None               # the last checkpoint with sane weights (see _track)
+        self.diverged_note = ""                         # why last.pt is not that one
         self.last_report: dict[str, Any] = {}
         self.resumed_from: dict[str, Any] | None = None
         self.changes: list[tuple[str, Any, Any]] = []
@@ -226,15 +232,18 @@ class Trainer:
                "options": {k: v for k, v in d.options.items()}, "num_classes": self.num_classes,
                "ignore_index": self.ignore_index}
         cache = self.out / "class_stats.json"
+        # the statistics of the labels themselves, not of one random augmentation of them
+        labels = copy.copy(self.train_set)
+        if getattr(labels, "augment", None) is not None:
+            labels.augment = None
         stats = None
-        with torch.random.fork_rng(devices=[]):   # whether or not the cache exists, no draw is consumed
-            if self.dist.is_main:
-                stats = dataset_class_stats(self.plain_train_set, self.num_classes, self.ignore_index, cache=cache,
-                                            progress=self.progress, cache_key=key)
-            barrier()
-            if stats is None:
-                stats = dataset_class_stats(self.plain_train_set, self.num_classes, self.ignore_index, cache=cache,
-                                            progress=False, cache_key=key)
+        if self.dist.is_main:
+            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
+                                        progress=self.progress, cache_key=key)
+        barrier()
+        if stats is None:
+            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
+                                        progress=False, cache_key=key)
         return compute_class_weights(stats, method=lc.class_weights, a=lc.a,
                                      include_void=lc.include_void).float()
 
@@ -348,7 +357,7 @@ class Trainer:
         if self.cfg.optim.schedule == "poly" or any(key.startswith("optim.") for key, _, _ in changes):
             self._apply_optim_config()   # poly: its horizon follows train.epochs, which may have changed
         self.resumed_from = {"epoch": self.epoch, "step": self.step_in_epoch, "checkpoint": str(last)}
-        self.last_good = self._where(last)
+        self._track("last.pt", self._where(last))
         threads = (ckpt.get("run") or {}).get("threads")
         if threads and threads != torch.get_num_threads():
             self._log(f"warning: {last} was trained with {threads} threads, this resume uses "
@@ -376,17 +385,34 @@ class Trainer:
         state = self.state_dict()
         bad = nonfinite_entries({"model": state["model"], "optimizer": state["optimizer"]["state"]})
         if bad:
-            where = (f"the last good checkpoint is {self.last_good}" if self.last_good
-                     else "no checkpoint has been saved yet")
             when = (f"epoch {self.epoch + 1}, step {self.step_in_epoch}" if self.step_in_epoch
                     else f"the end of epoch {self.epoch}")
             raise TrainingError(f"the weights became non-finite ({bad[0]}) at {when}: {path} not written; "
-                                f"{where} (try a lower optim.lr, or train.amp=off)")
+                                f"{self._last_good_words('no checkpoint has been saved yet')} "
+                                "(try a lower optim.lr, or train.amp=off)")
+        if (self.dist.is_main and name == "last.pt" and self.last_good and self.last_good.startswith(str(path) + " ")
+                and largest_parameter(self.model) > DIVERGED_WEIGHT and path.is_file()):
+            # finite but diverged weights never replace the only sane checkpoint: it moves aside
+            os.replace(path, self.out / "last_good.pt")
+            self.last_good = self.last_good.replace(str(path), str(self.out / "last_good.pt"), 1)
         if self.dist.is_main:
             save_checkpoint(state, path)
         if name == "last.pt":
-            self.last_good = self._where(path)
+            self._track(name, self._where(path))
         return path
+
+    def _track(self, name: str, where: str) -> None:
+        """After last.pt was saved or loaded: it is the last good checkpoint when its parameters are
+        sane (max |w| <= DIVERGED_WEIGHT); finite but diverged weights leave the previous one."""
+        big = largest_parameter(self.model)
+        if big <= DIVERGED_WEIGHT:
+            self.last_good, self.diverged_note = where, ""
+        else:
+            self.diverged_note = f"{where} holds finite but diverged weights (max |w| {big:.3g})"
+
+    def _last_good_words(self, none: str) -> str:
+        words = f"the last good checkpoint is {self.last_good}" if self.last_good else none
+        return words + (f"; {self.diverged_note}" if self.diverged_note else "")
 
     # -- training -----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -438,6 +464,15 @@ class Trainer:
             raise
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            if self.dist.enabled and not isinstance(e, TrainingError) and peer_failure(e):  # another rank died: one line, not gloo's traceback
+                reason = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0][:160]  # gloo's source location off
+                error = TrainingError(f"another process of this run stopped ({reason}): training stopped; "
+                                      + self._last_good_words("no checkpoint has been saved yet"))
+                try:
+                    self._log_file_only(f"stopped: {error}")
+                except OSError:
+                    pass
+                raise error from None
             try:
                 self._log_file_only(f"stopped: {type(e).__name__}: {first}")
             except OSError:  # the disk that failed may refuse the log line too: the error matters more
@@ -463,7 +498,10 @@ class Trainer:
         self.save("last.pt")
         if validate_now:
             tv = time.perf_counter()
-            report = self.validate()
+            try:
+                report = self.validate()
+            except _ValidationStopped:  # last.pt holds the epoch with its validation pending
+                raise TrainingInterrupted(self.out / "last.pt") from None
             self.last_report = report
             record["val"] = _compact(report)
             val_s = time.perf_counter() - tv
@@ -525,8 +563,8 @@ class Trainer:
             flags = all_reduce_sum_(torch.tensor([float(not torch.isfinite(loss)), float(flag["stop"])],
                                                  device=self.device))
             if flags[0] > 0:
-                where = (f"the last good checkpoint is {self.last_good}" if self.last_good
-                         else "no checkpoint has been saved yet (it diverged in the run's first epoch)")
+                where = self._last_good_words("no checkpoint has been saved yet (it diverged in the run's first epoch)"
+                                              if not self.diverged_note else "no checkpoint with sane weights is left")
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}: "
                     f"training stopped; {where} (try a lower optim.lr, or train.amp=off)")
@@ -578,7 +616,8 @@ class Trainer:
                              self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
                              progress=False, keep_images=images if self.writer is not None else None,
                              max_images=self.cfg.train.log_images,
-                             observers=[lambda batch, logits, pred, target: boundary.update(pred, target)])
+                             observers=[lambda batch, logits, pred, target: boundary.update(pred, target),
+                                        self._stop_validation])
         boundary.all_reduce()
         with warnings.catch_warnings():  # undefined classes show as '-' in the epoch line
             warnings.simplefilter("ignore")
@@ -590,6 +629,14 @@ class Trainer:
         if self.writer is not None:
             self._tensorboard_images(images)
         return report
+
+    def _stop_validation(self, *batch: Any) -> None:
+        """Ctrl-C/SIGTERM during a validation stops it at the next batch (a long validation would
+        otherwise outlast a scheduler's grace period): last.pt, saved before it, holds the epoch
+        with the validation pending, which a resume runs. Several processes finish it together
+        (their all-reduce at its end needs every one)."""
+        if self.stop_flag["stop"] and not self.dist.enabled:
+            raise _ValidationStopped
 
     # -- logging ------------------------------------------------------------------------------
     def _write_record(self, record: dict[str, Any]) -> None:
@@ -665,9 +712,19 @@ class Trainer:
         sessions: list[Any] = []
         if self.resumed_from and path.is_file():
             try:
-                sessions = list(json.loads(path.read_text()).get("sessions", []))
-            except (OSError, ValueError, AttributeError):
+                sessions = json.loads(path.read_text())["sessions"]
+                if not isinstance(sessions, list):
+                    raise TypeError("'sessions' is not a list")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                # the record of the run's earlier sessions is not thrown away: kept beside, and said
+                aside = path.with_name(f"run.json.corrupt-{utc_now().replace(':', '')}")
+                try:
+                    os.replace(path, aside)
+                except OSError as err:
+                    raise write_error(aside, err) from None
                 sessions = []
+                self._log(f"warning: {path} is unreadable ({type(e).__name__}: {one_line(e)}): kept as "
+                          f"{aside.name}, and a new run.json starts with this session", err=True)
         atomic_write_text(path, json.dumps({"sessions": sessions + [info]}, indent=1, default=str) + "\n")
         atomic_write_text(self.out / "config.yaml", config_header(info) + self.cfg.to_yaml())
 

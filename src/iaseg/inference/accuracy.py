@@ -3,6 +3,8 @@ with its checkpoint, mean IoU with labels, and the guard that refuses a reduced-
 whose accuracy dropped too far."""
 from __future__ import annotations
 
+import math
+
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -37,19 +39,24 @@ def agreement(reference: Callable[..., torch.Tensor], candidate: Callable[..., t
     with the same predicted class), pixels, images, and near_ties: the fraction of pixels whose
     reference top-2 logit margin is below the max |diff| seen, i.e. pixels that an error of that
     size could flip. A randomly initialised network has many near ties, so its agreement says
-    little; apply this to trained weights for a meaningful figure."""
-    max_diff, sum_diff, agree, pixels, images, ties, values = 0.0, 0.0, 0, 0, 0, 0, 0
+    little; apply this to trained weights for a meaningful figure.
+
+    A pixel with a non-finite logit (NaN, inf) on either side never agrees (NaN against NaN is
+    no parity); `nonfinite` counts them and the diffs become inf."""
+    max_diff, sum_diff, agree, pixels, images, ties, values, nonfinite = 0.0, 0.0, 0, 0, 0, 0, 0, 0
     margins = []
     for batch in _batches(inputs):
         a = reference(*batch).float().cpu()
         b = candidate(*batch).float().cpu()
         if a.shape != b.shape:
             raise ValueError(f"logit shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+        finite = torch.isfinite(a).all(1) & torch.isfinite(b).all(1)
+        nonfinite += int((~finite).sum())
         d = (a - b).abs()
-        max_diff = max(max_diff, float(d.max()))
-        sum_diff += float(d.double().sum())
+        max_diff = max(max_diff, float(d.max()) if bool(finite.all()) else math.inf)
+        sum_diff += float(d.double().sum()) if bool(finite.all()) else math.inf
         values += d.numel()
-        agree += int((a.argmax(1) == b.argmax(1)).sum())
+        agree += int(((a.argmax(1) == b.argmax(1)) & finite).sum())
         pixels += a.shape[0] * a.shape[2] * a.shape[3]
         images += a.shape[0]
         if a.shape[1] > 1:
@@ -61,7 +68,7 @@ def agreement(reference: Callable[..., torch.Tensor], candidate: Callable[..., t
         ties = int((torch.cat(margins) <= max_diff).sum())
     return {"max_abs_diff": max_diff, "mean_abs_diff": sum_diff / values,
             "argmax_agreement": agree / pixels, "near_ties": ties / pixels,
-            "pixels": pixels, "images": images}
+            "pixels": pixels, "images": images, "nonfinite": nonfinite}
 
 
 def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,

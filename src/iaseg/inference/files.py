@@ -19,7 +19,8 @@ from iaseg.models import default_spatial_size, example_inputs
 
 from .cpu import cpu_flags
 from .graph import export_ready
-from .metadata import WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, weights_digest
+from .metadata import (WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, expects_checksum,
+                       weights_digest)
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # the highest the TorchScript-based exporter of torch 2.13 writes
@@ -168,7 +169,7 @@ def load_onnx(source: str | Path | bytes) -> tuple[bytes, ModelMetadata]:
         digest = onnx_weights_digest(proto)
     except Exception as e:  # noqa: BLE001 - a tensor whose bytes do not fit its shape
         raise ValueError(f"{name}: its weights cannot be read ({type(e).__name__}: {e})") from None
-    check_weights(name, props.get(WEIGHTS_KEY), digest)
+    check_weights(name, props.get(WEIGHTS_KEY), digest, required=expects_checksum(props["iaseg"]))
     outputs = proto.graph.output
     dims = outputs[0].type.tensor_type.shape.dim if outputs else []
     check_output_classes(name, meta, dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None)
@@ -228,8 +229,9 @@ def load_torchscript(path: str | Path, map_location: str | torch.device = "cpu"
         text = sidecar.read_text()
     meta = ModelMetadata.from_json(text, str(path))
     recorded = extra[WEIGHTS_KEY]
+    # the sidecar JSON travels apart from the archive: only metadata inside it can demand a checksum
     check_weights(str(path), recorded.decode() if isinstance(recorded, bytes) else recorded,
-                  torchscript_weights_digest(module))
+                  torchscript_weights_digest(module), required=bool(extra[TORCHSCRIPT_EXTRA]) and expects_checksum(text))
     module.eval()
     with torch.no_grad():  # the graph states no output shape
         check_classes_by_running(str(path), meta, lambda *x: module(*(t.to(map_location) for t in x)))

@@ -13,7 +13,10 @@ from typing import Any, Iterable
 from iaseg.data.description import DatasetDescription
 from iaseg.models import input_names
 
-FORMAT_VERSION = 1
+# 2: every file records its weights' SHA-256 (WEIGHTS_KEY). Version 1 files from before
+# 2026-11-26 have none; those written since carry it and an "accuracy_check" entry (added to the
+# metadata after the checksum), which is how a version-1 file that must have one is told apart.
+FORMAT_VERSION = 2
 # Where exported files keep the SHA-256 of their weights (ONNX metadata_props, TorchScript extra
 # file, OpenVINO rt_info), checked when they are loaded: a damaged file that still parses would
 # otherwise run with wrong weights.
@@ -96,9 +99,27 @@ def weights_digest(arrays: Iterable[tuple[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def check_weights(source: str, recorded: str | None, actual: str) -> None:
-    """ValueError naming `source` when its weights do not have the SHA-256 recorded at export
-    (files exported before iaseg recorded one are not checked)."""
+def expects_checksum(metadata_json: str | None) -> bool:
+    """Whether the iaseg metadata (JSON text) of a file says it was written by a version that
+    records the weights' checksum: format_version >= 2, or a version-1 file with the
+    "accuracy_check" entry, which came after the checksum."""
+    try:
+        d = json.loads(metadata_json) if metadata_json else {}
+    except ValueError:
+        return False
+    if not isinstance(d, dict):
+        return False
+    version = d.get("format_version")
+    return (isinstance(version, int) and version >= 2) or "accuracy_check" in d
+
+
+def check_weights(source: str, recorded: str | None, actual: str, required: bool = False) -> None:
+    """ValueError naming `source` when its weights do not have the SHA-256 recorded at export,
+    or when `required` (its metadata says its version records one: `expects_checksum`) and
+    none is recorded. Files exported before iaseg recorded one are not checked."""
+    if required and not recorded:
+        raise ValueError(f"{source}: its checksum entry {WEIGHTS_KEY} is missing, though its metadata says it was "
+                         "written by an iaseg that records one (the file was altered: export it again)")
     if recorded and recorded != actual:
         raise ValueError(f"{source}: its weights do not match the checksum recorded at export (the file is "
                          "damaged: export it again)")

@@ -40,7 +40,8 @@ from torch import nn
 
 from .cpu import native_bf16_cpu
 from .files import _Reader, complete_metadata, onnx_bytes
-from .metadata import WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, weights_digest
+from .metadata import (WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, expects_checksum,
+                       weights_digest)
 from .runner_base import OPENVINO_SUFFIXES, Runner, numpy_inputs
 
 RT_INFO_KEY = "iaseg"
@@ -115,9 +116,11 @@ def _read(path: str | Path) -> Any:
         model = _core().read_model(str(path))
     except RuntimeError as e:  # OpenVINO raises RuntimeError for unreadable IR
         raise ValueError(f"{path}: OpenVINO cannot read it ({str(e).strip().splitlines()[0]})") from None
-    if model.has_rt_info([WEIGHTS_KEY]):
-        check_weights(f"{path} ({path.with_suffix('.bin').name})", model.get_rt_info([WEIGHTS_KEY]).astype(str),
-                      openvino_weights_digest(model))
+    text = model.get_rt_info([RT_INFO_KEY]).astype(str) if model.has_rt_info([RT_INFO_KEY]) else None
+    recorded = model.get_rt_info([WEIGHTS_KEY]).astype(str) if model.has_rt_info([WEIGHTS_KEY]) else None
+    if recorded or expects_checksum(text):  # the digest reads every weight: only when it is checked
+        check_weights(f"{path} ({path.with_suffix('.bin').name})", recorded,
+                      openvino_weights_digest(model) if recorded else "", required=True)
     if model.has_rt_info([RT_INFO_KEY]) and model.outputs:
         dim = model.outputs[0].get_partial_shape()
         channels = dim[1].get_length() if dim.rank.is_static and len(dim) > 1 and dim[1].is_static else None

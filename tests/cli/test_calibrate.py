@@ -202,3 +202,39 @@ def test_calibrate_bad_options_are_one_line(synthetic_model, tmp_path, capsys, e
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_an_export_with_a_baked_rule_refuses_a_second_rule_in_evaluate_and_says_it_applies_one(
+        synthetic_model, tmp_path, capsys):
+    """evaluate used to add the offsets a second time on a baked export; predict refused already."""
+    from iaseg.decision import DecisionRule
+
+    desc = load_description("camvid")
+    rule = tmp_path / "r.json"
+    rule.write_text(json.dumps(DecisionRule([0.0] * 8 + [0.5, 0.0, 0.0], desc.classes).to_dict()))
+    baked = tmp_path / "baked.onnx"
+    assert cli(["export", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(baked),
+                "--decision-rule", str(rule)]) == 0
+    capsys.readouterr()
+    data = ["--dataset", "synthetic", "--option", "length=2", "--option", "seed=0", "--no-progress"]
+    assert cli(["evaluate", "--checkpoint", str(baked), "--out", str(tmp_path / "e"), *data,
+                "--decision-rule", str(rule)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("iaseg evaluate: error:") and "already applies a decision rule" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "e" / "report.json").exists()
+    assert cli(["evaluate", "--checkpoint", str(baked), "--out", str(tmp_path / "e"), *data]) == 0
+    assert f"the model applies its baked decision rule in {baked}: Car=+0.5" in capsys.readouterr().out
+    assert cli(["evaluate", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(tmp_path / "e2"), *data,
+                "--decision-rule", str(rule)]) == 0
+    assert f"applying decision rule {rule}: Car=+0.5" in capsys.readouterr().out
+    # predict says so too (images; the video path shares the same Predictor and line)
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "img.png")
+    assert cli(["predict", "--checkpoint", str(synthetic_model / "m.pt"), "--input", str(tmp_path / "img.png"),
+                "--out", str(tmp_path / "p"), "--decision-rule", str(rule), "--no-progress"]) == 0
+    assert f"applying decision rule {rule}: Car=+0.5" in capsys.readouterr().out
+    assert cli(["predict", "--checkpoint", str(baked), "--input", str(tmp_path / "img.png"),
+                "--out", str(tmp_path / "p2"), "--no-progress"]) == 0
+    assert "the model applies its baked decision rule" in capsys.readouterr().out

@@ -4,7 +4,9 @@ a labelled split, without retraining (see `iaseg.decision`).
 It prints the recall of every class of the targeted groups before -> after, and refuses (exit 1,
 no rule written) a rule that lowers the recall of a class of a group named in a recall target by
 more than --max-class-drop points (a group's mean recall can rise while one of its classes
-falls); --allow-class-drop writes it anyway. The model is a checkpoint, a run folder (its
+falls), or the recall of a class named in a precision target (a precision target can be met by
+labelling almost nothing as that class); --allow-class-drop writes it anyway. The policy (matched
+operating point, class-drop verdict, rule families) lives in iaseg.decision.policy. The model is a checkpoint, a run folder (its
 best.pt) or an exported .onnx/.ts/.xml file run through the same runners as `iaseg predict`."""
 from __future__ import annotations
 
@@ -49,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "more than this many percentage points (default 2.0)")
     p.add_argument("--allow-class-drop", action="store_true",
                    help="write the rule even when it lowers such a class's recall more than --max-class-drop")
+    p.add_argument("--family", default="class", choices=("single", "group", "class", "shrunk"),
+                   help="rule family: single (one offset on the objective's group, e.g. G3), group (one offset per "
+                        "group), class (one per class; default), shrunk (per-class pulled toward per-group)")
+    p.add_argument("--shrinkage", type=float, default=0.5, metavar="S",
+                   help="--family shrunk: b = (1 - S) b_class + S b_group, S in [0, 1] (default 0.5)")
 
 
 def _model_sha256(path: Path) -> str:
@@ -64,8 +71,9 @@ def _model_sha256(path: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
     from iaseg.data import build_loader
-    from iaseg.decision import (CalibrationData, DecisionRule, calibrate, collect_logits, parse_objective,
-                                parse_target, targeted_classes, write_calibration_outputs)
+    from iaseg.decision import (CalibrationData, DecisionRule, collect_logits, parse_objective, parse_target,
+                                targeted_classes, write_calibration_outputs)
+    from iaseg.decision.policy import fit_rule
     from iaseg.metrics import pct
 
     from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
@@ -124,36 +132,22 @@ def run(args: argparse.Namespace) -> int:
     del model
     if device.type == "cuda":
         data = data.to(device)
-    if args.max_miou_drop is not None:  # the matched operating point: at most this far below the plain model
-        from iaseg.decision import confusion_from_cache
-
-        from iaseg.metrics.confusion import class_metrics
-
-        plain = confusion_from_cache(data)  # the model without a rule
-        base = float(parse_objective("miou", desc).value(plain))
-        floor = _floor(base - args.max_miou_drop / 100)
-        targets.append(parse_target(f"mean.iou>={max(floor, 0.0)}", desc))
-        print(f"calibrate: mean IoU without a rule {pct(base)}: target mean.iou>={floor:g} (--max-miou-drop "
-              f"{args.max_miou_drop:g})")
-        if objective.metric == "recall":  # raising a group's mean recall must not sink one of its classes
-            recall = class_metrics(plain)["recall"]
-            floors = []
-            for k in objective.classes:
-                if math.isfinite(float(recall[k])) and float(recall[k]) > args.max_class_drop / 100:
-                    low = _floor(float(recall[k]) - args.max_class_drop / 100)
-                    floors.append(parse_target(f"{desc.classes[k]}.recall>={low}", desc))
-            targets += floors
-            print("calibrate: keeping each class of the objective within --max-class-drop "
-                  f"{args.max_class_drop:g} points of its recall: " + ", ".join(str(t) for t in floors))
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
-    result = calibrate(data, targets, objective, log=log, improve=args.max_miou_drop is not None)
+    try:
+        fit = fit_rule(data, desc, targets, objective, max_miou_drop=args.max_miou_drop,
+                       max_class_drop=args.max_class_drop, allow_class_drop=args.allow_class_drop,
+                       family=args.family, shrinkage=args.shrinkage, log=log)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    result, targets = fit.result, fit.targets
+    for line in fit.notes:
+        print(line)
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
     recalls = result.class_recalls(targeted_classes(targets))
     print("recall of the targeted classes (calibration data): " + ", ".join(
         f"{desc.classes[k]} {pct(b)} -> {pct(a)}" for k, b, a in recalls))
-    drops = result.recall_drops(args.max_class_drop)
     if not result.met:
         for line in result.unmet_lines():
             print(f"iaseg calibrate: {line}", file=sys.stderr)
@@ -161,16 +155,9 @@ def run(args: argparse.Namespace) -> int:
             print("iaseg calibrate: no rule written (use --allow-unmet to write the closest rule found)",
                   file=sys.stderr)
             return 1
-    if drops:
-        k, b, a = drops[0]
-        more = f" (and {len(drops) - 1} more class(es))" if len(drops) > 1 else ""
-        floor = math.floor(1000 * (b - args.max_class_drop / 100)) / 1000
-        verdict = "written anyway (--allow-class-drop)" if args.allow_class_drop else \
-            f"no rule written (--target '{desc.classes[k]}.recall>={floor:g}' keeps it, --allow-class-drop writes it)"
-        print(f"iaseg calibrate: the rule lowers {desc.classes[k]} recall by {100 * (b - a):.1f} points "
-              f"({pct(b)} -> {pct(a)}){more}, more than --max-class-drop {args.max_class_drop:g}; {verdict}",
-              file=sys.stderr)
-        if not args.allow_class_drop:
+    if fit.drop_line:
+        print(f"iaseg calibrate: {fit.drop_line}", file=sys.stderr)
+        if fit.refused:
             return 1
     info = {
         "calibration": {"checkpoint": checkpoint, "model": meta.model_name, "path": path,
@@ -180,20 +167,17 @@ def run(args: argparse.Namespace) -> int:
                         "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
         "result": result.summary(),
         "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
-        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(drops),
+        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": args.family,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,
     }
     rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
     paths = write_calibration_outputs(rule, result, data, desc, out)
-    print(f"{rule!r}")
+    from iaseg.decision.apply import describe_rule
+
+    print(describe_rule(rule, str(out)))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
-
-
-def _floor(v: float) -> float:
-    """v rounded down to 6 decimals: a target written from it is met by v itself."""
-    return math.floor(1e6 * v) / 1e6
 
 
 def _finite(v: float) -> float | None:

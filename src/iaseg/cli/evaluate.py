@@ -59,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
-    decide = None
-    rule_info = None
-    if args.decision_rule:  # read before the data: a bad rule fails at once
-        from iaseg.decision import load_rule
+    from iaseg.decision.apply import rule_for_model
 
-        rule = load_rule(args.decision_rule, desc)
-        decide, rule_info = rule.decide, rule.to_dict()
+    # read before the data: a bad rule, or a second rule on a model with a baked one, fails at once
+    applied = rule_for_model(args.decision_rule, meta, checkpoint)
+    rule, decide = applied.rule, applied.decide
+    rule_info = rule.to_dict() if rule is not None else None
+    if applied.line:
+        print(applied.line)
+    if rule is not None:
         same = _calibration_overlap(rule.info.get("calibration") or {}, settings, args.split)
         if same:
             print(f"iaseg evaluate: warning: {args.decision_rule} was calibrated on {same}, the data evaluated here: "
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if group not in desc.groups:
             raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
         sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
-                            offsets, base_offsets=rule.offsets if args.decision_rule else None)
+                            offsets, base_offsets=rule.offsets if decide is not None else None)
         observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
     cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,

@@ -238,3 +238,79 @@ def test_an_export_with_a_baked_rule_refuses_a_second_rule_in_evaluate_and_says_
     assert cli(["predict", "--checkpoint", str(baked), "--input", str(tmp_path / "img.png"),
                 "--out", str(tmp_path / "p2"), "--no-progress"]) == 0
     assert "the model applies its baked decision rule" in capsys.readouterr().out
+
+
+def _camvid_sequences(root):
+    """A CamVid-layout tree: train has sequences SeqA and SeqB, val two more SeqA frames."""
+    from tests.helpers.data import write_image, write_label
+
+    frames = {"train": ["SeqA_00001", "SeqA_00002", "SeqB_00001", "SeqB_00002"], "val": ["SeqA_00010", "SeqA_00011"]}
+    for split, names in frames.items():
+        for i, n in enumerate(names):
+            write_image(root / split / f"{n}.png", h=64, w=64, seed=i)
+            write_label(root / f"{split}annot" / f"{n}.png", h=64, w=64, values=(0, 3, 8, 9, 11), seed=i)
+    return root
+
+
+def _camvid_checkpoint(path, seed, **data):
+    from iaseg.checkpoint import inference_checkpoint, save_checkpoint
+    from iaseg.models import build_model
+
+    desc = load_description("camvid")
+    torch.manual_seed(seed)
+    ckpt = inference_checkpoint(build_model("erfpspnet", desc.num_classes), "erfpspnet", {}, desc, (64, 64), config={
+        "data": {"dataset": "camvid", "root": None, "train_split": "train", "options": {}, "val_split": "val",
+                 "val_options": {}, **data}})
+    save_checkpoint(ckpt, path)
+    return str(path)
+
+
+def test_calibrate_refuses_data_from_a_training_sequence_unless_allowed(tmp_path, capsys):
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "full.pt", 0)
+    args = ["calibrate", "--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+            "--target", "Car.recall>=0.5", "--allow-class-drop", "--allow-unmet", "--out", str(tmp_path / "r.json")]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "camvid val shares sequence SeqA and 0 of its 2 images with the model's " \
+        "training data" in err and "--allow-seen-data" in err and not (tmp_path / "r.json").exists()
+    # the training split itself: sequences and images
+    assert cli([*args, "--split", "train"]) == 2
+    assert "shares sequences SeqA, SeqB and 4 of its 4 images" in capsys.readouterr().err
+    # a sequence the model never saw passes without a word
+    unseen = _camvid_checkpoint(tmp_path / "no_a.pt", 0, options={"exclude_sequences": ["SeqA"]})
+    assert cli([*args[:2], unseen, *args[3:], "--option", "exclude_sequences=[]"]) == 0  # (its options carry over)
+    assert "shares" not in capsys.readouterr().err
+    assert load_rule(tmp_path / "r.json").info["calibration"]["seen_data"] is None
+    assert cli([*args, "--allow-seen-data"]) == 0
+    assert "warning: camvid val shares sequence SeqA" in capsys.readouterr().err
+    assert "SeqA" in load_rule(tmp_path / "r.json").info["calibration"]["seen_data"]
+
+
+def test_calibrate_cross_fits_leave_one_sequence_out_models(tmp_path, capsys):
+    """Each model on its own left-out sequence; the pooled logits are those of each model there."""
+    from iaseg.decision import CalibrationData, confusion_from_cache, parse_objective
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    full = _camvid_checkpoint(tmp_path / "full.pt", 0)
+    loso = {s: _camvid_checkpoint(tmp_path / f"no_{s}.pt", i + 1, options={"exclude_sequences": [s]},
+                                  val_split="train", val_options={"sequences": [s], "exclude_sequences": []})
+            for i, s in enumerate(("SeqA", "SeqB"))}
+    out = tmp_path / "cf.json"
+    args = ["calibrate", "--checkpoint", full, "--root", str(root), "--no-progress", "--batch-size", "2",
+            "--max-miou-drop", "5", "--maximize", "G3.recall", "--family", "single", "--out", str(out)]
+    assert cli([*args, "--cross-fit", loso["SeqA"], "--cross-fit", loso["SeqB"]]) == 0
+    assert "cross-fitting: 2 models on data they never trained on, 4 images pooled" in capsys.readouterr().out
+    rule = load_rule(out)
+    cal = rule.info["calibration"]
+    assert cal["split"] == "cross-fit" and cal["seen_data"] is None
+    assert [(s["checkpoint"], s["split"], s["options"]["sequences"], s["images"]) for s in cal["cross_fit"]] == \
+        [(loso["SeqA"], "train", ["SeqA"], 2), (loso["SeqB"], "train", ["SeqB"], 2)]
+    parts = [CalibrationData.load(tmp_path / f"cf.cache-{i}.pt") for i in range(2)]
+    assert [sorted(p.names) for p in parts] == [["SeqA_00001.png", "SeqA_00002.png"], ["SeqB_00001.png", "SeqB_00002.png"]]
+    pooled = confusion_from_cache(parts[0]) + confusion_from_cache(parts[1])
+    miou = float(parse_objective("miou", load_description("camvid")).value(pooled))
+    assert rule.info["result"]["targets"][0]["before"] == pytest.approx(miou, abs=1e-9)
+    # the full model on val would be seen data: a cross-fit model whose validation data it trained on is refused
+    assert cli([*args, "--cross-fit", full]) == 2
+    assert "--cross-fit" in capsys.readouterr().err

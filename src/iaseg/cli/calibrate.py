@@ -51,6 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "more than this many percentage points (default 2.0)")
     p.add_argument("--allow-class-drop", action="store_true",
                    help="write the rule even when it lowers such a class's recall more than --max-class-drop")
+    p.add_argument("--allow-seen-data", action="store_true",
+                   help="calibrate even on images or CamVid sequences the model trained on (refused otherwise: "
+                        "such a rule's promise is in-sample); the rule records it")
+    p.add_argument("--cross-fit", action="append", default=[], metavar="CHECKPOINT",
+                   help="cross-fitting (repeatable): calibrate on each of these models' own validation data (a "
+                        "leave-one-sequence-out model's left-out sequence), pool those out-of-sample logits, and "
+                        "write the rule for --checkpoint (e.g. the model trained on every sequence)")
     p.add_argument("--family", default="class", choices=("single", "group", "class", "shrunk"),
                    help="rule family: single (one offset on the objective's group, e.g. G3), group (one offset per "
                         "group), class (one per class; default), shrunk (per-class pulled toward per-group)")
@@ -70,13 +77,13 @@ def _model_sha256(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
-    from iaseg.data import build_loader
-    from iaseg.decision import (CalibrationData, DecisionRule, collect_logits, parse_objective, parse_target,
-                                targeted_classes, write_calibration_outputs)
+    from iaseg.decision import DecisionRule, parse_objective, parse_target, targeted_classes, write_calibration_outputs
+    from iaseg.decision.cache import pool
     from iaseg.decision.policy import fit_rule
+    from iaseg.decision.provenance import validation_record
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
+    from .common import data_settings, output_file, parse_options, resolve_checkpoint
     from .evaluate import load_network
 
     if not args.target and args.max_miou_drop is None:
@@ -92,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: the rule is a .json file")
     if args.max_class_drop < 0:
         raise CLIError("--max-class-drop must be >= 0 (percentage points)")
+    if args.cross_fit and args.cache:
+        raise CLIError("--cache names one model's cache; with --cross-fit each model's cache goes next to --out")
     checkpoint = resolve_checkpoint(args.checkpoint)
     device, model, meta, ckpt, path = load_network(checkpoint, args.device, "exact", "auto", args.amp)
     if meta.decision_rule is not None:
@@ -100,36 +109,42 @@ def run(args: argparse.Namespace) -> int:
     desc = meta.description
     targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)
-    settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
-    key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
-           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
-           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
-           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
-    key = json.loads(json.dumps(key, default=str))
-    cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
-    data = None
-    if cache_path.is_file():
-        data = CalibrationData.load(cache_path)
-        if data.info.get("key") != key:
-            print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
-            data = None
-        else:
-            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
-    if data is None:
-        dataset = labelled_dataset(args, settings, meta, input_size)
-        loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
-        try:
-            data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
-                                  amp=args.amp, input_size=input_size if args.full_resolution else None,
-                                  max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
-        except ValueError as e:
-            raise CLIError(f"{settings['name']} {args.split}: {e}") from None
-        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": checkpoint})
-        data.save(cache_path)
-        sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
-        print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
-    del model
+    sources: list[dict] = []
+    if args.cross_fit:  # each model on data it never trained on; the rule is for --checkpoint
+        del model
+        parts = []
+        for i, spec in enumerate(args.cross_fit):
+            part_ckpt = resolve_checkpoint(spec)
+            _, part_model, part_meta, part_dict, part_path = load_network(part_ckpt, args.device, "exact", "auto",
+                                                                        args.amp)
+            if tuple(part_meta.description.classes) != tuple(desc.classes):
+                raise CLIError(f"--cross-fit {part_ckpt}: its classes {list(part_meta.description.classes)} are not "
+                               f"those of {checkpoint}")
+            record = validation_record(part_dict)
+            if record is None:
+                raise CLIError(f"--cross-fit {part_ckpt}: the checkpoint records no validation split (config "
+                               "data.val_split) to calibrate on")
+            part_args = argparse.Namespace(**{**vars(args), "split": record["split"]})
+            settings = data_settings(part_args, part_dict)
+            settings["options"] = {**record["options"], **parse_options(args.options)}
+            seen = _seen(part_dict, settings, record["split"], args.allow_seen_data, f"--cross-fit {part_ckpt}")
+            parts.append(_collect(part_args, part_ckpt, part_model, part_meta, part_path, settings, input_size,
+                                  out.with_name(f"{out.stem}.cache-{i}.pt"), device))
+            del part_model
+            sources.append({"checkpoint": part_ckpt, "dataset": settings["name"], "split": record["split"],
+                            "options": settings["options"] or None, "images": len(parts[-1].names or []),
+                            "seen_data": seen})
+        data = pool(parts, [s["checkpoint"] for s in sources])
+        settings = {"name": sources[0]["dataset"], "root": data_settings(args, ckpt)["root"], "options": {}}
+        seen = "; ".join(s["seen_data"] for s in sources if s["seen_data"]) or None
+        print(f"calibrate: cross-fitting: {len(parts)} models on data they never trained on, {len(data.names):,} "
+              f"images pooled; the rule is applied to {checkpoint}")
+    else:
+        settings = data_settings(args, ckpt)
+        seen = _seen(ckpt, settings, args.split, args.allow_seen_data, "--split " + args.split)
+        cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
+        data = _collect(args, checkpoint, model, meta, path, settings, input_size, cache_path, device)
     if device.type == "cuda":
         data = data.to(device)
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
@@ -161,10 +176,12 @@ def run(args: argparse.Namespace) -> int:
             return 1
     info = {
         "calibration": {"checkpoint": checkpoint, "model": meta.model_name, "path": path,
-                        "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
+                        "dataset": settings["name"], "root": str(settings["root"]),
+                        "split": "cross-fit" if sources else args.split,
                         "options": settings["options"] or None,
                         "images": data.info.get("images"), "pixels": data.num_pixels,
-                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
+                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size),
+                        "seen_data": seen, "cross_fit": sources or None},
         "result": result.summary(),
         "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
         "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": args.family,
@@ -178,6 +195,73 @@ def run(args: argparse.Namespace) -> int:
     print(describe_rule(rule, str(out)))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _seen(ckpt: dict, settings: dict, split: str, allow: bool, what: str) -> str | None:
+    """Refuse (CLIError) calibration data the model trained on, unless `allow`: then one warning
+    line, and the text is recorded in the rule. Returns that text, or None for unseen data."""
+    from iaseg.decision.provenance import (same_split, seen_data, seen_data_text, split_names, training_record)
+
+    training = training_record(ckpt)
+    if training is None:
+        print(f"iaseg calibrate: warning: {what}: the model records no training data, so it cannot be checked that "
+              "the calibration images are new to it", file=sys.stderr)
+        return None
+    calibration = {"dataset": settings["name"], "split": split, "options": settings["options"]}
+    names = split_names(settings["name"], settings["root"], split, settings["options"])
+    trained = split_names(training["dataset"], settings["root"], training["split"], training["options"]) \
+        if training["dataset"] == settings["name"] else []
+    text = None
+    if names is not None and trained is not None:
+        text = seen_data_text(seen_data(names, trained), len(names))
+    elif same_split(calibration, training):
+        text = "is the model's training split"
+    if text is None:
+        return None
+    text = f"{settings['name']} {split} {text}"
+    if not allow:
+        raise CLIError(f"{what}: {text}: a rule calibrated there promises more than it keeps on new data; "
+                       "calibrate on unseen sequences (or --cross-fit), or --allow-seen-data")
+    print(f"iaseg calibrate: warning: {text}: the rule's promise is in-sample and optimistic (--allow-seen-data)",
+          file=sys.stderr)
+    return text
+
+
+def _collect(args: argparse.Namespace, checkpoint: str, model, meta, path: str, settings: dict,
+             input_size: tuple, cache_path: Path, device):
+    """The calibration data of one model on args.split: from `cache_path` when it was made with
+    the same model, data and settings, else computed (the network runs once) and cached."""
+    from iaseg.data import build_loader
+    from iaseg.decision import CACHE_VERSION, CalibrationData, collect_logits
+
+    from .common import labelled_dataset
+
+    desc = meta.description
+    key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
+           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
+           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
+           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes),
+           "cache_version": CACHE_VERSION}
+    key = json.loads(json.dumps(key, default=str))
+    if cache_path.is_file():
+        data = CalibrationData.load(cache_path)
+        if data.info.get("key") == key:
+            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
+            return data
+        print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
+    dataset = labelled_dataset(args, settings, meta, input_size)
+    loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+    try:
+        data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+                              amp=args.amp, input_size=input_size if args.full_resolution else None,
+                              max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
+    except ValueError as e:
+        raise CLIError(f"{settings['name']} {args.split}: {e}") from None
+    data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": checkpoint})
+    data.save(cache_path)
+    sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
+    print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
+    return data
 
 
 def _finite(v: float) -> float | None:

@@ -314,3 +314,39 @@ def test_calibrate_cross_fits_leave_one_sequence_out_models(tmp_path, capsys):
     # the full model on val would be seen data: a cross-fit model whose validation data it trained on is refused
     assert cli([*args, "--cross-fit", full]) == 2
     assert "--cross-fit" in capsys.readouterr().err
+
+
+def test_calibrate_states_a_promise_and_evaluate_checks_it(tmp_path, capsys):
+    """The promise in the rule is the block bootstrap of the calibration images' counts; evaluating
+    on those same images realises the estimate, which lies in the promised interval."""
+    from iaseg.decision import CalibrationData
+    from iaseg.decision.cache import per_image_confusions
+    from iaseg.decision.promise import rule_promise
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "m.pt", 3, options={"exclude_sequences": ["SeqA"]})
+    out = tmp_path / "r.json"
+    common = ["--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+              "--option", "exclude_sequences=[]"]
+    assert cli(["calibrate", *common, "--max-miou-drop", "5", "--maximize", "G3.recall", "--family", "single",
+                "--out", str(out)]) == 0
+    printed = [x for x in capsys.readouterr().out.splitlines() if x.startswith("promise: ")]
+    rule = load_rule(out)
+    promise = rule.info["promise"]
+    assert printed == [f"promise: {promise['summary']}"] and promise["images"] == 2 and promise["group"] == "G3"
+    data = CalibrationData.load(tmp_path / "r.cache.pt")
+    want = rule_promise(per_image_confusions(data).numpy(), per_image_confusions(data, rule.offsets).numpy(),
+                        data.names, load_description("camvid"), "G3")
+    assert json.loads(json.dumps(want)) == json.loads(json.dumps(promise))
+    assert cli(["evaluate", *common, "--out", str(tmp_path / "e"), "--decision-rule", str(out)]) == 0
+    captured = capsys.readouterr()
+    check = json.loads((tmp_path / "e" / "report.json").read_text())["promise_check"]
+    est = promise["new_sequence"]["miou_cost"]["estimate"]
+    assert check["miou_cost"]["realised"] == pytest.approx(est, abs=0.05)  # fp16 cache vs fp32 logits
+    assert check["group_recall"]["realised"] == pytest.approx(promise["new_sequence"]["group_recall"]["estimate"],
+                                                             abs=0.05)
+    inside = [check[k]["low"] - 1e-9 <= check[k]["realised"] <= check[k]["high"] + 1e-9
+              for k in ("miou_cost", "group_recall", "group_recall_gain")]
+    assert check["broken"] == (not all(inside))
+    assert ("PROMISE BROKEN" in captured.err) == check["broken"] and ("promise kept" in captured.out) != check["broken"]
+    assert f"applying decision rule {out}" in captured.out and "promise: on a new sequence" in captured.out

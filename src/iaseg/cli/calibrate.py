@@ -188,6 +188,11 @@ def run(args: argparse.Namespace) -> int:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,
     }
+    if data.names is not None:  # what the rule is expected to do on new data, as intervals
+        from iaseg.decision.promise import promise_of_fit
+
+        info["promise"] = promise_of_fit(data, result, desc, targets, objective, in_sample=seen is not None)
+        print(f"promise: {info['promise']['summary']}")
     rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
     paths = write_calibration_outputs(rule, result, data, desc, out)
     from iaseg.decision.apply import describe_rule

@@ -80,6 +80,14 @@ def run(args: argparse.Namespace) -> int:
                                widths=widths)
     observers = [lambda batch, logits, pred, target: per_image.update(pred, target, batch["path"]),
                  lambda batch, logits, pred, target: boundary.update(pred, target)]
+    promise_cm = None
+    if rule is not None and isinstance(rule.info.get("promise"), dict):  # realised vs promised
+        from iaseg.metrics import ConfusionMatrix
+
+        promise_cm = ConfusionMatrix(desc.num_classes, desc.ignore_index)
+        unbake = -rule.offsets.view(1, -1, 1, 1) if applied.baked else None  # a baked model's outputs are z + b
+        observers.append(lambda batch, logits, pred, target: promise_cm.update(
+            (logits if unbake is None else logits + unbake.to(logits.device)).argmax(1), target))
     sweep = None
     if args.frontier is not None:
         group = args.frontier or desc.group_names[-1]
@@ -107,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                           })
     report["boundary"] = boundary.result(classes, groups)
+    if promise_cm is not None:
+        from iaseg.decision.promise import check_promise
+
+        report["promise_check"], lines = check_promise(rule.info["promise"], promise_cm.matrix.cpu(), cm.matrix.cpu(),
+                                                       desc)
+        for line in lines:
+            print(line if not report["promise_check"]["broken"] else f"iaseg evaluate: warning: {line}",
+                  file=sys.stderr if report["promise_check"]["broken"] else sys.stdout)
     paths = write_report(report, args.out)
     paths["per_image"] = save_per_image(Path(args.out) / "per_image.npz", per_image.names, per_image.counts,
                                         classes, desc.ignore_index)

@@ -350,3 +350,36 @@ def test_calibrate_states_a_promise_and_evaluate_checks_it(tmp_path, capsys):
     assert check["broken"] == (not all(inside))
     assert ("PROMISE BROKEN" in captured.err) == check["broken"] and ("promise kept" in captured.out) != check["broken"]
     assert f"applying decision rule {out}" in captured.out and "promise: on a new sequence" in captured.out
+
+
+def test_calibrate_risk_control_writes_the_single_offset_with_its_guarantee(tmp_path, capsys):
+    from iaseg.decision import CalibrationData
+    from iaseg.decision.risk import control_miss_rate, miss_losses
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "m.pt", 3, options={"exclude_sequences": ["SeqA"]})
+    common = ["calibrate", "--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+              "--option", "exclude_sequences=[]"]
+    out = tmp_path / "risk.json"
+    # an alpha just above the smallest reachable: the offset must be searched, not 0
+    cache = tmp_path / "probe.cache.pt"
+    assert cli([*common, "--target", "Car.recall>=0.0", "--out", str(tmp_path / "probe.json"),
+                "--cache", str(cache)]) == 0
+    losses, _ = miss_losses(CalibrationData.load(cache), [6, 8, 9, 10])
+    alpha = round(float((losses.sum(0)[-1] + 1) / 3) + 0.005, 3)  # CRC bound at the largest offset, n = 2
+    assert cli([*common, "--max-miss-rate", str(alpha), "--cache", str(cache), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rule = load_rule(out)
+    want = control_miss_rate(CalibrationData.load(cache), [6, 8, 9, 10], alpha)
+    assert want.offset > 0
+    g = rule.info["guarantee"]
+    assert g["offset"] == want.offset and g["method"] == "crc" and g["group"] == "G3" and g["images"] == 2
+    assert rule.offsets.tolist() == [0.0] * 6 + [want.offset, 0.0, want.offset, want.offset, want.offset]
+    assert f"expected per-image G3 miss rate <= {alpha:g} for new images exchangeable" in printed
+    assert rule.info["family"] == "single"
+    assert cli([*common, "--max-miss-rate", "0.0001", "--cache", str(cache), "--out", str(tmp_path / "no.json")]) == 1
+    assert "no offset up to the grid's end" in capsys.readouterr().err and not (tmp_path / "no.json").exists()
+    assert cli([*common, "--max-miss-rate", "0.3", "--target", "Car.recall>=0.5", "--out", str(out)]) == 2
+    assert "--max-miss-rate chooses a single group offset" in capsys.readouterr().err
+    assert cli([*common, "--delta", "0.1", "--target", "Car.recall>=0.5", "--out", str(out)]) == 2
+    assert "--delta and --risk-group are for --max-miss-rate" in capsys.readouterr().err

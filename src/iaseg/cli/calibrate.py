@@ -58,9 +58,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cross-fitting (repeatable): calibrate on each of these models' own validation data (a "
                         "leave-one-sequence-out model's left-out sequence), pool those out-of-sample logits, and "
                         "write the rule for --checkpoint (e.g. the model trained on every sequence)")
-    p.add_argument("--family", default="class", choices=("single", "group", "class", "shrunk"),
+    p.add_argument("--max-miss-rate", type=float, metavar="ALPHA",
+                   help="risk control: the smallest single offset on --risk-group with expected per-image miss rate "
+                        "of the group <= ALPHA (conformal risk control), valid for new images exchangeable with the "
+                        "calibration images; the rule records the guarantee")
+    p.add_argument("--delta", type=float, metavar="DELTA",
+                   help="with --max-miss-rate: miss rate <= ALPHA with probability >= 1 - DELTA (Learn-then-Test)")
+    p.add_argument("--risk-group", metavar="GROUP", help="the group of --max-miss-rate (default: the most important)")
+    p.add_argument("--family", default=None, choices=("single", "group", "class", "shrunk"),
                    help="rule family: single (one offset on the objective's group, e.g. G3), group (one offset per "
-                        "group), class (one per class; default), shrunk (per-class pulled toward per-group)")
+                        "group), class (one per class; default), shrunk (per-class pulled toward per-group); single with "
+                        "--max-miss-rate")
     p.add_argument("--shrinkage", type=float, default=0.5, metavar="S",
                    help="--family shrunk: b = (1 - S) b_class + S b_group, S in [0, 1] (default 0.5)")
 
@@ -79,14 +87,24 @@ def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
     from iaseg.decision import DecisionRule, parse_objective, parse_target, targeted_classes, write_calibration_outputs
     from iaseg.decision.cache import pool
-    from iaseg.decision.policy import fit_rule
+    from iaseg.decision.policy import fit_risk_control, fit_rule
     from iaseg.decision.provenance import validation_record
     from iaseg.metrics import pct
 
     from .common import data_settings, output_file, parse_options, resolve_checkpoint
     from .evaluate import load_network
 
-    if not args.target and args.max_miou_drop is None:
+    if args.family is None:
+        args.family = "single" if args.max_miss_rate is not None else "class"
+    if args.max_miss_rate is not None:
+        if args.target or args.max_miou_drop is not None or args.family != "single":
+            raise CLIError("--max-miss-rate chooses a single group offset by risk control: give no --target or "
+                           "--max-miou-drop, and --family single (the default with it)")
+        if not 0 < args.max_miss_rate < 1 or (args.delta is not None and not 0 < args.delta < 1):
+            raise CLIError("--max-miss-rate and --delta are fractions in (0, 1), e.g. 0.3 and 0.1")
+    elif args.delta is not None or args.risk_group is not None:
+        raise CLIError("--delta and --risk-group are for --max-miss-rate")
+    elif not args.target and args.max_miou_drop is None:
         raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop")
     if args.max_miou_drop is not None and not 0 <= args.max_miou_drop <= 100:
         raise CLIError(f"--max-miou-drop {args.max_miou_drop:g}: give percentage points between 0 and 100")
@@ -148,10 +166,21 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         data = data.to(device)
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
+    guarantee = None
     try:
-        fit = fit_rule(data, desc, targets, objective, max_miou_drop=args.max_miou_drop,
-                       max_class_drop=args.max_class_drop, allow_class_drop=args.allow_class_drop,
-                       family=args.family, shrinkage=args.shrinkage, log=log)
+        if args.max_miss_rate is not None:  # risk control: the single offset on one group
+            group = args.risk_group or desc.group_names[-1]
+            fit, control = fit_risk_control(data, desc, group, args.max_miss_rate, args.delta, objective)
+            guarantee = control.to_dict(group)
+            if control.offset is None:
+                print(f"iaseg calibrate: {control.statement(group)}; no rule written", file=sys.stderr)
+                return 1
+            shown = desc.group_indices()[desc.group_names.index(group)]
+        else:
+            fit = fit_rule(data, desc, targets, objective, max_miou_drop=args.max_miou_drop,
+                           max_class_drop=args.max_class_drop, allow_class_drop=args.allow_class_drop,
+                           family=args.family, shrinkage=args.shrinkage, log=log)
+            shown = None
     except ValueError as e:
         raise CLIError(str(e)) from None
     result, targets = fit.result, fit.targets
@@ -160,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
-    recalls = result.class_recalls(targeted_classes(targets))
+    recalls = result.class_recalls(shown if shown is not None else targeted_classes(targets))
     print("recall of the targeted classes (calibration data): " + ", ".join(
         f"{desc.classes[k]} {pct(b)} -> {pct(a)}" for k, b, a in recalls))
     if not result.met:
@@ -184,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
                         "seen_data": seen, "cross_fit": sources or None},
         "result": result.summary(),
         "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
+        "guarantee": guarantee,
         "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": args.family,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,

@@ -79,7 +79,7 @@ def _pick(cms: torch.Tensor, targets: Sequence[Target], objective: Quantity, val
     return int(cands[torch.argmin(size[cands])])
 
 
-def _result(data: CalibrationData, targets: Sequence[Target], objective: Quantity, b: torch.Tensor,
+def result_for_offsets(data: CalibrationData, targets: Sequence[Target], objective: Quantity, b: torch.Tensor,
             passes: int, moves: int) -> CalibrationResult:
     before = _State(confusion_from_cache(data), targets, objective)
     after = _State(confusion_from_cache(data, b), targets, objective)
@@ -96,7 +96,7 @@ def fit_single(data: CalibrationData, targets: Sequence[Target], objective: Quan
     cms = group_sweep(data, b, members, _GRID)
     g = _pick(cms, targets, objective, _GRID, prefer_zero=not improve)
     b[list(members)] += _GRID[g]
-    return _result(data, targets, objective, b, 1, int(_GRID[g] != 0))
+    return result_for_offsets(data, targets, objective, b, 1, int(_GRID[g] != 0))
 
 
 def fit_groups(data: CalibrationData, targets: Sequence[Target], objective: Quantity,
@@ -117,7 +117,7 @@ def fit_groups(data: CalibrationData, targets: Sequence[Target], objective: Quan
                 moved = True
         if not moved:
             break
-    return _result(data, targets, objective, b, passes, moves)
+    return result_for_offsets(data, targets, objective, b, passes, moves)
 
 
 def fit_family(family: str, data: CalibrationData, description: Any, targets: Sequence[Target],
@@ -137,5 +137,5 @@ def fit_family(family: str, data: CalibrationData, description: Any, targets: Se
         return per_class
     per_group = fit_groups(data, targets, objective, description.group_indices(), improve)
     b = (1.0 - shrinkage) * per_class.offsets.float() + shrinkage * per_group.offsets.float()
-    return _result(data, targets, objective, b, per_class.passes + per_group.passes,
+    return result_for_offsets(data, targets, objective, b, per_class.passes + per_group.passes,
                    per_class.moves + per_group.moves)

@@ -98,3 +98,25 @@ def fit_rule(data: CalibrationData, description: Any, targets: Sequence[Target],
                         shrinkage=shrinkage, log=log)
     drops, line, refused = class_drop_verdict(result, description, max_class_drop, allow_class_drop)
     return RuleFit(result, targets, notes, drops, line, refused)
+
+
+def fit_risk_control(data: CalibrationData, description: Any, group: str, alpha: float, delta: float | None,
+                     objective: Quantity) -> tuple[RuleFit, Any]:
+    """The single-offset rule on `group` chosen by risk control (`iaseg.decision.risk`): expected
+    per-image miss rate of the group <= alpha (CRC), or so with probability >= 1 - delta (LTT).
+    Returns (fit, RiskControl); fit.result.met is False when no offset of the grid qualifies."""
+    import torch
+
+    from .families import result_for_offsets
+    from .risk import control_miss_rate
+
+    if group not in description.groups:
+        raise ValueError(f"--risk-group {group!r}: no such group (groups: {', '.join(description.groups)})")
+    members = description.group_indices()[description.group_names.index(group)]
+    rc = control_miss_rate(data, members, alpha, delta)
+    b = torch.zeros(data.num_classes, dtype=torch.float32)
+    if rc.offset is not None:
+        b[members] = rc.offset
+    result = result_for_offsets(data, [], objective, b, 1, int(bool(rc.offset)))
+    result.met = rc.offset is not None
+    return RuleFit(result, [], [f"calibrate: {rc.statement(group)}"]), rc

@@ -150,3 +150,8 @@ def promise_of_fit(data: Any, result: Any, description: Any, targets: Sequence[A
     ruled = per_image_confusions(data, result.offsets).numpy()
     return rule_promise(plain, ruled, data.names, description, promise_group(description, targets, objective),
                         in_sample=in_sample, **kw)
+
+
+def sequence_count(names: Sequence[str]) -> int:
+    """How many sequences `names` come from (names without the CamVid pattern count as one)."""
+    return len({(frame_key(n) or (None,))[0] for n in names})

@@ -311,6 +311,13 @@ def test_calibrate_cross_fits_leave_one_sequence_out_models(tmp_path, capsys):
     pooled = confusion_from_cache(parts[0]) + confusion_from_cache(parts[1])
     miou = float(parse_objective("miou", load_description("camvid")).value(pooled))
     assert rule.info["result"]["targets"][0]["before"] == pytest.approx(miou, abs=1e-9)
+    # the same parts compare the families out of sample (each sequence held out in turn)
+    comp_path = tmp_path / "families.json"
+    assert cli([*args, "--cross-fit", loso["SeqA"], "--cross-fit", loso["SeqB"], "--compare-families",
+                str(comp_path)]) == 0
+    assert "| **mean** | single |" in capsys.readouterr().out
+    comp = json.loads(comp_path.read_text())
+    assert set(comp["held_out"]) == {"SeqA", "SeqB"} and comp_path.with_suffix(".md").is_file()
     # the full model on val would be seen data: a cross-fit model whose validation data it trained on is refused
     assert cli([*args, "--cross-fit", full]) == 2
     assert "--cross-fit" in capsys.readouterr().err

@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delta", type=float, metavar="DELTA",
                    help="with --max-miss-rate: miss rate <= ALPHA with probability >= 1 - DELTA (Learn-then-Test)")
     p.add_argument("--risk-group", metavar="GROUP", help="the group of --max-miss-rate (default: the most important)")
+    p.add_argument("--compare-families", metavar="FILE.json",
+                   help="with two or more --cross-fit models: hold each one's data out in turn, calibrate every "
+                        "family on the others (the matched point of --max-miou-drop, default 0.5) and score it on "
+                        "the held-out data; writes FILE.json and FILE.md")
     p.add_argument("--family", default=None, choices=("single", "group", "class", "shrunk"),
                    help="rule family: single (one offset on the objective's group, e.g. G3), group (one offset per "
                         "group), class (one per class; default), shrunk (per-class pulled toward per-group); single with "
@@ -117,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: the rule is a .json file")
     if args.max_class_drop < 0:
         raise CLIError("--max-class-drop must be >= 0 (percentage points)")
+    if args.compare_families:
+        output_file(args.compare_families, "--compare-families")
+        if len(args.cross_fit) < 2:
+            raise CLIError("--compare-families needs two or more --cross-fit models (each part is held out in turn)")
     if args.cross_fit and args.cache:
         raise CLIError("--cache names one model's cache; with --cross-fit each model's cache goes next to --out")
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -153,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
             sources.append({"checkpoint": part_ckpt, "dataset": settings["name"], "split": record["split"],
                             "options": settings["options"] or None, "images": len(parts[-1].names or []),
                             "seen_data": seen})
+        if args.compare_families:
+            _compare_families(args, parts, desc)
         data = pool(parts, [s["checkpoint"] for s in sources])
         settings = {"name": sources[0]["dataset"], "root": data_settings(args, ckpt)["root"], "options": {}}
         seen = "; ".join(s["seen_data"] for s in sources if s["seen_data"]) or None
@@ -230,6 +240,30 @@ def run(args: argparse.Namespace) -> int:
     print(describe_rule(rule, str(out)))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
+    """--compare-families: every family calibrated on all cross-fit parts but one, scored on that
+    one (iaseg.decision.families.compare_families); JSON and markdown written, the table printed."""
+    from iaseg.decision.families import FAMILIES, compare_families, families_markdown
+    from iaseg.decision.provenance import sequences_of
+    from iaseg.io import atomic_write_bytes
+
+    if len(parts) < 2:
+        raise CLIError("--compare-families needs two or more --cross-fit models (each part is held out in turn)")
+    named = {}
+    for i, part in enumerate(parts):
+        name = ",".join(sorted(sequences_of(part.names or []))) or f"part{i}"
+        named[name if name not in named else f"{name}#{i}"] = part
+    drop = args.max_miou_drop if args.max_miou_drop is not None else 0.5
+    comparison = compare_families(named, desc, args.risk_group or desc.group_names[-1], drop, FAMILIES,
+                                  args.shrinkage, args.max_class_drop)
+    target = Path(args.compare_families)
+    table = families_markdown(comparison)
+    atomic_write_bytes(target, (json.dumps(comparison, indent=2) + "\n").encode())
+    atomic_write_bytes(target.with_suffix(".md"), table.encode())
+    print(table, end="")
+    print(f"wrote {target}, {target.with_suffix('.md')}")
 
 
 def _seen(ckpt: dict, settings: dict, split: str, allow: bool, what: str) -> str | None:

@@ -67,4 +67,8 @@ def test_two_sequences_span_their_own_effects():
     broken, lines = check_promise(p, a_plain * 10, worse * 10, toy_description())
     assert broken["broken"] and not broken["miou_cost"]["kept"] and broken["group_recall_gain"]["kept"]
     assert lines[0].startswith("PROMISE BROKEN") and "OUTSIDE" in lines[0]
+    # a harder street: recall level below the interval, but the rule's cost and gain as promised
+    hard_plain, hard_rule = _image(1, 1), _image(3, 3, sky_to_car=10)
+    level, lines = check_promise(p, hard_plain * 10, hard_rule * 10, toy_description())
+    assert not level["group_recall"]["kept"] and not level["broken"] and lines[0].startswith("promise kept")
     assert broken["miou_cost"]["realised"] == pytest.approx(_effect(a_plain, worse)[0])

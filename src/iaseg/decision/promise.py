@@ -106,8 +106,10 @@ def summary_text(p: dict[str, Any]) -> str:
 
 def check_promise(promise: dict[str, Any], plain_cm: Any, rule_cm: Any, description: Any) -> tuple[dict[str, Any], list[str]]:
     """Realised vs promised on labelled data: the realised mean IoU cost, group recall and gain
-    (points) of the rule against the promise's `new_sequence` intervals. Returns ({key:
-    {'realised', 'low', 'high', 'kept'}, 'broken': bool}, console lines)."""
+    (points) of the rule against the promise's `new_sequence` intervals. The promise is broken
+    when the cost or the gain (the rule's effect) falls outside; a recall level outside is shown
+    but depends on the street as much as on the rule. Returns ({key: {'realised', 'low',
+    'high', 'kept'}, 'broken': bool}, console lines)."""
     group = promise["group"]
     miou = parse_objective("miou", description)
     recall = parse_objective(f"{group}.recall", description)
@@ -124,7 +126,8 @@ def check_promise(promise: dict[str, Any], plain_cm: Any, rule_cm: Any, descript
         out[k] = {"realised": realised[k], "low": iv["low"], "high": iv["high"], "kept": kept}
         parts.append(f"{labels[k]} {realised[k]:.1f} (promised [{iv['low']:.1f}, {iv['high']:.1f}]"
                      f"{'' if kept else ', OUTSIDE'})")
-    out["broken"] = not all(out[k]["kept"] for k in KEYS)
+    # the rule's effect decides; the recall level also depends on how hard the new street is
+    out["broken"] = not (out["miou_cost"]["kept"] and out["group_recall_gain"]["kept"])
     verdict = "PROMISE BROKEN" if out["broken"] else "promise kept"
     return out, [f"{verdict}: realised vs promised on a new sequence: " + ", ".join(parts)]
 

@@ -155,7 +155,7 @@ def test_evaluate_warns_on_the_split_the_rule_was_calibrated_on(synthetic_model,
     for extra, warning in cases:
         assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "e"), "--no-progress",
                     "--decision-rule", str(rule), *extra]) == 0
-        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x and "PROMISE" not in x]
         assert (warning in err[0] and len(err) == 1) if warning else err == []
 
 
@@ -373,7 +373,9 @@ def test_calibrate_risk_control_writes_the_single_offset_with_its_guarantee(tmp_
     assert cli([*common, "--target", "Car.recall>=0.0", "--out", str(tmp_path / "probe.json"),
                 "--cache", str(cache)]) == 0
     losses, _ = miss_losses(CalibrationData.load(cache), [6, 8, 9, 10])
-    alpha = round(float((losses.sum(0)[-1] + 1) / 3) + 0.005, 3)  # CRC bound at the largest offset, n = 2
+    bound = (losses.sum(0) + 1) / 3  # the CRC bound of every grid offset, n = 2 images
+    assert bound[0] > bound[-1]
+    alpha = float((bound[0] + bound[-1]) / 2)  # reachable, and not by the plain model
     assert cli([*common, "--max-miss-rate", str(alpha), "--cache", str(cache), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     rule = load_rule(out)

@@ -1,5 +1,4 @@
 """The calibration policy: the precision-target recall guard, the matched point's targets."""
-import numpy as np
 import pytest
 
 from iaseg.decision import confusion_from_cache, parse_objective, parse_target

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     sources: list[dict] = []
     if args.cross_fit:  # each model on data it never trained on; the rule is for --checkpoint
         del model
-        parts = []
+        parts, roots = [], []
         for i, spec in enumerate(args.cross_fit):
             part_ckpt = resolve_checkpoint(spec)
             _, part_model, part_meta, part_dict, part_path = load_network(part_ckpt, args.device, "exact", "auto",
@@ -158,13 +158,14 @@ def run(args: argparse.Namespace) -> int:
             parts.append(_collect(part_args, part_ckpt, part_model, part_meta, part_path, settings, input_size,
                                   out.with_name(f"{out.stem}.cache-{i}.pt"), device))
             del part_model
+            roots.append(settings["root"])
             sources.append({"checkpoint": part_ckpt, "dataset": settings["name"], "split": record["split"],
                             "options": settings["options"] or None, "images": len(parts[-1].names or []),
                             "seen_data": seen})
         if args.compare_families:
             _compare_families(args, parts, desc)
         data = pool(parts, [s["checkpoint"] for s in sources])
-        settings = {"name": sources[0]["dataset"], "root": data_settings(args, ckpt)["root"], "options": {}}
+        settings = {"name": sources[0]["dataset"], "root": roots[0], "options": {}}
         seen = "; ".join(s["seen_data"] for s in sources if s["seen_data"]) or None
         print(f"calibrate: cross-fitting: {len(parts)} models on data they never trained on, {len(data.names):,} "
               f"images pooled; the rule is applied to {checkpoint}")
@@ -244,8 +245,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
     """--compare-families: every family calibrated on all cross-fit parts but one, scored on that
-    one (iaseg.decision.families.compare_families); JSON and markdown written, the table printed."""
-    from iaseg.decision.families import FAMILIES, compare_families, families_markdown
+    one (iaseg.decision.comparison.compare_families); JSON and markdown written, the table printed."""
+    from iaseg.decision.comparison import compare_families, families_markdown
+    from iaseg.decision.families import FAMILIES
     from iaseg.decision.provenance import sequences_of
     from iaseg.io import atomic_write_bytes
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from iaseg.metrics.confusion import class_metrics
 
 from .cache import CalibrationData, confusion_from_cache
-from .search import CalibrationResult, calibrate
+from .search import CalibrationResult
 from .targets import Quantity, Target, parse_objective, parse_target
 
 

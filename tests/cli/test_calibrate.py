@@ -383,7 +383,7 @@ def test_calibrate_risk_control_writes_the_single_offset_with_its_guarantee(tmp_
     assert want.offset > 0
     g = rule.info["guarantee"]
     assert g["offset"] == want.offset and g["method"] == "crc" and g["group"] == "G3" and g["images"] == 2
-    assert rule.offsets.tolist() == [0.0] * 6 + [want.offset, 0.0, want.offset, want.offset, want.offset]
+    assert rule.offsets.tolist() == pytest.approx([0.0] * 6 + [want.offset, 0.0, want.offset, want.offset, want.offset])
     assert f"expected per-image G3 miss rate <= {alpha:g} for new images exchangeable" in printed
     assert rule.info["family"] == "single"
     assert cli([*common, "--max-miss-rate", "0.0001", "--cache", str(cache), "--out", str(tmp_path / "no.json")]) == 1

@@ -155,7 +155,7 @@ def test_evaluate_warns_on_the_split_the_rule_was_calibrated_on(synthetic_model,
     for extra, warning in cases:
         assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "e"), "--no-progress",
                     "--decision-rule", str(rule), *extra]) == 0
-        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+        err = [x for x in capsys.readouterr().err.splitlines() if "warning" in x and "PROMISE" not in x]
         assert (warning in err[0] and len(err) == 1) if warning else err == []
 
 
@@ -217,3 +217,193 @@ def test_the_same_rule_with_and_without_the_calibration_cache(synthetic_model, t
     assert cli(["calibrate", *common, "--cache", str(tmp_path / "fresh.cache.pt"), "--out", str(cached)]) == 0
     a, b = (json.loads(p.read_text()) for p in (fresh, cached))
     assert a["offsets"] == b["offsets"] and a["info"]["result"] == b["info"]["result"]
+
+
+def test_an_export_with_a_baked_rule_refuses_a_second_rule_in_evaluate_and_says_it_applies_one(
+        synthetic_model, tmp_path, capsys):
+    """evaluate used to add the offsets a second time on a baked export; predict refused already."""
+    from iaseg.decision import DecisionRule
+
+    desc = load_description("camvid")
+    rule = tmp_path / "r.json"
+    rule.write_text(json.dumps(DecisionRule([0.0] * 8 + [0.5, 0.0, 0.0], desc.classes).to_dict()))
+    baked = tmp_path / "baked.onnx"
+    assert cli(["export", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(baked),
+                "--decision-rule", str(rule)]) == 0
+    capsys.readouterr()
+    data = ["--dataset", "synthetic", "--option", "length=2", "--option", "seed=0", "--no-progress"]
+    assert cli(["evaluate", "--checkpoint", str(baked), "--out", str(tmp_path / "e"), *data,
+                "--decision-rule", str(rule)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("iaseg evaluate: error:") and "already applies a decision rule" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "e" / "report.json").exists()
+    assert cli(["evaluate", "--checkpoint", str(baked), "--out", str(tmp_path / "e"), *data]) == 0
+    assert f"the model applies its baked decision rule in {baked}: Car=+0.5" in capsys.readouterr().out
+    assert cli(["evaluate", "--checkpoint", str(synthetic_model / "m.pt"), "--out", str(tmp_path / "e2"), *data,
+                "--decision-rule", str(rule)]) == 0
+    assert f"applying decision rule {rule}: Car=+0.5" in capsys.readouterr().out
+    # predict says so too (images; the video path shares the same Predictor and line)
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "img.png")
+    assert cli(["predict", "--checkpoint", str(synthetic_model / "m.pt"), "--input", str(tmp_path / "img.png"),
+                "--out", str(tmp_path / "p"), "--decision-rule", str(rule), "--no-progress"]) == 0
+    assert f"applying decision rule {rule}: Car=+0.5" in capsys.readouterr().out
+    assert cli(["predict", "--checkpoint", str(baked), "--input", str(tmp_path / "img.png"),
+                "--out", str(tmp_path / "p2"), "--no-progress"]) == 0
+    assert "the model applies its baked decision rule" in capsys.readouterr().out
+
+
+def _camvid_sequences(root):
+    """A CamVid-layout tree: train has sequences SeqA and SeqB, val two more SeqA frames."""
+    from tests.helpers.data import write_image, write_label
+
+    frames = {"train": ["SeqA_00001", "SeqA_00002", "SeqB_00001", "SeqB_00002"], "val": ["SeqA_00010", "SeqA_00011"]}
+    for split, names in frames.items():
+        for i, n in enumerate(names):
+            write_image(root / split / f"{n}.png", h=64, w=64, seed=i)
+            write_label(root / f"{split}annot" / f"{n}.png", h=64, w=64, values=(0, 3, 8, 9, 11), seed=i)
+    return root
+
+
+def _camvid_checkpoint(path, seed, **data):
+    from iaseg.checkpoint import inference_checkpoint, save_checkpoint
+    from iaseg.models import build_model
+
+    desc = load_description("camvid")
+    torch.manual_seed(seed)
+    ckpt = inference_checkpoint(build_model("erfpspnet", desc.num_classes), "erfpspnet", {}, desc, (64, 64), config={
+        "data": {"dataset": "camvid", "root": None, "train_split": "train", "options": {}, "val_split": "val",
+                 "val_options": {}, **data}})
+    save_checkpoint(ckpt, path)
+    return str(path)
+
+
+def test_calibrate_refuses_data_from_a_training_sequence_unless_allowed(tmp_path, capsys):
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "full.pt", 0)
+    args = ["calibrate", "--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+            "--target", "Car.recall>=0.5", "--allow-class-drop", "--allow-unmet", "--out", str(tmp_path / "r.json")]
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "camvid val shares sequence SeqA and 0 of its 2 images with the model's " \
+        "training data" in err and "--allow-seen-data" in err and not (tmp_path / "r.json").exists()
+    # the training split itself: sequences and images
+    assert cli([*args, "--split", "train"]) == 2
+    assert "shares sequences SeqA, SeqB and 4 of its 4 images" in capsys.readouterr().err
+    # a sequence the model never saw passes without a word
+    unseen = _camvid_checkpoint(tmp_path / "no_a.pt", 0, options={"exclude_sequences": ["SeqA"]})
+    assert cli([*args[:2], unseen, *args[3:], "--option", "exclude_sequences=[]"]) == 0  # (its options carry over)
+    assert "shares" not in capsys.readouterr().err
+    assert load_rule(tmp_path / "r.json").info["calibration"]["seen_data"] is None
+    assert cli([*args, "--allow-seen-data"]) == 0
+    assert "warning: camvid val shares sequence SeqA" in capsys.readouterr().err
+    assert "SeqA" in load_rule(tmp_path / "r.json").info["calibration"]["seen_data"]
+
+
+def test_calibrate_cross_fits_leave_one_sequence_out_models(tmp_path, capsys):
+    """Each model on its own left-out sequence; the pooled logits are those of each model there."""
+    from iaseg.decision import CalibrationData, confusion_from_cache, parse_objective
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    full = _camvid_checkpoint(tmp_path / "full.pt", 0)
+    loso = {s: _camvid_checkpoint(tmp_path / f"no_{s}.pt", i + 1, options={"exclude_sequences": [s]},
+                                  val_split="train", val_options={"sequences": [s], "exclude_sequences": []})
+            for i, s in enumerate(("SeqA", "SeqB"))}
+    out = tmp_path / "cf.json"
+    args = ["calibrate", "--checkpoint", full, "--root", str(root), "--no-progress", "--batch-size", "2",
+            "--max-miou-drop", "5", "--maximize", "G3.recall", "--family", "single", "--out", str(out)]
+    assert cli([*args, "--cross-fit", loso["SeqA"], "--cross-fit", loso["SeqB"]]) == 0
+    assert "cross-fitting: 2 models on data they never trained on, 4 images pooled" in capsys.readouterr().out
+    rule = load_rule(out)
+    cal = rule.info["calibration"]
+    assert cal["split"] == "cross-fit" and cal["seen_data"] is None
+    assert [(s["checkpoint"], s["split"], s["options"]["sequences"], s["images"]) for s in cal["cross_fit"]] == \
+        [(loso["SeqA"], "train", ["SeqA"], 2), (loso["SeqB"], "train", ["SeqB"], 2)]
+    parts = [CalibrationData.load(tmp_path / f"cf.cache-{i}.pt") for i in range(2)]
+    assert [sorted(p.names) for p in parts] == [["SeqA_00001.png", "SeqA_00002.png"], ["SeqB_00001.png", "SeqB_00002.png"]]
+    pooled = confusion_from_cache(parts[0]) + confusion_from_cache(parts[1])
+    miou = float(parse_objective("miou", load_description("camvid")).value(pooled))
+    assert rule.info["result"]["targets"][0]["before"] == pytest.approx(miou, abs=1e-9)
+    # the same parts compare the families out of sample (each sequence held out in turn)
+    comp_path = tmp_path / "families.json"
+    assert cli([*args, "--cross-fit", loso["SeqA"], "--cross-fit", loso["SeqB"], "--compare-families",
+                str(comp_path)]) == 0
+    assert "| **mean** | single |" in capsys.readouterr().out
+    comp = json.loads(comp_path.read_text())
+    assert set(comp["held_out"]) == {"SeqA", "SeqB"} and comp_path.with_suffix(".md").is_file()
+    # the full model on val would be seen data: a cross-fit model whose validation data it trained on is refused
+    assert cli([*args, "--cross-fit", full]) == 2
+    assert "--cross-fit" in capsys.readouterr().err
+
+
+def test_calibrate_states_a_promise_and_evaluate_checks_it(tmp_path, capsys):
+    """The promise in the rule is the block bootstrap of the calibration images' counts; evaluating
+    on those same images realises the estimate, which lies in the promised interval."""
+    from iaseg.decision import CalibrationData
+    from iaseg.decision.cache import per_image_confusions
+    from iaseg.decision.promise import rule_promise
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "m.pt", 3, options={"exclude_sequences": ["SeqA"]})
+    out = tmp_path / "r.json"
+    common = ["--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+              "--option", "exclude_sequences=[]"]
+    assert cli(["calibrate", *common, "--max-miou-drop", "5", "--maximize", "G3.recall", "--family", "single",
+                "--out", str(out)]) == 0
+    printed = [x for x in capsys.readouterr().out.splitlines() if x.startswith("promise: ")]
+    rule = load_rule(out)
+    promise = rule.info["promise"]
+    assert printed == [f"promise: {promise['summary']}"] and promise["images"] == 2 and promise["group"] == "G3"
+    data = CalibrationData.load(tmp_path / "r.cache.pt")
+    want = rule_promise(per_image_confusions(data).numpy(), per_image_confusions(data, rule.offsets).numpy(),
+                        data.names, load_description("camvid"), "G3")
+    assert json.loads(json.dumps(want)) == json.loads(json.dumps(promise))
+    assert cli(["evaluate", *common, "--out", str(tmp_path / "e"), "--decision-rule", str(out)]) == 0
+    captured = capsys.readouterr()
+    check = json.loads((tmp_path / "e" / "report.json").read_text())["promise_check"]
+    est = promise["new_sequence"]["miou_cost"]["estimate"]
+    assert check["miou_cost"]["realised"] == pytest.approx(est, abs=0.05)  # fp16 cache vs fp32 logits
+    assert check["group_recall"]["realised"] == pytest.approx(promise["new_sequence"]["group_recall"]["estimate"],
+                                                             abs=0.05)
+    inside = [check[k]["low"] - 1e-9 <= check[k]["realised"] <= check[k]["high"] + 1e-9
+              for k in ("miou_cost", "group_recall_gain")]
+    assert check["broken"] == (not all(inside))
+    assert ("PROMISE BROKEN" in captured.err) == check["broken"] and ("promise kept" in captured.out) != check["broken"]
+    assert f"applying decision rule {out}" in captured.out and "promise: on a new sequence" in captured.out
+
+
+def test_calibrate_risk_control_writes_the_single_offset_with_its_guarantee(tmp_path, capsys):
+    from iaseg.decision import CalibrationData
+    from iaseg.decision.risk import control_miss_rate, miss_losses
+
+    root = _camvid_sequences(tmp_path / "camvid")
+    model = _camvid_checkpoint(tmp_path / "m.pt", 3, options={"exclude_sequences": ["SeqA"]})
+    common = ["calibrate", "--checkpoint", model, "--root", str(root), "--no-progress", "--batch-size", "2",
+              "--option", "exclude_sequences=[]"]
+    out = tmp_path / "risk.json"
+    # an alpha just above the smallest reachable: the offset must be searched, not 0
+    cache = tmp_path / "probe.cache.pt"
+    assert cli([*common, "--target", "Car.recall>=0.0", "--out", str(tmp_path / "probe.json"),
+                "--cache", str(cache)]) == 0
+    losses, _ = miss_losses(CalibrationData.load(cache), [6, 8, 9, 10])
+    bound = (losses.sum(0) + 1) / 3  # the CRC bound of every grid offset, n = 2 images
+    assert bound[0] > bound[-1]
+    alpha = float((bound[0] + bound[-1]) / 2)  # reachable, and not by the plain model
+    assert cli([*common, "--max-miss-rate", str(alpha), "--cache", str(cache), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rule = load_rule(out)
+    want = control_miss_rate(CalibrationData.load(cache), [6, 8, 9, 10], alpha)
+    assert want.offset > 0
+    g = rule.info["guarantee"]
+    assert g["offset"] == want.offset and g["method"] == "crc" and g["group"] == "G3" and g["images"] == 2
+    assert rule.offsets.tolist() == pytest.approx([0.0] * 6 + [want.offset, 0.0, want.offset, want.offset, want.offset])
+    assert f"expected per-image G3 miss rate <= {alpha:g} for new images exchangeable" in printed
+    assert rule.info["family"] == "single"
+    assert cli([*common, "--max-miss-rate", "0.0001", "--cache", str(cache), "--out", str(tmp_path / "no.json")]) == 1
+    assert "no offset up to the grid's end" in capsys.readouterr().err and not (tmp_path / "no.json").exists()
+    assert cli([*common, "--max-miss-rate", "0.3", "--target", "Car.recall>=0.5", "--out", str(out)]) == 2
+    assert "--max-miss-rate chooses a single group offset" in capsys.readouterr().err
+    assert cli([*common, "--delta", "0.1", "--target", "Car.recall>=0.5", "--out", str(out)]) == 2
+    assert "--delta and --risk-group are for --max-miss-rate" in capsys.readouterr().err

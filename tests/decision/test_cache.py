@@ -84,13 +84,45 @@ def test_collect_logits_keeps_labelled_pixels_and_subsamples_deterministically()
     assert torch.equal(data.labels.long(), labels[mask])
     assert torch.equal(data.logits, up.permute(0, 2, 3, 1)[mask].half())
     assert not data.info["subsampled"]
+    # each pixel's image: the batches carry no paths here, so the names are numbered
+    assert torch.equal(data.images.long(), torch.arange(4).view(4, 1, 1).expand(4, 8, 8)[mask])
+    assert data.names == [f"image_{i:06d}" for i in range(4)]
     small = collect_logits(net, loader, "erfpspnet", 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
     again = collect_logits(net, loader, "erfpspnet", 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
     assert 0 < small.num_pixels <= 50 and small.info["subsampled"]
     assert torch.equal(small.logits, again.logits) and torch.equal(small.labels, again.labels)
+    assert torch.equal(small.images, again.images) and small.images.shape == small.labels.shape
     bad = _Loader([{"image": images[:1], "label": torch.full((1, 8, 8), 7)}], 1)
     with pytest.raises(ValueError, match=r"class ids \[7\] outside 0..2"):
         collect_logits(net, bad, "erfpspnet", 3, 255, "cpu", progress=False)
     empty = _Loader([{"image": images[:1], "label": torch.full((1, 8, 8), 255)}], 1)
     with pytest.raises(ValueError, match="no labelled pixels"):
         collect_logits(net, empty, "erfpspnet", 3, 255, "cpu", progress=False)
+
+
+def test_per_image_confusions_split_the_cache_matrix_by_image_and_pool_keeps_images_apart():
+    from iaseg.decision.cache import per_image_confusions, pool
+
+    from tests.helpers.decision import reference_confusion, toy_data
+
+    parts = []
+    for seed, names in ((0, ["S1_001.png", "S1_002.png", "S1_003.png"]), (1, ["S2_001.png", "S2_002.png"])):
+        d = toy_data(3000, seed=seed)
+        d.images = torch.arange(3000, dtype=torch.int32) % len(names)
+        d.info["names"] = names
+        parts.append(d)
+    b = torch.tensor([0.0, 0.0, 0.0, 0.7, 0.4])
+    data = pool(parts, ["a.pt", "b.pt"])
+    assert data.names == ["part0/S1_001.png", "part0/S1_002.png", "part0/S1_003.png", "part1/S2_001.png",
+                          "part1/S2_002.png"]
+    assert data.info["parts"] == [{"source": "a.pt", "images": 3, "pixels": 3000},
+                                  {"source": "b.pt", "images": 2, "pixels": 3000}]
+    per = per_image_confusions(data, b)
+    assert per.shape == (5, 5, 5) and torch.equal(per.sum(0), confusion_from_cache(data, b))
+    for i in range(5):  # image 3 is pixel 0, 2, 4, ... of the second part
+        part, j = (0, i) if i < 3 else (1, i - 3)
+        sel = parts[part].images == j
+        want = reference_confusion(parts[part].logits[sel].float(), parts[part].labels[sel].long(), b)
+        assert np.array_equal(per[i].numpy(), want)
+    with pytest.raises(ValueError, match="image indexes"):
+        pool([toy_data(10)])

@@ -113,7 +113,7 @@ def test_recall_guard_names_the_classes_of_recall_targets_that_fall():
     targets = (parse_target("G3.recall>=0.7", desc), parse_target("pole.precision>=0.5", desc),
                parse_target("sky.recall<=0.99", desc))
     assert targeted_classes(targets) == (0, 2, 3, 4)
-    assert guarded_classes(targets) == (3, 4)  # '>=' recall targets only: G3's car and person
+    assert guarded_classes(targets) == (2, 3, 4)  # ">=" recall and precision targets: pole, G3's car and person
     before = torch.diag(torch.tensor([10.0, 10, 10, 10, 10]))
     before[3, 3], before[3, 0] = 9, 1          # car recall 0.9
     before[4, 4], before[4, 0] = 5, 5          # person recall 0.5

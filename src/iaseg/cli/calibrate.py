@@ -4,7 +4,9 @@ a labelled split, without retraining (see `iaseg.decision`).
 It prints the recall of every class of the targeted groups before -> after, and refuses (exit 1,
 no rule written) a rule that lowers the recall of a class of a group named in a recall target by
 more than --max-class-drop points (a group's mean recall can rise while one of its classes
-falls); --allow-class-drop writes it anyway. The model is a checkpoint, a run folder (its
+falls), or the recall of a class named in a precision target (a precision target can be met by
+labelling almost nothing as that class); --allow-class-drop writes it anyway. The policy (matched
+operating point, class-drop verdict, rule families) lives in iaseg.decision.policy. The model is a checkpoint, a run folder (its
 best.pt) or an exported .onnx/.ts/.xml file run through the same runners as `iaseg predict`."""
 from __future__ import annotations
 
@@ -49,6 +51,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "more than this many percentage points (default 2.0)")
     p.add_argument("--allow-class-drop", action="store_true",
                    help="write the rule even when it lowers such a class's recall more than --max-class-drop")
+    p.add_argument("--allow-seen-data", action="store_true",
+                   help="calibrate even on images or CamVid sequences the model trained on (refused otherwise: "
+                        "such a rule's promise is in-sample); the rule records it")
+    p.add_argument("--cross-fit", action="append", default=[], metavar="CHECKPOINT",
+                   help="cross-fitting (repeatable): calibrate on each of these models' own validation data (a "
+                        "leave-one-sequence-out model's left-out sequence), pool those out-of-sample logits, and "
+                        "write the rule for --checkpoint (e.g. the model trained on every sequence)")
+    p.add_argument("--max-miss-rate", type=float, metavar="ALPHA",
+                   help="risk control: the smallest single offset on --risk-group with expected per-image miss rate "
+                        "of the group <= ALPHA (conformal risk control), valid for new images exchangeable with the "
+                        "calibration images; the rule records the guarantee")
+    p.add_argument("--delta", type=float, metavar="DELTA",
+                   help="with --max-miss-rate: miss rate <= ALPHA with probability >= 1 - DELTA (Learn-then-Test)")
+    p.add_argument("--risk-group", metavar="GROUP", help="the group of --max-miss-rate (default: the most important)")
+    p.add_argument("--compare-families", metavar="FILE.json",
+                   help="with two or more --cross-fit models: hold each one's data out in turn, calibrate every "
+                        "family on the others (the matched point of --max-miou-drop, default 0.5) and score it on "
+                        "the held-out data; writes FILE.json and FILE.md")
+    p.add_argument("--family", default=None, choices=("single", "group", "class", "shrunk"),
+                   help="rule family: single (one offset on the objective's group, e.g. G3), group (one offset per "
+                        "group), class (one per class; default), shrunk (per-class pulled toward per-group); single with "
+                        "--max-miss-rate")
+    p.add_argument("--shrinkage", type=float, default=0.5, metavar="S",
+                   help="--family shrunk: b = (1 - S) b_class + S b_group, S in [0, 1] (default 0.5)")
 
 
 def _model_sha256(path: Path) -> str:
@@ -63,15 +89,26 @@ def _model_sha256(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
-    from iaseg.data import build_loader
-    from iaseg.decision import (CalibrationData, DecisionRule, calibrate, collect_logits, parse_objective,
-                                parse_target, targeted_classes, write_calibration_outputs)
+    from iaseg.decision import DecisionRule, parse_objective, parse_target, targeted_classes, write_calibration_outputs
+    from iaseg.decision.cache import pool
+    from iaseg.decision.policy import fit_risk_control, fit_rule
+    from iaseg.decision.provenance import validation_record
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
+    from .common import data_settings, output_file, parse_options, resolve_checkpoint
     from .evaluate import load_network
 
-    if not args.target and args.max_miou_drop is None:
+    if args.family is None:
+        args.family = "single" if args.max_miss_rate is not None else "class"
+    if args.max_miss_rate is not None:
+        if args.target or args.max_miou_drop is not None or args.family != "single":
+            raise CLIError("--max-miss-rate chooses a single group offset by risk control: give no --target or "
+                           "--max-miou-drop, and --family single (the default with it)")
+        if not 0 < args.max_miss_rate < 1 or (args.delta is not None and not 0 < args.delta < 1):
+            raise CLIError("--max-miss-rate and --delta are fractions in (0, 1), e.g. 0.3 and 0.1")
+    elif args.delta is not None or args.risk_group is not None:
+        raise CLIError("--delta and --risk-group are for --max-miss-rate")
+    elif not args.target and args.max_miou_drop is None:
         raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop")
     if args.max_miou_drop is not None and not 0 <= args.max_miou_drop <= 100:
         raise CLIError(f"--max-miou-drop {args.max_miou_drop:g}: give percentage points between 0 and 100")
@@ -84,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: the rule is a .json file")
     if args.max_class_drop < 0:
         raise CLIError("--max-class-drop must be >= 0 (percentage points)")
+    if args.compare_families:
+        output_file(args.compare_families, "--compare-families")
+        if len(args.cross_fit) < 2:
+            raise CLIError("--compare-families needs two or more --cross-fit models (each part is held out in turn)")
+    if args.cross_fit and args.cache:
+        raise CLIError("--cache names one model's cache; with --cross-fit each model's cache goes next to --out")
     checkpoint = resolve_checkpoint(args.checkpoint)
     device, model, meta, ckpt, path = load_network(checkpoint, args.device, "exact", "auto", args.amp)
     if meta.decision_rule is not None:
@@ -92,68 +135,74 @@ def run(args: argparse.Namespace) -> int:
     desc = meta.description
     targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)
-    settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
-    key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
-           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
-           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
-           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
-    key = json.loads(json.dumps(key, default=str))
-    cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
-    data = None
-    if cache_path.is_file():
-        data = CalibrationData.load(cache_path)
-        if data.info.get("key") != key:
-            print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
-            data = None
-        else:
-            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
-    if data is None:
-        dataset = labelled_dataset(args, settings, meta, input_size)
-        loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
-        try:
-            data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
-                                  amp=args.amp, input_size=input_size if args.full_resolution else None,
-                                  max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
-        except ValueError as e:
-            raise CLIError(f"{settings['name']} {args.split}: {e}") from None
-        data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": checkpoint})
-        data.save(cache_path)
-        sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
-        print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
-    del model
+    sources: list[dict] = []
+    if args.cross_fit:  # each model on data it never trained on; the rule is for --checkpoint
+        del model
+        parts, roots = [], []
+        for i, spec in enumerate(args.cross_fit):
+            part_ckpt = resolve_checkpoint(spec)
+            _, part_model, part_meta, part_dict, part_path = load_network(part_ckpt, args.device, "exact", "auto",
+                                                                        args.amp)
+            if tuple(part_meta.description.classes) != tuple(desc.classes):
+                raise CLIError(f"--cross-fit {part_ckpt}: its classes {list(part_meta.description.classes)} are not "
+                               f"those of {checkpoint}")
+            record = validation_record(part_dict)
+            if record is None:
+                raise CLIError(f"--cross-fit {part_ckpt}: the checkpoint records no validation split (config "
+                               "data.val_split) to calibrate on")
+            part_args = argparse.Namespace(**{**vars(args), "split": record["split"]})
+            settings = data_settings(part_args, part_dict)
+            settings["options"] = {**record["options"], **parse_options(args.options)}
+            seen = _seen(part_dict, settings, record["split"], args.allow_seen_data, f"--cross-fit {part_ckpt}")
+            parts.append(_collect(part_args, part_ckpt, part_model, part_meta, part_path, settings, input_size,
+                                  out.with_name(f"{out.stem}.cache-{i}.pt"), device))
+            del part_model
+            roots.append(settings["root"])
+            sources.append({"checkpoint": part_ckpt, "dataset": settings["name"], "split": record["split"],
+                            "options": settings["options"] or None, "images": len(parts[-1].names or []),
+                            "seen_data": seen})
+        if args.compare_families:
+            _compare_families(args, parts, desc)
+        data = pool(parts, [s["checkpoint"] for s in sources])
+        settings = {"name": sources[0]["dataset"], "root": roots[0], "options": {}}
+        seen = "; ".join(s["seen_data"] for s in sources if s["seen_data"]) or None
+        print(f"calibrate: cross-fitting: {len(parts)} models on data they never trained on, {len(data.names):,} "
+              f"images pooled; the rule is applied to {checkpoint}")
+    else:
+        settings = data_settings(args, ckpt)
+        seen = _seen(ckpt, settings, args.split, args.allow_seen_data, "--split " + args.split)
+        cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
+        data = _collect(args, checkpoint, model, meta, path, settings, input_size, cache_path, device)
     if device.type == "cuda":
         data = data.to(device)
-    if args.max_miou_drop is not None:  # the matched operating point: at most this far below the plain model
-        from iaseg.decision import confusion_from_cache
-
-        from iaseg.metrics.confusion import class_metrics
-
-        plain = confusion_from_cache(data)  # the model without a rule
-        base = float(parse_objective("miou", desc).value(plain))
-        floor = _floor(base - args.max_miou_drop / 100)
-        targets.append(parse_target(f"mean.iou>={max(floor, 0.0)}", desc))
-        print(f"calibrate: mean IoU without a rule {pct(base)}: target mean.iou>={floor:g} (--max-miou-drop "
-              f"{args.max_miou_drop:g})")
-        if objective.metric == "recall":  # raising a group's mean recall must not sink one of its classes
-            recall = class_metrics(plain)["recall"]
-            floors = []
-            for k in objective.classes:
-                if math.isfinite(float(recall[k])) and float(recall[k]) > args.max_class_drop / 100:
-                    low = _floor(float(recall[k]) - args.max_class_drop / 100)
-                    floors.append(parse_target(f"{desc.classes[k]}.recall>={low}", desc))
-            targets += floors
-            print("calibrate: keeping each class of the objective within --max-class-drop "
-                  f"{args.max_class_drop:g} points of its recall: " + ", ".join(str(t) for t in floors))
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
-    result = calibrate(data, targets, objective, log=log, improve=args.max_miou_drop is not None)
+    guarantee = None
+    try:
+        if args.max_miss_rate is not None:  # risk control: the single offset on one group
+            group = args.risk_group or desc.group_names[-1]
+            fit, control = fit_risk_control(data, desc, group, args.max_miss_rate, args.delta, objective)
+            guarantee = control.to_dict(group)
+            if control.offset is None:
+                print(f"iaseg calibrate: {control.statement(group)}; no rule written", file=sys.stderr)
+                return 1
+            shown = desc.group_indices()[desc.group_names.index(group)]
+        else:
+            fit = fit_rule(data, desc, targets, objective, max_miou_drop=args.max_miou_drop,
+                           max_class_drop=args.max_class_drop, allow_class_drop=args.allow_class_drop,
+                           family=args.family, shrinkage=args.shrinkage, log=log)
+            shown = None
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    result, targets = fit.result, fit.targets
+    for line in fit.notes:
+        print(line)
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
-    recalls = result.class_recalls(targeted_classes(targets))
+    recalls = result.class_recalls(shown if shown is not None else targeted_classes(targets))
     print("recall of the targeted classes (calibration data): " + ", ".join(
         f"{desc.classes[k]} {pct(b)} -> {pct(a)}" for k, b, a in recalls))
-    drops = result.recall_drops(args.max_class_drop)
     if not result.met:
         for line in result.unmet_lines():
             print(f"iaseg calibrate: {line}", file=sys.stderr)
@@ -161,39 +210,129 @@ def run(args: argparse.Namespace) -> int:
             print("iaseg calibrate: no rule written (use --allow-unmet to write the closest rule found)",
                   file=sys.stderr)
             return 1
-    if drops:
-        k, b, a = drops[0]
-        more = f" (and {len(drops) - 1} more class(es))" if len(drops) > 1 else ""
-        floor = math.floor(1000 * (b - args.max_class_drop / 100)) / 1000
-        verdict = "written anyway (--allow-class-drop)" if args.allow_class_drop else \
-            f"no rule written (--target '{desc.classes[k]}.recall>={floor:g}' keeps it, --allow-class-drop writes it)"
-        print(f"iaseg calibrate: the rule lowers {desc.classes[k]} recall by {100 * (b - a):.1f} points "
-              f"({pct(b)} -> {pct(a)}){more}, more than --max-class-drop {args.max_class_drop:g}; {verdict}",
-              file=sys.stderr)
-        if not args.allow_class_drop:
+    if fit.drop_line:
+        print(f"iaseg calibrate: {fit.drop_line}", file=sys.stderr)
+        if fit.refused:
             return 1
     info = {
         "calibration": {"checkpoint": checkpoint, "model": meta.model_name, "path": path,
-                        "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
+                        "dataset": settings["name"], "root": str(settings["root"]),
+                        "split": "cross-fit" if sources else args.split,
                         "options": settings["options"] or None,
                         "images": data.info.get("images"), "pixels": data.num_pixels,
-                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
+                        "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size),
+                        "seen_data": seen, "cross_fit": sources or None},
         "result": result.summary(),
         "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
-        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(drops),
+        "guarantee": guarantee,
+        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": args.family,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,
     }
+    if data.names is not None:  # what the rule is expected to do on new data, as intervals
+        from iaseg.decision.promise import promise_of_fit
+
+        info["promise"] = promise_of_fit(data, result, desc, targets, objective, in_sample=seen is not None)
+        print(f"promise: {info['promise']['summary']}")
     rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
     paths = write_calibration_outputs(rule, result, data, desc, out)
-    print(f"{rule!r}")
+    from iaseg.decision.apply import describe_rule
+
+    print(describe_rule(rule, str(out)))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
-def _floor(v: float) -> float:
-    """v rounded down to 6 decimals: a target written from it is met by v itself."""
-    return math.floor(1e6 * v) / 1e6
+def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
+    """--compare-families: every family calibrated on all cross-fit parts but one, scored on that
+    one (iaseg.decision.comparison.compare_families); JSON and markdown written, the table printed."""
+    from iaseg.decision.comparison import compare_families, families_markdown
+    from iaseg.decision.families import FAMILIES
+    from iaseg.decision.provenance import sequences_of
+    from iaseg.io import atomic_write_bytes
+
+    if len(parts) < 2:
+        raise CLIError("--compare-families needs two or more --cross-fit models (each part is held out in turn)")
+    named = {}
+    for i, part in enumerate(parts):
+        name = ",".join(sorted(sequences_of(part.names or []))) or f"part{i}"
+        named[name if name not in named else f"{name}#{i}"] = part
+    drop = args.max_miou_drop if args.max_miou_drop is not None else 0.5
+    comparison = compare_families(named, desc, args.risk_group or desc.group_names[-1], drop, FAMILIES,
+                                  args.shrinkage, args.max_class_drop)
+    target = Path(args.compare_families)
+    table = families_markdown(comparison)
+    atomic_write_bytes(target, (json.dumps(comparison, indent=2) + "\n").encode())
+    atomic_write_bytes(target.with_suffix(".md"), table.encode())
+    print(table, end="")
+    print(f"wrote {target}, {target.with_suffix('.md')}")
+
+
+def _seen(ckpt: dict, settings: dict, split: str, allow: bool, what: str) -> str | None:
+    """Refuse (CLIError) calibration data the model trained on, unless `allow`: then one warning
+    line, and the text is recorded in the rule. Returns that text, or None for unseen data."""
+    from iaseg.decision.provenance import (same_split, seen_data, seen_data_text, split_names, training_record)
+
+    training = training_record(ckpt)
+    if training is None:
+        print(f"iaseg calibrate: warning: {what}: the model records no training data, so it cannot be checked that "
+              "the calibration images are new to it", file=sys.stderr)
+        return None
+    calibration = {"dataset": settings["name"], "split": split, "options": settings["options"]}
+    names = split_names(settings["name"], settings["root"], split, settings["options"])
+    trained = split_names(training["dataset"], settings["root"], training["split"], training["options"]) \
+        if training["dataset"] == settings["name"] else []
+    text = None
+    if names is not None and trained is not None:
+        text = seen_data_text(seen_data(names, trained), len(names))
+    elif same_split(calibration, training):
+        text = "is the model's training split"
+    if text is None:
+        return None
+    text = f"{settings['name']} {split} {text}"
+    if not allow:
+        raise CLIError(f"{what}: {text}: a rule calibrated there promises more than it keeps on new data; "
+                       "calibrate on unseen sequences (or --cross-fit), or --allow-seen-data")
+    print(f"iaseg calibrate: warning: {text}: the rule's promise is in-sample and optimistic (--allow-seen-data)",
+          file=sys.stderr)
+    return text
+
+
+def _collect(args: argparse.Namespace, checkpoint: str, model, meta, path: str, settings: dict,
+             input_size: tuple, cache_path: Path, device):
+    """The calibration data of one model on args.split: from `cache_path` when it was made with
+    the same model, data and settings, else computed (the network runs once) and cached."""
+    from iaseg.data import build_loader
+    from iaseg.decision import CACHE_VERSION, CalibrationData, collect_logits
+
+    from .common import labelled_dataset
+
+    desc = meta.description
+    key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
+           "root": str(settings["root"]), "split": args.split, "options": settings["options"],
+           "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
+           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes),
+           "cache_version": CACHE_VERSION}
+    key = json.loads(json.dumps(key, default=str))
+    if cache_path.is_file():
+        data = CalibrationData.load(cache_path)
+        if data.info.get("key") == key:
+            print(f"calibrate: using cached logits {cache_path} ({data.num_pixels:,} pixels)")
+            return data
+        print(f"calibrate: {cache_path} was made for other settings; recomputing it", file=sys.stderr)
+    dataset = labelled_dataset(args, settings, meta, input_size)
+    loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
+    try:
+        data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+                              amp=args.amp, input_size=input_size if args.full_resolution else None,
+                              max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
+    except ValueError as e:
+        raise CLIError(f"{settings['name']} {args.split}: {e}") from None
+    data.info.update({"key": key, "classes": list(desc.classes), "checkpoint": checkpoint})
+    data.save(cache_path)
+    sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
+    print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
+    return data
 
 
 def _finite(v: float) -> float | None:

@@ -59,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
     settings = data_settings(args, ckpt)
     input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
-    decide = None
-    rule_info = None
-    if args.decision_rule:  # read before the data: a bad rule fails at once
-        from iaseg.decision import load_rule
+    from iaseg.decision.apply import rule_for_model
 
-        rule = load_rule(args.decision_rule, desc)
-        decide, rule_info = rule.decide, rule.to_dict()
+    # read before the data: a bad rule, or a second rule on a model with a baked one, fails at once
+    applied = rule_for_model(args.decision_rule, meta, checkpoint)
+    rule, decide = applied.rule, applied.decide
+    rule_info = rule.to_dict() if rule is not None else None
+    if applied.line:
+        print(applied.line)
+    if rule is not None:
         same = _calibration_overlap(rule.info.get("calibration") or {}, settings, args.split)
         if same:
             print(f"iaseg evaluate: warning: {args.decision_rule} was calibrated on {same}, the data evaluated here: "
@@ -78,13 +80,21 @@ def run(args: argparse.Namespace) -> int:
                                widths=widths)
     observers = [lambda batch, logits, pred, target: per_image.update(pred, target, batch["path"]),
                  lambda batch, logits, pred, target: boundary.update(pred, target)]
+    promise_cm = None
+    if rule is not None and isinstance(rule.info.get("promise"), dict):  # realised vs promised
+        from iaseg.metrics import ConfusionMatrix
+
+        promise_cm = ConfusionMatrix(desc.num_classes, desc.ignore_index)
+        unbake = -rule.offsets.view(1, -1, 1, 1) if applied.baked else None  # a baked model's outputs are z + b
+        observers.append(lambda batch, logits, pred, target: promise_cm.update(
+            (logits if unbake is None else logits + unbake.to(logits.device)).argmax(1), target))
     sweep = None
     if args.frontier is not None:
         group = args.frontier or desc.group_names[-1]
         if group not in desc.groups:
             raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
         sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
-                            offsets, base_offsets=rule.offsets if args.decision_rule else None)
+                            offsets, base_offsets=rule.offsets if decide is not None else None)
         observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
     cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,
@@ -105,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
                               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                           })
     report["boundary"] = boundary.result(classes, groups)
+    if promise_cm is not None:
+        from iaseg.decision.promise import check_promise
+
+        report["promise_check"], lines = check_promise(rule.info["promise"], promise_cm.matrix.cpu(), cm.matrix.cpu(),
+                                                       desc)
+        for line in lines:
+            print(line if not report["promise_check"]["broken"] else f"iaseg evaluate: warning: {line}",
+                  file=sys.stderr if report["promise_check"]["broken"] else sys.stdout)
     paths = write_report(report, args.out)
     paths["per_image"] = save_per_image(Path(args.out) / "per_image.npz", per_image.names, per_image.counts,
                                         classes, desc.ignore_index)

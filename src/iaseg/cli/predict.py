@@ -95,14 +95,12 @@ def run(args: argparse.Namespace) -> int:
             only = highlight_classes(desc, args.highlight or None)
         except ValueError as e:
             raise CLIError(f"--highlight: {e}") from None
-    decide = None
-    if args.decision_rule and runner.meta.decision_rule is not None:
-        raise CLIError(f"{checkpoint} already applies a decision rule (exported with --decision-rule): "
-                       "drop --decision-rule")
-    if args.decision_rule:
-        from iaseg.decision import load_rule
+    from iaseg.decision.apply import rule_for_model
 
-        decide = load_rule(args.decision_rule, desc).decide
+    applied = rule_for_model(args.decision_rule, runner.meta, checkpoint)  # refuses a second rule
+    decide = applied.decide
+    if applied.line:  # images and video alike: never a silent rule
+        print(applied.line)
     predictor = Predictor(runner, runner.model_name, input_size, runner.spatial_size, device, decide,
                           keep_aspect=args.keep_aspect)
     legend = (lambda a, classes=None: draw_legend(a, desc, classes)) if args.legend else (lambda a, classes=None: a)

@@ -16,13 +16,16 @@ from iaseg.io import atomic_write
 from .rule import DecisionRuleError
 
 CACHE_FORMAT = "iaseg-calibration-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the image of every pixel (`images`) and the image names (info["names"])
+_READABLE_VERSIONS = (1, 2)
 DEFAULT_MAX_PIXELS = 20_000_000  # > CamVid val (101 x 360 x 480 = 17.5 M): exact there
 
 
 @dataclass
 class CalibrationData:
-    """Logits (N x C, float16) and labels (N, class ids) of the labelled calibration pixels.
+    """Logits (N x C, float16) and labels (N, class ids) of the labelled calibration pixels, and
+    the image each pixel comes from (`images`, N int32 indexes into info["names"]; None in caches
+    of version 1), which per-image statistics (promises, risk control) need.
 
     Memory: N x C x 2 bytes + N bytes, e.g. CamVid val at 360x480, 11 classes: ~17 M pixels,
     ~0.4 GB (twice that while it is being assembled). The search works on chunks of
@@ -30,6 +33,7 @@ class CalibrationData:
     logits: torch.Tensor
     labels: torch.Tensor
     info: dict[str, Any] = field(default_factory=dict)
+    images: torch.Tensor | None = None
 
     CHUNK_ELEMENTS = 1 << 24
 
@@ -37,6 +41,15 @@ class CalibrationData:
         if self.logits.ndim != 2 or self.labels.shape != self.logits.shape[:1]:
             raise ValueError(f"calibration data: logits {tuple(self.logits.shape)} and labels "
                              f"{tuple(self.labels.shape)} do not match (want N x C and N)")
+        if self.images is not None and self.images.shape != self.labels.shape:
+            raise ValueError(f"calibration data: {tuple(self.images.shape)} image indexes for "
+                             f"{self.labels.numel()} pixels")
+
+    @property
+    def names(self) -> list[str] | None:
+        """The image names (CamVid frame names carry their sequence), or None when not recorded."""
+        names = self.info.get("names")
+        return list(names) if self.images is not None and isinstance(names, list) else None
 
     @property
     def num_pixels(self) -> int:
@@ -53,14 +66,16 @@ class CalibrationData:
             yield self.logits[s:s + step].float(), self.labels[s:s + step].long()
 
     def to(self, device: torch.device | str) -> "CalibrationData":
-        return CalibrationData(self.logits.to(device), self.labels.to(device), self.info)
+        images = None if self.images is None else self.images.to(device)
+        return CalibrationData(self.logits.to(device), self.labels.to(device), self.info, images)
 
     def save(self, path: str | Path) -> Path:
         """torch.save to a temporary file in the same folder, then rename (atomic, no second
         copy of the logits in memory)."""
         path = Path(path)
         state = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "logits": self.logits.cpu(),
-                 "labels": self.labels.cpu(), "info": self.info}
+                 "labels": self.labels.cpu(), "info": self.info,
+                 "images": None if self.images is None else self.images.cpu()}
         atomic_write(path, lambda f: torch.save(state, f))  # streamed: the cache can be large
         return path
 
@@ -71,9 +86,9 @@ class CalibrationData:
             d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as e:
             raise DecisionRuleError(f"calibration cache {path} cannot be read ({type(e).__name__}: {e})") from None
-        if not isinstance(d, dict) or d.get("format") != CACHE_FORMAT or d.get("version") != CACHE_VERSION:
+        if not isinstance(d, dict) or d.get("format") != CACHE_FORMAT or d.get("version") not in _READABLE_VERSIONS:
             raise DecisionRuleError(f"{path} is not an iaseg calibration cache (version {CACHE_VERSION})")
-        return cls(d["logits"], d["labels"], d.get("info") or {})
+        return cls(d["logits"], d["labels"], d.get("info") or {}, d.get("images"))
 
 
 @torch.no_grad()
@@ -89,10 +104,12 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
     gen = torch.Generator().manual_seed(seed)
     keep_logits: list[torch.Tensor] = []
     keep_labels: list[torch.Tensor] = []
+    keep_images: list[torch.Tensor] = []
+    names: list[str] = []
     labelled = kept = images = 0
     keep_prob = None
     label_dtype = torch.uint8 if num_classes <= 255 else torch.int16
-    for _, logits, target in iter_logits(net, loader, model_name, device, amp=amp, input_size=input_size,
+    for batch, logits, target in iter_logits(net, loader, model_name, device, amp=amp, input_size=input_size,
                                          progress=progress, desc="calibration logits"):
         if logits.shape[1] != num_classes:
             raise ValueError(f"the network gives {logits.shape[1]} classes, the description {num_classes}")
@@ -110,6 +127,11 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
             mask &= (torch.rand(mask.shape, generator=gen) < keep_prob).to(device)
         keep_logits.append(logits.permute(0, 2, 3, 1)[mask].half().cpu())
         keep_labels.append(target[mask].to(label_dtype).cpu())
+        index = torch.arange(images, images + target.shape[0], dtype=torch.int32, device=mask.device)
+        keep_images.append(index.view(-1, *([1] * (mask.ndim - 1))).expand_as(mask)[mask].cpu())
+        paths = batch.get("path") if isinstance(batch, dict) else None
+        names += [Path(str(p)).name for p in paths] if isinstance(paths, (list, tuple)) and len(paths) == \
+            target.shape[0] else [f"image_{images + i:06d}" for i in range(target.shape[0])]
         kept += keep_labels[-1].numel()
         images += target.shape[0]
     if kept == 0:
@@ -117,12 +139,57 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
     logits_all = torch.cat(keep_logits)
     del keep_logits
     labels_all = torch.cat(keep_labels)
+    images_all = torch.cat(keep_images)
     if kept > max_pixels:  # the keep probability used an upper bound; trim to exactly max_pixels
         idx = torch.randperm(kept, generator=gen)[:max_pixels].sort().values
-        logits_all, labels_all = logits_all[idx], labels_all[idx]
+        logits_all, labels_all, images_all = logits_all[idx], labels_all[idx], images_all[idx]
     info = {"images": images, "labelled_pixels": labelled, "pixels": labels_all.numel(),
-            "subsampled": labels_all.numel() < labelled}
-    return CalibrationData(logits_all, labels_all, info)
+            "subsampled": labels_all.numel() < labelled, "names": names}
+    return CalibrationData(logits_all, labels_all, info, images_all)
+
+
+def pool(parts: Sequence[CalibrationData], sources: Sequence[str] | None = None) -> CalibrationData:
+    """One calibration set from several (cross-fitting: each part scored by a model that never
+    saw its images): pixels concatenated, image indexes shifted, names joined (each prefixed
+    with `partI/`, so equal names of different parts stay apart; a CamVid frame keeps its
+    sequence), the sources recorded in info["parts"]."""
+    if not parts:
+        raise ValueError("pool: no calibration data")
+    if len({p.num_classes for p in parts}) != 1:
+        raise ValueError(f"pool: parts have {sorted({p.num_classes for p in parts})} classes")
+    if any(p.names is None for p in parts):
+        raise ValueError("pool: every part needs its image indexes and names (a version-2 cache)")
+    names: list[str] = []
+    images = []
+    for i, p in enumerate(parts):
+        images.append(p.images.to(torch.int32) + len(names))
+        names += [f"part{i}/{n}" for n in p.names]  # frame_key reads the last component
+    info = {"images": len(names), "pixels": sum(p.num_pixels for p in parts), "names": names,
+            "labelled_pixels": sum(int(p.info.get("labelled_pixels") or p.num_pixels) for p in parts),
+            "subsampled": any(bool(p.info.get("subsampled")) for p in parts),
+            "parts": [{"source": None if sources is None else str(sources[i]), "images": len(p.names),
+                       "pixels": p.num_pixels} for i, p in enumerate(parts)]}
+    return CalibrationData(torch.cat([p.logits for p in parts]), torch.cat([p.labels for p in parts]), info,
+                           torch.cat(images))
+
+
+def per_image_confusions(data: CalibrationData, offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """(images, C, C) int64 confusion matrices of argmax(logits + offsets), one per image of the
+    cache (as `confusion_from_cache`, split by `data.images`); their sum is its matrix."""
+    if data.images is None or data.names is None:
+        raise DecisionRuleError("the calibration cache records no images (made by an older iaseg): recompute it")
+    c, n = data.num_classes, len(data.names)
+    device = data.logits.device
+    cm = torch.zeros(n * c * c, dtype=torch.int64, device=device)
+    b = None if offsets is None or not bool(torch.as_tensor(offsets).any()) else \
+        torch.as_tensor(offsets, dtype=torch.float32, device=device)
+    step = max(1, data.CHUNK_ELEMENTS // max(1, c))
+    for s in range(0, data.num_pixels, step):
+        z, y = data.logits[s:s + step].float(), data.labels[s:s + step].long()
+        pred = z.argmax(1) if b is None else (z + b).argmax(1)
+        cell = (data.images[s:s + step].long() * c + y) * c + pred
+        cm += torch.bincount(cell, minlength=n * c * c)
+    return cm.view(n, c, c).cpu()
 
 
 def confusion_from_cache(data: CalibrationData, offsets: torch.Tensor | None = None) -> torch.Tensor:

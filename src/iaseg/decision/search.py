@@ -60,7 +60,7 @@ class CalibrationResult:
         return [(k, float(before[k]), float(after[k])) for k in classes]
 
     def recall_drops(self, max_drop: float) -> list[tuple[int, float, float]]:
-        """The classes of recall targets (`guarded_classes`) whose recall the rule lowers by more
+        """The classes of recall and precision targets (`guarded_classes`) whose recall the rule lowers by more
         than `max_drop` percentage points, largest drop first."""
         rows = [r for r in self.class_recalls(guarded_classes(self.targets)) if 100 * (r[1] - r[2]) > max_drop + 1e-9]
         return sorted(rows, key=lambda r: r[2] - r[1])
@@ -78,9 +78,11 @@ def targeted_classes(targets: Sequence[Target]) -> tuple[int, ...]:
 
 
 def guarded_classes(targets: Sequence[Target]) -> tuple[int, ...]:
-    """The classes of groups (or the classes) named in a recall target: raising a group's mean
-    recall must not be paid for by one of its classes (the recall guard of `iaseg calibrate`)."""
-    return targeted_classes([t for t in targets if t.quantity.metric == "recall" and t.op == ">="])
+    """The classes of groups (or the classes) named in a recall or precision target (>=): raising
+    a group's mean recall must not be paid for by one of its classes, and a precision target must
+    not silently buy its precision by giving up the class's recall (the recall guard of `iaseg
+    calibrate`)."""
+    return targeted_classes([t for t in targets if t.quantity.metric in ("recall", "precision") and t.op == ">="])
 
 
 class _State:

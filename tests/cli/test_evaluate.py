@@ -112,3 +112,46 @@ def test_evaluate_exported_files_and_backends(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
     assert "--precision is for a non-exact --backend" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("iaseg.inference", fromlist=["openvino_available"]).openvino_available(),
+                    reason="openvino is not installed")
+def test_an_exported_ir_is_scored_in_fp32_unless_amp_is_asked(tiny_run, tmp_path, monkeypatch):
+    """On a CPU with native bf16 (faked here) an fp32 .xml would run bf16 by load_runner's 'auto':
+    evaluate scores it fp32, as a checkpoint, and bf16 only with --amp bf16."""
+    import iaseg.inference.openvino as ov
+
+    monkeypatch.setattr(ov, "native_bf16_cpu", lambda: True)
+    xml = tmp_path / "m.xml"
+    assert cli(["export", "--checkpoint", str(tiny_run / "best.pt"), "--format", "openvino", "--out", str(xml)]) == 0
+    data = ["--dataset", "synthetic", "--option", "length=2", "--no-progress"]
+    assert cli(["evaluate", "--checkpoint", str(xml), "--out", str(tmp_path / "a"), *data]) == 0
+    meta = json.loads((tmp_path / "a" / "report.json").read_text())["meta"]
+    assert meta["path"].startswith("openvino fp32") and "bf16" not in meta["path"]
+    assert cli(["evaluate", "--checkpoint", str(xml), "--out", str(tmp_path / "b"), *data, "--amp", "bf16"]) == 0
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["meta"]["path"].startswith("openvino bf16")
+
+
+def test_an_exported_file_of_a_shipped_dataset_needs_no_dataset_option(tiny_run, tmp_path, capsys):
+    """The tiny model's classes are CamVid's (description 'camvid'): its ONNX export is scored on a
+    CamVid tree given only --root."""
+    from tests.helpers.data import camvid_tree
+
+    onnx = tmp_path / "m.onnx"
+    assert cli(["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(onnx)]) == 0
+    camvid_tree(tmp_path / "camvid", "val", names=("a", "b"), h=32, w=32)
+    assert cli(["evaluate", "--checkpoint", str(onnx), "--root", str(tmp_path / "camvid"), "--out",
+                str(tmp_path / "e"), "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "e" / "report.json").read_text())["meta"]
+    assert (meta["dataset"], meta["images"]) == ("camvid", 2)
+
+
+def test_undefined_metrics_are_one_note_line_without_a_source_location(tiny_run, tmp_path, capsys):
+    """Two images miss classes: the means leave them out, and the console says so in one line
+    (no warning class, file name or line number)."""
+    assert cli(["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(tmp_path / "e"),
+                "--no-progress", "--option", "length=2"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "undefined per-class values" in line]
+    assert len(notes) == 1 and notes[0].startswith("iaseg evaluate: note: undefined per-class values (no ground-truth")
+    assert "UndefinedMetricWarning" not in err and ".py:" not in err

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     desc = meta.description
     targets = [parse_target(t, desc) for t in args.target]
     objective = parse_objective(args.maximize, desc)
-    settings = data_settings(args, ckpt)
+    settings = data_settings(args, ckpt, meta)
     input_size = tuple(args.size) if args.size else tuple(meta.input_size)
     key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
            "root": str(settings["root"]), "split": args.split, "options": settings["options"],

@@ -81,11 +81,15 @@ def load_model(checkpoint: str, device_spec: str
     return device, model, meta, ckpt
 
 
-def data_settings(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
-    """--dataset/--root/--description, defaulting to the data the checkpoint was trained on."""
+def data_settings(args: argparse.Namespace, ckpt: dict[str, Any], meta: "ModelMetadata | None" = None) -> dict[str, Any]:
+    """--dataset/--root/--description, defaulting to the data the checkpoint was trained on, or
+    for an exported file (no training config) to the shipped dataset its classes are named after."""
     from iaseg.checkpoint import dataset_settings
+    from iaseg.data import DATASETS
 
-    settings = dataset_settings(ckpt, args.dataset, args.root, args.description)
+    name = meta.description.name if meta is not None else None
+    fallback = name if name and name.lower() in DATASETS and name.lower() != "folder" else None
+    settings = dataset_settings(ckpt, args.dataset, args.root, args.description, fallback=fallback)
     settings["options"] = {**settings["options"], **parse_options(getattr(args, "options", []))}
     return settings
 

@@ -17,7 +17,8 @@ from .common import add_data_arguments
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True,
-                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --dataset and --root)")
+                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --root, and --dataset unless "
+                        "its classes are a shipped dataset's, camvid or cityscapes)")
     p.add_argument("--backend", default="exact",
                    choices=("exact", "auto", "eager", "compile", "onnxruntime", "torchscript", "openvino"),
                    help="exact (default for checkpoints): the network as trained, fp32 unless --amp; auto: the "
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out)
     checkpoint = resolve_checkpoint(args.checkpoint)
     device, model, meta, ckpt, path = load_network(checkpoint, args.device, args.backend, args.precision, args.amp)
-    settings = data_settings(args, ckpt)
+    settings = data_settings(args, ckpt, meta)
     input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
     decide = None
@@ -122,7 +123,8 @@ def load_network(checkpoint: str, device_spec: str, backend: str = "exact", prec
                  amp: str = "off") -> tuple[Any, Any, Any, dict[str, Any], str]:
     """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)
     for `evaluate` and `calibrate`: a checkpoint runs exactly (fp32 eager, or --amp) unless a
-    backend is named; an exported .onnx/.ts/.xml file on its own runtime, as in `predict`."""
+    backend is named; an exported .onnx/.ts/.xml file on its own runtime in its stored precision
+    (fp32, or int8 for a quantised file) unless --amp or --precision asks for another."""
     from iaseg.checkpoint import load_checkpoint
     from iaseg.inference import load_runner
     from iaseg.inference.runners import _source_kind
@@ -135,8 +137,14 @@ def load_network(checkpoint: str, device_spec: str, backend: str = "exact", prec
             raise CLIError("--precision is for a non-exact --backend (the exact path is fp32, or --amp)")
         device, model, meta, ckpt = load_model(checkpoint, device_spec)
         return device, model, meta, ckpt, f"exact fp32 eager{'' if amp == 'off' else ' + ' + amp + ' autocast'}"
-    if amp != "off":
-        raise CLIError("--amp is for the exact path of a checkpoint; a runner's precision is --precision")
+    if exported and precision == "auto":
+        # scoring is exact unless asked: the file's stored precision, or --amp's
+        from iaseg.inference.runners import stored_precision
+
+        precision = stored_precision(checkpoint) if amp == "off" else amp
+    elif amp != "off":
+        raise CLIError("--amp is for the exact path of a checkpoint or an exported file; a runner's precision "
+                       "is --precision")
     device = device_from(device_spec)
     runner = load_runner(checkpoint, backend=None if backend in ("exact", "auto") else backend,
                          precision=precision, device=device)

@@ -202,3 +202,22 @@ def test_calibrate_bad_options_are_one_line(synthetic_model, tmp_path, capsys, e
     assert cli(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_calibrate_on_named_images_caches_them_apart(synthetic_model, tmp_path, capsys):
+    """--images: the logits of the listed images only (fewer labelled pixels than all 4), said on
+    stdout; the same cache file with other images is recomputed, not reused."""
+    common = ["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu",
+              "--no-progress", "--target", "Car.recall>=0.5", "--split", "val"]
+    cache = tmp_path / "c.pt"
+    assert cli([*common, "--out", str(tmp_path / "all.json"), "--cache", str(cache)]) in (0, 1)
+    from iaseg.decision import CalibrationData
+
+    every = CalibrationData.load(cache).info["labelled_pixels"]
+    capsys.readouterr()
+    assert cli([*common, "--out", str(tmp_path / "one.json"), "--cache", str(cache), "--images", "000002"]) in (0, 1)
+    out = capsys.readouterr()
+    assert "val: 1 of 4 images (1 listed by --images): 000002" in out.out
+    assert "made for other settings; recomputing it" in out.err
+    one = CalibrationData.load(cache)
+    assert 0 < one.info["labelled_pixels"] < every and one.info["key"]["subset"]["images"] == ["000002"]

@@ -155,3 +155,22 @@ def test_undefined_metrics_are_one_note_line_without_a_source_location(tiny_run,
     notes = [line for line in err.splitlines() if "undefined per-class values" in line]
     assert len(notes) == 1 and notes[0].startswith("iaseg evaluate: note: undefined per-class values (no ground-truth")
     assert "UndefinedMetricWarning" not in err and ".py:" not in err
+
+
+def test_max_images_scores_a_seeded_subset_and_says_which(tiny_run, tmp_path, capsys):
+    from iaseg.metrics.per_image import load_per_image
+
+    args = ["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--no-progress", "--option", "length=6"]
+    assert cli([*args, "--out", str(tmp_path / "all")]) == 0
+    capsys.readouterr()
+    assert cli([*args, "--out", str(tmp_path / "sub"), "--max-images", "2", "--subset-seed", "5"]) == 0
+    picked = sorted(np.random.default_rng(5).choice(6, size=2, replace=False).tolist())
+    names = [f"synthetic://val/seed0/{i:06d}" for i in picked]
+    assert f"val: 2 of 6 images (at most 2 drawn at random with seed 5): {names[0][-6:]}, {names[1][-6:]}" \
+        in capsys.readouterr().out
+    meta = json.loads((tmp_path / "sub" / "report.json").read_text())["meta"]
+    assert meta["images"] == 2 and meta["subset"]["images"] == names
+    full = load_per_image(tmp_path / "all" / "per_image.npz")
+    part = load_per_image(tmp_path / "sub" / "per_image.npz")
+    assert list(part.names) == [full.names[i] for i in picked]
+    np.testing.assert_array_equal(part.counts, full.counts[picked])  # the same images, scored the same

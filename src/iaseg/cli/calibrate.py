@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                                 parse_target, targeted_classes, write_calibration_outputs)
     from iaseg.metrics import pct
 
-    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint
+    from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint, subset_key
     from .evaluate import load_network
 
     if not args.target and args.max_miou_drop is None:
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
            "root": str(settings["root"]), "split": args.split, "options": settings["options"],
            "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
-           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes)}
+           "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes),
+           **({"subset": subset_key(args)} if subset_key(args) else {})}  # keys of earlier caches stay valid
     key = json.loads(json.dumps(key, default=str))
     cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
     data = None

@@ -198,3 +198,13 @@ def test_csv_rows(camvid_report):
     assert float(car["recall"]) == camvid_report["per_class"]["Car"]["recall"]
     assert int(car["gt_pixels"]) == sum(camvid_report["confusion_matrix"][8])
     assert float(rows[-1]["iou"]) == pytest.approx(camvid_report["mean"]["iou"])
+
+
+def test_a_run_folder_not_evaluated_names_the_command_that_evaluates_it(tmp_path):
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(ReportError) as e:
+        find_report(run)
+    assert str(e.value) == (f"{run}: no report.json, eval/report.json or eval_*/report.json (run `iaseg evaluate "
+                            f"--checkpoint '{run}' --out '{run}/eval'` first)")

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -175,8 +176,11 @@ def find_report(path: str | Path) -> Path:
     evals = sorted(path.glob("eval_*/report.json"), key=lambda p: (p.stat().st_mtime, str(p)))
     if evals:
         return evals[-1]
-    raise ReportError(f"{path}: no report.json, eval/report.json or eval_*/report.json "
-                      "(run `iaseg evaluate --checkpoint CKPT --out DIR` first)")
+    if (path / "best.pt").is_file():  # a run folder not evaluated yet: the one command that makes its report
+        run = f"iaseg evaluate --checkpoint {shlex.quote(str(path))} --out {shlex.quote(str(path / 'eval'))}"
+    else:
+        run = "iaseg evaluate --checkpoint CKPT --out DIR"
+    raise ReportError(f"{path}: no report.json, eval/report.json or eval_*/report.json (run `{run}` first)")
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

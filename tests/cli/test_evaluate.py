@@ -174,3 +174,47 @@ def test_max_images_scores_a_seeded_subset_and_says_which(tiny_run, tmp_path, ca
     part = load_per_image(tmp_path / "sub" / "per_image.npz")
     assert list(part.names) == [full.names[i] for i in picked]
     np.testing.assert_array_equal(part.counts, full.counts[picked])  # the same images, scored the same
+
+
+def page_explorer(html_path):
+    """The explorer's data as the page holds it (the JSON block its script reads)."""
+    import re
+
+    text = html_path.read_text()
+    return json.loads(re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>', text,
+                                re.S).group(1).replace("<\\/", "</"))
+
+
+def test_report_html_explorer_equals_evaluate_with_the_rule_it_names(tiny_run, tmp_path, capsys):
+    """report.html is written; at an offset of its explorer, the numbers it shows are the ones
+    `iaseg evaluate --decision-rule` writes for the rule of the command it shows (run here)."""
+    import shlex
+
+    ckpt = str(tiny_run / "best.pt")
+    data = ["--no-progress", "--option", "length=3"]
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "ev"), *data]) == 0
+    page = tmp_path / "ev" / "report.html"
+    html = page.read_text()
+    assert "<table" in html and "Operating-point explorer" in html and "data:image/png;base64," in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    explorer = page_explorer(page)
+    assert explorer["set"] == "G3" and len(explorer["deltas"]) == 101 and explorer["labels"][explorer["start"]] == "0"
+    plain = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert explorer["points"][explorer["start"]]["mean"]["iou"] == plain["mean"]["iou"]
+    for k in (60, 100):
+        command = shlex.split(explorer["command"].replace("{offset}", explorer["labels"][k]))
+        assert command[:2] == ["iaseg", "calibrate"]
+        rule = tmp_path / command[command.index("--out") + 1]
+        command[command.index("--out") + 1] = str(rule)
+        assert cli(command[1:]) == 0
+        assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / f"r{k}"), *data,
+                    "--decision-rule", str(rule)]) == 0
+        ruled = json.loads((tmp_path / f"r{k}" / "report.json").read_text())
+        shown = explorer["points"][k]
+        assert shown["mean"] == {m: ruled["mean"][m] for m in ("precision", "recall", "iou")}, k
+        for g, values in ruled["groups"].items():
+            assert shown["groups"][g] == {m: values[m] for m in ("precision", "recall", "iou")}, (k, g)
+        for c, values in ruled["per_class"].items():
+            assert shown["classes"][c] == {m: None if values[m] is None else values[m]
+                                           for m in ("precision", "recall", "iou")}, (k, c)
+    assert shown["groups"]["G3"]["recall"] > plain["groups"]["G3"]["recall"]  # +4 on G3 buys its recall

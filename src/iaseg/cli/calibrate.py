@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maximize", default="miou",
                    help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
                         "accuracy | NAME.METRIC")
+    p.add_argument("--offset", action="append", default=[], metavar="NAME=VALUE",
+                   help="write the rule that adds VALUE to the logits of group or class NAME (repeatable), "
+                        "with no search and no data: e.g. an operating point picked in report.html's explorer")
     p.add_argument("--out", required=True, help="rule JSON to write (report .md and trade-off .png go next to it)")
     p.add_argument("--cache", help="calibration cache file (default: next to --out, <stem>.cache.pt); "
                                    "reused when checkpoint, data and settings match")
@@ -67,12 +70,16 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.decision import (CalibrationData, DecisionRule, calibrate, collect_logits, parse_objective,
                                 parse_target, targeted_classes, write_calibration_outputs)
     from iaseg.metrics import pct
+    from iaseg.metrics.html import markdown_page
 
     from .common import data_settings, labelled_dataset, output_file, resolve_checkpoint, subset_key
     from .evaluate import load_network
 
+    if args.offset:
+        return _given_offsets(args)
     if not args.target and args.max_miou_drop is None:
-        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop")
+        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop "
+                       "(or --offset NAME=VALUE)")
     if args.max_miou_drop is not None and not 0 <= args.max_miou_drop <= 100:
         raise CLIError(f"--max-miou-drop {args.max_miou_drop:g}: give percentage points between 0 and 100")
     if args.max_pixels < 1:
@@ -187,8 +194,52 @@ def run(args: argparse.Namespace) -> int:
     }
     rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
     paths = write_calibration_outputs(rule, result, data, desc, out)
+    paths.append(markdown_page(out.with_suffix(".html"), out.with_suffix(".md"), f"Decision rule {out.name}",
+                               [out.with_suffix(".png")]))
     print(f"{rule!r}")
     print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _given_offsets(args: argparse.Namespace) -> int:
+    """--offset NAME=VALUE ...: the rule with exactly these offsets (classes of a named group all
+    get VALUE), written without reading data; `iaseg evaluate --decision-rule` scores it."""
+    import torch
+
+    from iaseg import __version__
+    from iaseg.decision import DecisionRule
+    from iaseg.decision.targets import _resolve_name
+
+    from .common import output_file, resolve_checkpoint
+    from .evaluate import load_network
+
+    if args.target or args.max_miou_drop is not None:
+        raise CLIError("--offset writes the given offsets: drop --target / --max-miou-drop")
+    out = output_file(args.out)
+    if out.suffix.lower() != ".json":
+        raise CLIError(f"--out {out}: the rule is a .json file")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    _, _, meta, _, _ = load_network(checkpoint, "cpu", "exact", "auto", "off")
+    desc = meta.description
+    offsets = torch.zeros(desc.num_classes)
+    given = {}
+    for item in args.offset:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not math.isfinite(number):
+            raise CLIError(f"--offset {item!r}: expected NAME=VALUE with a number, e.g. --offset G3=0.75")
+        name, ids = _resolve_name(name, desc, f"--offset {item!r}")
+        offsets[list(ids)] = number
+        given[name] = number
+    info = {"offsets_given": given, "checkpoint": checkpoint,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "iaseg": __version__}
+    rule = DecisionRule(offsets, desc.classes, [], info)
+    rule.save(out)
+    print(f"{rule!r}")
+    print(f"wrote {out}")
     return 0
 
 

@@ -5,7 +5,9 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
 (iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
-operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png."""
+operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png.
+
+Both also write report.html: the Markdown report's tables and the figures in one self-contained page."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.checkpoint import CheckpointError
     from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
+    from iaseg.metrics.html import markdown_page
 
     if args.group:
         return _study(args)
@@ -107,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         extended = True
     if extended:
         write_comparison_md(result, args.out)
+    result["files"]["html"] = markdown_page(Path(args.out) / "report.html", result["files"]["md"],
+                                            f"Comparison: {names[0]} vs {names[1]}")
     print(result["summary"])
     print("wrote " + ", ".join(str(p) for p in result["files"].values()))
     return 0
@@ -114,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from iaseg.metrics.study import build_study
+    from iaseg.metrics.html import markdown_page
     from iaseg.metrics.study_report import write_study
 
     if args.a or args.b or args.checkpoints or args.paper:
@@ -130,6 +136,8 @@ def _study(args: argparse.Namespace) -> int:
     study = build_study(methods, reference=args.reference, frontier_set=args.frontier_set,
                         n_boot=args.bootstrap_samples, block_len=args.block_len)
     paths = write_study(study, args.out)
+    paths["html"] = markdown_page(Path(args.out) / "report.html", paths["md"], "Multi-seed study",
+                                  [p for k, p in paths.items() if k not in ("json", "md")])
     print("\n".join(study["summary"]))
     for note in study["notes"]:
         print(f"note: {note}")

@@ -1,13 +1,16 @@
 """`iaseg evaluate`: a checkpoint on a dataset split -> report.json / report.md / report.csv /
 confusion_matrix.png (per class and per importance group, the paper's Tables II and V, with
 boundary F-score and trimap IoU), per_image.npz (one confusion matrix per image, for the
-hierarchical bootstrap of `iaseg compare --group`) and, with --frontier, frontier.json (the
-confusion matrices of every logit offset on one group, for matched operating points)."""
+hierarchical bootstrap of `iaseg compare --group`), report.html (one self-contained page: the
+tables, figures, a few overlays and an operating-point explorer) and, with --frontier,
+frontier.json (the confusion matrices of every logit offset on one group, for matched operating
+points)."""
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import platform
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.evaluator import evaluate_loader
     from iaseg.metrics import BoundaryMetrics, build_report, pct, write_report
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
+    from iaseg.metrics.html import OverlayPicker, evaluation_page, explorer_data
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
     from .common import CLIError, data_settings, labelled_dataset, output_folder, resolve_checkpoint
@@ -79,14 +83,16 @@ def run(args: argparse.Namespace) -> int:
                                widths=widths)
     observers = [lambda batch, logits, pred, target: per_image.update(pred, target, batch["path"]),
                  lambda batch, logits, pred, target: boundary.update(pred, target)]
-    sweep = None
-    if args.frontier is not None:
-        group = args.frontier or desc.group_names[-1]
-        if group not in desc.groups:
-            raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
-        sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
-                            offsets, base_offsets=rule.offsets if args.decision_rule else None)
-        observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
+    # the sweep also feeds report.html's operating-point explorer, so it always runs (one pass,
+    # a histogram per batch); frontier.json is written only with --frontier
+    group = args.frontier or desc.group_names[-1]
+    if group not in desc.groups:
+        raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
+    sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
+                        offsets, base_offsets=rule.offsets if args.decision_rule else None)
+    observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
+    overlays = OverlayPicker(desc, count=4)
+    observers.append(overlays.update)
     cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,
                          input_size=input_size if args.full_resolution else None, decide=decide,
@@ -110,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(report, args.out)
     paths["per_image"] = save_per_image(Path(args.out) / "per_image.npz", per_image.names, per_image.counts,
                                         classes, desc.ignore_index)
-    if sweep is not None:
-        paths["frontier"] = save_frontier(Path(args.out) / "frontier.json", sweep.to_dict(classes))
+    frontier = sweep.to_dict(classes)
+    if args.frontier is not None:
+        paths["frontier"] = save_frontier(Path(args.out) / "frontier.json", frontier)
+    command = None if args.decision_rule else \
+        f"iaseg calibrate --checkpoint {shlex.quote(checkpoint)} --offset {group}={{offset}} --out {group}_{{offset}}.json"
+    paths["html"] = evaluation_page(Path(args.out), explorer_data(frontier, group, groups, command), overlays.items)
     m = report["mean"]
     top = list(report["groups"])[-1]
     print(f"{len(dataset)} images: mean precision {pct(m['precision'])}, recall {pct(m['recall'])}, "

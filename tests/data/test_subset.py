@@ -60,3 +60,12 @@ def test_an_ambiguous_name_is_refused(tmp_path):
     ds.pairs = [ds.pairs[0], ds.pairs[0]._replace(image=tmp_path / "other" / "a.png")]
     with pytest.raises(DatasetError, match="'a.png' matches 2 images"):
         choose_images(ds, images=["a.png"])
+
+
+def test_a_subset_loads_through_loader_workers():
+    from iaseg.data import build_loader
+
+    ds = build_dataset("synthetic", None, "val", size=(32, 32), length=6)
+    sub = subset(ds, max_images=3, seed=1)
+    paths = [p for batch in build_loader(sub, batch_size=2, shuffle=False, num_workers=2) for p in batch["path"]]
+    assert paths == sub.subset["images"] == [ds.item_name(i) for i in sub.indices]

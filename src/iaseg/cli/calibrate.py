@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         "calibration": {"checkpoint": checkpoint, "model": meta.model_name, "path": path,
                         "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
                         "options": settings["options"] or None,
-                        "images": data.info.get("images"), "pixels": data.num_pixels,
+                        "images": data.info.get("images"), "subset": key.get("subset"), "pixels": data.num_pixels,
                         "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size)},
         "result": result.summary(),
         "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},

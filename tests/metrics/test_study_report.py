@@ -46,5 +46,5 @@ def test_frontier_figure_says_what_moves_along_the_curves(tmp_path, monkeypatch)
     left, right = seen["fig"].axes[:2]
     for ax in (left, right):
         assert ax.get_title().endswith("offset on G3 logits")
-    assert left.get_legend().get_title().get_text() == "curves: offset on G3 logits (numbers on them)"
+    assert left.get_legend().get_title().get_text() == "curves: offset on G3 logits; numbers: offsets on CE's"
     assert {t.get_text() for t in left.texts} <= {"0", "+1", "+2"} and "0" in {t.get_text() for t in left.texts}

@@ -210,7 +210,8 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
                     k = int(np.argmin(np.abs(mean["delta"] - d)))
                     if abs(mean["delta"][k] - d) < 1e-6 and np.isfinite(mean[x][k]):
                         ax.annotate(f"{d:+g}" if d else "0", (100 * mean[x][k], 100 * mean["group_recall"][k]),
-                                    xytext=(4, -10), textcoords="offset points", fontsize=7, color="0.3")
+                                    xytext=(6, 5), textcoords="offset points", fontsize=8, color="0.2",
+                                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 0.8})
     for name, per_seed in f.get("points", {}).items():
         color = method_color(order.index(name))
         for ax, x in ((axes[0], "mean_iou"), (axes[1], "group_precision")):
@@ -225,7 +226,8 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     axes[1].set(xlabel=f"{g} precision (%)", ylabel=f"{g} recall (%)", title=f"{g} precision vs recall, {along}")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left", title=f"curves: {along} (numbers on them)", title_fontsize=8)
+    axes[0].legend(fontsize=8, loc="lower left", title=f"curves: {along}; numbers: offsets on {order[0]}'s",
+                   title_fontsize=8)
     fig.supxlabel("dot: offset 0 (plain argmax); band: ±1 SD over seeds; thin: one seed"
                   + ("; diamonds: runs without a frontier" if f.get("points") else ""), fontsize=8, color="0.3")
     return _save(fig, out_png)

@@ -116,6 +116,10 @@ class OffsetSweep:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """logits N x C x H x W (or n x C), target N x H x W (or n) class ids."""
+        if logits.dim() == 4 and logits.shape[0] > 1:  # image by image: the float32 copies below stay small
+            for i in range(logits.shape[0]):          # (evaluate runs the sweep on every batch, full resolution too)
+                self.update(logits[i:i + 1], target[i:i + 1])
+            return
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits have {logits.shape[1]} classes, the sweep {self.num_classes}")
         device = self._device or logits.device

@@ -92,3 +92,21 @@ def test_recall_at_iou() -> None:
     assert recall_at_iou(miou, recall, 0.605) == pytest.approx(0.575)  # crossings on both sides of the peak
     assert math.isnan(recall_at_iou(miou, recall, 0.7))
     assert recall_at_iou(miou, recall, 0.4) == pytest.approx(0.80)
+
+
+def test_large_batches_are_swept_in_chunks_with_the_same_counts(monkeypatch):
+    """A batch above CHUNK_PIXELS goes through in slices of images; the matrices are the same."""
+    import iaseg.metrics.frontier as fr
+
+    gen = torch.Generator().manual_seed(3)
+    z, y = torch.randn(5, 4, 6, 7, generator=gen), torch.randint(0, 5, (5, 6, 7), generator=gen)
+    whole = fr.OffsetSweep(4, 4, {"s": [1, 3]}, [-0.5, 0.0, 0.5, 1.0])
+    whole.update(z, y)
+    monkeypatch.setattr(fr, "CHUNK_PIXELS", 2 * 6 * 7)  # two images a call
+    calls = []
+    chunked = fr.OffsetSweep(4, 4, {"s": [1, 3]}, [-0.5, 0.0, 0.5, 1.0])
+    real = fr.sweep_counts
+    monkeypatch.setattr(fr, "sweep_counts", lambda s, *a: calls.append(s.shape[0]) or real(s, *a))
+    chunked.update(z, y)
+    assert sum(calls) == int((y != 4).sum()) and len(calls) == 3
+    assert torch.equal(whole.confusions("s"), chunked.confusions("s"))

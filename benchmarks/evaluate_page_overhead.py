@@ -3,7 +3,12 @@
 
 Overhead of evaluate's always-on OffsetSweep (+ overlay picker) on CamVid val images: the
 evaluate_loader pass with and without them, alternated, CPU time of this process."""
-import time, torch
+import os
+import time
+from pathlib import Path
+
+import torch
+
 from iaseg.cli.common import load_model
 from iaseg.data import build_dataset, build_loader
 from iaseg.data.subset import subset
@@ -11,9 +16,11 @@ from iaseg.engine.evaluator import evaluate_loader
 from iaseg.metrics.frontier import OffsetSweep, DEFAULT_DELTAS
 from iaseg.metrics.html import OverlayPicker
 torch.set_num_threads(2)
-device, model, meta, ckpt = load_model("weights/camvid_erfpspnet_ce.pt", "cpu")
+REPO = Path(__file__).resolve().parents[1]
+CAMVID = Path(os.environ.get("IASEG_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
+device, model, meta, ckpt = load_model(str(REPO / "weights" / "camvid_erfpspnet_ce.pt"), "cpu")
 desc = meta.description
-ds = subset(build_dataset("camvid", "/work/shared/data/camvid", "val", size=meta.input_size), max_images=16)
+ds = subset(build_dataset("camvid", CAMVID, "val", size=meta.input_size), max_images=16)
 loader = build_loader(ds, batch_size=8, shuffle=False, num_workers=0)
 g3 = desc.group_indices()[-1]
 res = {"plain": [], "sweep+overlays": []}

@@ -45,8 +45,11 @@ def test_calibrate_evaluate_end_to_end(synthetic_model, tmp_path, capsys):
     assert cli(["calibrate", *common, "--target", "Car.recall>=0.5", "--out", str(rule_path)]) == 0
     out = capsys.readouterr().out
     assert "Car.recall>=0.5" in out
-    for suffix in (".json", ".md", ".png", ".cache.pt"):
+    for suffix in (".json", ".md", ".png", ".cache.pt", ".html"):
         assert rule_path.with_name("rule" + suffix).is_file(), suffix
+    page = rule_path.with_name("rule.html").read_text()  # the before/after tables and the trade-off figure
+    assert "<title>Decision rule rule.json</title>" in page and "data:image/png;base64," in page
+    assert "Car.recall&gt;=0.5" in page
     rule = load_rule(rule_path, desc)
     after = rule.info["result"]["targets"][0]["after"]
     assert after >= 0.5
@@ -407,3 +410,44 @@ def test_calibrate_risk_control_writes_the_single_offset_with_its_guarantee(tmp_
     assert "--max-miss-rate chooses a single group offset" in capsys.readouterr().err
     assert cli([*common, "--delta", "0.1", "--target", "Car.recall>=0.5", "--out", str(out)]) == 2
     assert "--delta and --risk-group are for --max-miss-rate" in capsys.readouterr().err
+
+
+def test_calibrate_on_named_images_caches_them_apart(synthetic_model, tmp_path, capsys):
+    """--images: the logits of the listed images only (fewer labelled pixels than all 4), said on
+    stdout; the same cache file with other images is recomputed, not reused."""
+    common = ["calibrate", "--checkpoint", str(synthetic_model / "m.pt"), "--batch-size", "2", "--device", "cpu",
+              "--no-progress", "--target", "Car.recall>=0.5", "--split", "val", "--allow-unmet", "--allow-class-drop"]
+    cache = tmp_path / "c.pt"
+    assert cli([*common, "--out", str(tmp_path / "all.json"), "--cache", str(cache)]) == 0
+    from iaseg.decision import CalibrationData
+
+    every = CalibrationData.load(cache).info["labelled_pixels"]
+    capsys.readouterr()
+    assert cli([*common, "--out", str(tmp_path / "one.json"), "--cache", str(cache), "--images", "000002"]) == 0
+    out = capsys.readouterr()
+    assert "val: 1 of 4 images (1 listed by --images): 000002" in out.out
+    assert "made for other settings; recomputing it" in out.err
+    one = CalibrationData.load(cache)
+    assert 0 < one.info["labelled_pixels"] < every and one.info["key"]["subset"]["images"] == ["000002"]
+    subset = json.loads((tmp_path / "one.json").read_text())["info"]["calibration"]["subset"]
+    assert subset == {"max_images": None, "images": ["000002"], "seed": None}  # the rule says which images
+
+
+def test_calibrate_offset_writes_the_given_rule(synthetic_model, tmp_path, capsys):
+    """--offset NAME=VALUE: a group's classes (or one class) get VALUE, nothing else is read."""
+    desc = load_description("camvid")
+    ckpt = ["calibrate", "--checkpoint", str(synthetic_model / "m.pt")]
+    assert cli([*ckpt, "--offset", "G3=0.75", "--offset", "car=-0.5", "--out", str(tmp_path / "r.json")]) == 0
+    rule = load_rule(tmp_path / "r.json", desc)
+    expected = torch.zeros(desc.num_classes)
+    expected[[desc.classes.index(c) for c in desc.groups["G3"]]] = 0.75
+    expected[desc.classes.index("Car")] = -0.5  # later items win
+    assert torch.equal(rule.offsets, expected) and rule.info["offsets_given"] == {"G3": 0.75, "Car": -0.5}
+    capsys.readouterr()
+    for bad, message in ((["--offset", "G3=x"], "--offset 'G3=x': expected NAME=VALUE with a number"),
+                         (["--offset", "G9=1"], "unknown group or class 'G9'"),
+                         (["--offset", "G3=1", "--target", "G3.recall>=0.5"], "--offset writes the given offsets")):
+        assert cli([*ckpt, *bad, "--out", str(tmp_path / "x.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "x.json").exists()

@@ -1,5 +1,6 @@
 """`iaseg compare`: tables, names, errors, the overlay from checkpoints, the paper's tables and curves."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -50,6 +51,11 @@ def test_compare_cli_end_to_end(two_runs, tmp_path, capsys):
     assert "![comparison_bars](comparison_bars.png)" in md
     with Image.open(out / "comparison_bars.png") as im:
         assert im.format == "PNG"
+    # report.html: the same tables and the bar chart, in one page without outside resources
+    html = (out / "report.html").read_text()
+    assert "<title>Comparison: ce_run vs ial_run</title>" in html and "data:image/png;base64," in html
+    assert f"<td class=\"right\"><strong>{car_recall_delta:+.1f}</strong></td>" in html
+    assert "Δ (ial_run − ce_run)" in html and not re.search(r'(src|href)="(https?:)?//', html)
 
 
 def test_compare_names_errors_and_python_api(two_runs, tmp_path, capsys):
@@ -187,6 +193,10 @@ def test_compare_groups_of_seeds(tmp_path, capsys):
     capsys.readouterr()
     assert cli(args + ["--band", "0"]) == 2
     assert "--band must be in (0, 100]" in capsys.readouterr().err
+    html = (tmp_path / "study" / "report.html").read_text()  # the CIs and paired deltas of study.md, the figures
+    ci = next(line for line in (tmp_path / "study" / "study.md").read_text().splitlines() if "[" in line and "|" in line)
+    assert [c.strip() for c in ci.strip("|").split("|")][-1].replace("−", "-") in html.replace("−", "-")
+    assert html.count("data:image/png;base64,") >= 2 and 'alt="frontier' in html
     assert cli(["compare", "--out", str(tmp_path / "x"), "--group", "CE"]) == 2
     assert "give the method's runs" in capsys.readouterr().err
     assert cli(["compare", "--out", str(tmp_path / "x")]) == 2

@@ -141,3 +141,109 @@ def test_0_and_2_loader_workers_give_identical_reports(tiny_run, tmp_path):
     assert reports[0] == reports[1] and reports[0]["meta"]["images"] == 8
     for name in ("report.csv", "per_image.npz", "frontier.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.skipif(not __import__("iaseg.inference", fromlist=["openvino_available"]).openvino_available(),
+                    reason="openvino is not installed")
+def test_an_exported_ir_is_scored_in_fp32_unless_amp_is_asked(tiny_run, tmp_path, monkeypatch):
+    """On a CPU with native bf16 (faked here) an fp32 .xml would run bf16 by load_runner's 'auto':
+    evaluate scores it fp32, as a checkpoint, and bf16 only with --amp bf16."""
+    import iaseg.inference.openvino as ov
+
+    monkeypatch.setattr(ov, "native_bf16_cpu", lambda: True)
+    xml = tmp_path / "m.xml"
+    assert cli(["export", "--checkpoint", str(tiny_run / "best.pt"), "--format", "openvino", "--out", str(xml)]) == 0
+    data = ["--dataset", "synthetic", "--option", "length=2", "--no-progress"]
+    assert cli(["evaluate", "--checkpoint", str(xml), "--out", str(tmp_path / "a"), *data]) == 0
+    meta = json.loads((tmp_path / "a" / "report.json").read_text())["meta"]
+    assert meta["path"].startswith("openvino fp32") and "bf16" not in meta["path"]
+    assert cli(["evaluate", "--checkpoint", str(xml), "--out", str(tmp_path / "b"), *data, "--amp", "bf16"]) == 0
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["meta"]["path"].startswith("openvino bf16")
+
+
+def test_an_exported_file_of_a_shipped_dataset_needs_no_dataset_option(tiny_run, tmp_path, capsys):
+    """The tiny model's classes are CamVid's (description 'camvid'): its ONNX export is scored on a
+    CamVid tree given only --root."""
+    from tests.helpers.data import camvid_tree
+
+    onnx = tmp_path / "m.onnx"
+    assert cli(["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(onnx)]) == 0
+    camvid_tree(tmp_path / "camvid", "val", names=("a", "b"), h=32, w=32)
+    assert cli(["evaluate", "--checkpoint", str(onnx), "--root", str(tmp_path / "camvid"), "--out",
+                str(tmp_path / "e"), "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "e" / "report.json").read_text())["meta"]
+    assert (meta["dataset"], meta["images"]) == ("camvid", 2)
+
+
+def test_undefined_metrics_are_one_note_line_without_a_source_location(tiny_run, tmp_path, capsys):
+    """Two images miss classes: the means leave them out, and the console says so in one line
+    (no warning class, file name or line number)."""
+    assert cli(["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(tmp_path / "e"),
+                "--no-progress", "--option", "length=2"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "undefined per-class values" in line]
+    assert len(notes) == 1 and notes[0].startswith("iaseg evaluate: note: undefined per-class values (no ground-truth")
+    assert "UndefinedMetricWarning" not in err and ".py:" not in err
+
+
+def test_max_images_scores_a_seeded_subset_and_says_which(tiny_run, tmp_path, capsys):
+    from iaseg.metrics.per_image import load_per_image
+
+    args = ["evaluate", "--checkpoint", str(tiny_run / "best.pt"), "--no-progress", "--option", "length=6"]
+    assert cli([*args, "--out", str(tmp_path / "all")]) == 0
+    capsys.readouterr()
+    assert cli([*args, "--out", str(tmp_path / "sub"), "--max-images", "2", "--subset-seed", "5"]) == 0
+    picked = sorted(np.random.default_rng(5).choice(6, size=2, replace=False).tolist())
+    names = [f"synthetic://val/seed0/{i:06d}" for i in picked]
+    assert f"val: 2 of 6 images (at most 2 drawn at random with seed 5): {names[0][-6:]}, {names[1][-6:]}" \
+        in capsys.readouterr().out
+    meta = json.loads((tmp_path / "sub" / "report.json").read_text())["meta"]
+    assert meta["images"] == 2 and meta["subset"]["images"] == names
+    full = load_per_image(tmp_path / "all" / "per_image.npz")
+    part = load_per_image(tmp_path / "sub" / "per_image.npz")
+    assert list(part.names) == [full.names[i] for i in picked]
+    np.testing.assert_array_equal(part.counts, full.counts[picked])  # the same images, scored the same
+
+
+def page_explorer(html_path):
+    """The explorer's data as the page holds it (the JSON block its script reads)."""
+    import re
+
+    text = html_path.read_text()
+    return json.loads(re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>', text,
+                                re.S).group(1).replace("<\\/", "</"))
+
+
+def test_report_html_explorer_equals_evaluate_with_the_rule_it_names(tiny_run, tmp_path, capsys):
+    """report.html is written; at an offset of its explorer, the numbers it shows are the ones
+    `iaseg evaluate --decision-rule` writes for the rule of the command it shows (run here)."""
+    import shlex
+
+    ckpt = str(tiny_run / "best.pt")
+    data = ["--no-progress", "--option", "length=3"]
+    assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / "ev"), *data]) == 0
+    page = tmp_path / "ev" / "report.html"
+    html = page.read_text()
+    assert "<table" in html and "Operating-point explorer" in html and "data:image/png;base64," in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    explorer = page_explorer(page)
+    assert explorer["set"] == "G3" and len(explorer["deltas"]) == 101 and explorer["labels"][explorer["start"]] == "0"
+    plain = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert explorer["points"][explorer["start"]]["mean"]["iou"] == plain["mean"]["iou"]
+    for k in (60, 100):
+        command = shlex.split(explorer["command"].replace("{offset}", explorer["labels"][k]))
+        assert command[:2] == ["iaseg", "calibrate"]
+        rule = tmp_path / command[command.index("--out") + 1]
+        command[command.index("--out") + 1] = str(rule)
+        assert cli(command[1:]) == 0
+        assert cli(["evaluate", "--checkpoint", ckpt, "--out", str(tmp_path / f"r{k}"), *data,
+                    "--decision-rule", str(rule)]) == 0
+        ruled = json.loads((tmp_path / f"r{k}" / "report.json").read_text())
+        shown = explorer["points"][k]
+        assert shown["mean"] == {m: ruled["mean"][m] for m in ("precision", "recall", "iou")}, k
+        for g, values in ruled["groups"].items():
+            assert shown["groups"][g] == {m: values[m] for m in ("precision", "recall", "iou")}, (k, g)
+        for c, values in ruled["per_class"].items():
+            assert shown["classes"][c] == {m: None if values[m] is None else values[m]
+                                           for m in ("precision", "recall", "iou")}, (k, c)
+    assert shown["groups"]["G3"]["recall"] > plain["groups"]["G3"]["recall"]  # +4 on G3 buys its recall

@@ -98,3 +98,29 @@ def test_label_map_without_a_class_cannot_be_written():
     desc = _desc(label_map={0: 0, 20: 2, 99: 255})
     with pytest.raises(DatasetError, match="tiny: the label_map has no raw value for person, so labels of it cannot"):
         encode_label(np.zeros((2, 2), dtype=np.int32), desc)
+
+
+@pytest.mark.parametrize("mode,hint", [("RGB", True), ("RGBA", True), ("F", False)])
+def test_a_colour_label_read_as_ids_hints_at_the_rgb_format(tmp_path, mode, hint):
+    path = tmp_path / "a.tif"
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).convert(mode).save(path) if mode != "F" else \
+        Image.fromarray(np.zeros((4, 5), np.float32)).save(path)
+    with pytest.raises(DatasetError) as e:
+        read_label(path)
+    assert str(e.value).startswith(f"{path}: label mode {mode!r} is not a single-channel id image")
+    assert str(e.value).endswith("; colour-coded labels? read them with --label-format rgb (config: data.options: "
+                                 "{label_format: rgb}) or convert them with `iaseg data convert-labels`") == hint
+
+
+def test_the_description_example_of_the_docs_reads_colour_labels(tmp_path):
+    """docs/datasets.md's example description works for colour labels too: void has its own colour."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs/datasets.md").read_text()
+    block = re.search(r"### Description files.*?```yaml\n(.*?)```", doc, re.S).group(1)
+    desc = DatasetDescription.from_dict(yaml.safe_load(block))
+    rgb, expected = _colour_label(desc, seed=3)
+    np.testing.assert_array_equal(ColourTable(desc)(rgb, "x.png"), expected)

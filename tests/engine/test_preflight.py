@@ -2,14 +2,17 @@
 inside the loops (changed after the check) still end in one line naming the file."""
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from iaseg.data import DatasetError, build_dataset
 from iaseg.engine import preflight as pf
 from iaseg.engine.config import load_config
 from iaseg.engine.trainer import Trainer
 
-from tests.helpers.data import camvid_tree, truncate, write_image, write_label
+from tests.helpers.data import COLOUR_DESC, camvid_tree, truncate, write_colour_label, write_image, write_label
+from tests.helpers.train import fit
 
 NAMES = tuple(f"f{i:02d}" for i in range(12))
 
@@ -138,3 +141,30 @@ def test_a_val_split_that_is_the_train_split_with_other_options_is_checked_too(t
         Trainer(load_config(cfg), tmp_path / "run", progress=False)
     assert str(info.value) == (f"{root}/train/0001TP_00020.png: unreadable or truncated image (Truncated File Read) "
                                "(pre-flight check of the training data)")
+
+
+def test_training_on_rgb_colour_labels_runs_one_epoch(tmp_path):
+    """data.options: {label_format: rgb}: the pre-flight check reads the colour labels as the
+    dataset does (palette -> ids), so training starts and validates; a colour outside the palette
+    still stops it before the first epoch, naming the file and the colour."""
+    root = tmp_path / "colours"
+    (root).mkdir()
+    (root / "description.yaml").write_text(COLOUR_DESC)
+    for split in ("train", "val"):
+        for i in range(4 if split == "train" else 2):
+            write_image(root / split / "images" / f"f{i}.png", h=32, w=32, seed=i)
+            write_colour_label(root / split / "labels" / f"f{i}.png", h=32, w=32, seed=i)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model: {{name: erfpspnet}}\ndata: {{dataset: folder, root: '{root}', size: [32, 32], "
+                   "num_workers: 0, options: {label_format: rgb}}\nloss: {name: ce}\n"
+                   "train: {epochs: 1, batch_size: 2, tensorboard: false}\n")
+    fit(load_config(cfg), tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1] and records[0]["images"] == 4 and "val" in records[0]
+    label = np.asarray(Image.open(root / "val/labels/f1.png")).copy()
+    label[5, 7] = (12, 34, 56)
+    Image.fromarray(label).save(root / "val/labels/f1.png")
+    with pytest.raises(DatasetError) as info:
+        Trainer(load_config(cfg), tmp_path / "run2", progress=False)
+    assert str(info.value).startswith(f"{root}/val/labels/f1.png: unknown label colour [12, 34, 56] at x=7, y=5 ")
+    assert str(info.value).endswith("(pre-flight check of the validation data)")

@@ -79,7 +79,7 @@ def test_keep_aspect_pads_runs_and_crops_back():
     model = random_model("erfpspnet")
     label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
     assert label.shape == (36, 64)
-    padded = np.pad(image, ((14, 14), (0, 0), (0, 0)))
+    padded = np.concatenate([image[13::-1], image, image[:-15:-1]])  # bands mirrored from the image edges
     with torch.no_grad():
         logits = model(pil_input(padded, (64, 64)))
     full = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False).argmax(1)[0].numpy()
@@ -99,3 +99,16 @@ def test_very_small_and_very_thin_images_get_a_label_map_of_their_own_size(shape
     assert stretched.shape == shape and np.array_equal(stretched, by_hand(model, "erfpspnet", image, (64, 64)))
     padded_label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
     assert padded_label.shape == shape and padded_label.min() >= 0 and padded_label.max() < 11
+
+
+def test_keep_aspect_bands_leave_no_class_in_the_image():
+    """A network that labels dark regions (class 1) after a 9x9 blur, on a bright 16:9 image in a
+    square network: black bands would be dark and their class would spread into the image rows
+    next to them; bands mirrored from the image keep every pixel the image's own class."""
+    def net(x):
+        dark = F.avg_pool2d(1.0 - x.mean(1, keepdim=True), 9, stride=1, padding=4, count_include_pad=False)
+        return torch.cat([torch.full_like(dark, 0.5), dark], 1)
+
+    image = np.full((36, 64, 3), 220, dtype=np.uint8)
+    label, = Predictor(net, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    assert label.shape == (36, 64) and (label == 0).all()

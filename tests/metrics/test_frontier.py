@@ -123,3 +123,21 @@ def test_band_recall_of_constructed_frontiers_has_the_known_area() -> None:
     assert math.isnan(band_recall(iou, a, 0.60, 0.67))  # the curve never reaches 0.67
     with pytest.raises(ValueError, match="high > low"):
         band_recall(iou, a, 0.64, 0.64)
+
+
+def test_large_batches_are_swept_in_chunks_with_the_same_counts(monkeypatch):
+    """A batch above CHUNK_PIXELS goes through in slices of images; the matrices are the same."""
+    import iaseg.metrics.frontier as fr
+
+    gen = torch.Generator().manual_seed(3)
+    z, y = torch.randn(5, 4, 6, 7, generator=gen), torch.randint(0, 5, (5, 6, 7), generator=gen)
+    whole = fr.OffsetSweep(4, 4, {"s": [1, 3]}, [-0.5, 0.0, 0.5, 1.0])
+    whole.update(z, y)
+    monkeypatch.setattr(fr, "CHUNK_PIXELS", 2 * 6 * 7)  # two images a call
+    calls = []
+    chunked = fr.OffsetSweep(4, 4, {"s": [1, 3]}, [-0.5, 0.0, 0.5, 1.0])
+    real = fr.sweep_counts
+    monkeypatch.setattr(fr, "sweep_counts", lambda s, *a: calls.append(s.shape[0]) or real(s, *a))
+    chunked.update(z, y)
+    assert sum(calls) == int((y != 4).sum()) and len(calls) == 3
+    assert torch.equal(whole.confusions("s"), chunked.confusions("s"))

@@ -198,3 +198,37 @@ def test_csv_rows(camvid_report):
     assert float(car["recall"]) == camvid_report["per_class"]["Car"]["recall"]
     assert int(car["gt_pixels"]) == sum(camvid_report["confusion_matrix"][8])
     assert float(rows[-1]["iou"]) == pytest.approx(camvid_report["mean"]["iou"])
+
+
+def test_a_run_folder_not_evaluated_names_the_command_that_evaluates_it(tmp_path):
+    run = tmp_path / "my run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(ReportError) as e:
+        find_report(run)
+    assert str(e.value) == (f"{run}: no report.json, eval/report.json or eval_*/report.json (run `iaseg evaluate "
+                            f"--checkpoint '{run}' --out '{run}/eval'` first)")
+
+
+def test_several_run_folders_not_evaluated_get_one_command_for_all(tmp_path, camvid_report):
+    """compare A B and compare --group name every run folder without a report, and one shell
+    loop that evaluates them all into eval/ (where compare then finds the reports)."""
+    from iaseg.metrics import compare_reports
+    from iaseg.metrics.study import build_study
+
+    runs = []
+    for name in ("ce seed0", "ce_seed1", "ial_seed0"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "best.pt").write_bytes(b"")
+        runs.append(tmp_path / name)
+    write_report(camvid_report, tmp_path / "ial_seed0" / "eval")  # this one is evaluated
+    loop = (f"for r in '{runs[0]}' {runs[1]}; do iaseg evaluate --checkpoint \"$r\" --out \"$r/eval\"; done")
+    message = f"2 run folders have no report yet ({runs[0]}, {runs[1]}): run `{loop}` first"
+    with pytest.raises(ReportError) as e:
+        build_study({"CE": runs[:2], "IAL": runs[2:]})
+    assert str(e.value) == message
+    with pytest.raises(ReportError) as e:
+        compare_reports(runs[0], runs[1])
+    assert str(e.value) == message
+    with pytest.raises(ReportError, match=r"\(run `iaseg evaluate --checkpoint '.*/ce seed0' --out '.*/ce seed0/eval'` first\)"):
+        compare_reports(runs[0], runs[2])

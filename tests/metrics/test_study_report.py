@@ -25,3 +25,26 @@ def test_a_difference_is_judged_on_its_t_ci_and_sign_flip_p() -> None:
     assert _verdict(d) == "not resolved at this precision (CI includes 0)"
     assert _verdict({**d, "t_ci": [0.002, 0.03]}) == "CI excludes 0, not confirmed by the sign-flip test (p >= 0.05)"
     assert _verdict({**d, "t_ci": [0.002, 0.03], "p_value": 0.03125}) == "CI excludes 0"
+
+
+def test_frontier_figure_says_what_moves_along_the_curves(tmp_path, monkeypatch) -> None:
+    """frontier.png names the offset on the set's logits on both panels and the legend, and
+    writes a few offsets on the reference curve."""
+    import iaseg.metrics.figures as figures
+    from iaseg.metrics.study import build_study
+    from iaseg.metrics.study_report import plot_frontier
+
+    from tests.metrics.test_study import _run
+
+    for seed in range(2):
+        _run(tmp_path, "CE", seed, 0.0)
+        _run(tmp_path, "IAL", seed, 0.4)
+    study = build_study({m: [tmp_path / m / f"seed{s}" for s in range(2)] for m in ("CE", "IAL")}, n_boot=100)
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out: seen.setdefault("fig", fig) and out)
+    plot_frontier(study, tmp_path / "f.png")
+    left, right = seen["fig"].axes[:2]
+    for ax in (left, right):
+        assert ax.get_title().endswith("offset on G3 logits")
+    assert left.get_legend().get_title().get_text() == "curves: offset on G3 logits; numbers: offsets on CE's"
+    assert {t.get_text() for t in left.texts} <= {"0", "+1", "+2"} and "0" in {t.get_text() for t in left.texts}

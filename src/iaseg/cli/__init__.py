@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from typing import Any
 
 from .common import CLIError
 
@@ -73,6 +75,19 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def _notes(command: str, show: Any) -> Any:
+    """A showwarning that prints iaseg's own warnings (undefined per-class metrics, ...) as one
+    line `iaseg CMD: note: ...`, without the source location meant for developers; other
+    packages' warnings go to `show` unchanged."""
+    def showwarning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                    line: Any = None) -> None:
+        if category.__module__.split(".")[0] == "iaseg":
+            print(f"iaseg {command}: note: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -85,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
-        return int(module.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _notes(args.command, warnings.showwarning)
+            return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print(f"iaseg {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maximize", default="miou",
                    help="objective kept as high as possible: miou (default) | mean_recall | mean_precision | "
                         "accuracy | NAME.METRIC")
+    p.add_argument("--offset", action="append", default=[], metavar="NAME=VALUE",
+                   help="write the rule that adds VALUE to the logits of group or class NAME (repeatable), "
+                        "with no search and no data: e.g. an operating point picked in report.html's explorer")
     p.add_argument("--out", required=True, help="rule JSON to write (report .md and trade-off .png go next to it)")
     p.add_argument("--cache", help="calibration cache file (default: next to --out, <stem>.cache.pt); "
                                    "reused when checkpoint, data and settings match")
@@ -94,10 +97,13 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.decision.policy import fit_risk_control, fit_rule
     from iaseg.decision.provenance import validation_record
     from iaseg.metrics import pct
+    from iaseg.metrics.html import markdown_page
 
-    from .common import data_settings, output_file, parse_options, resolve_checkpoint
+    from .common import data_settings, output_file, parse_options, resolve_checkpoint, subset_key
     from .evaluate import load_network
 
+    if args.offset:
+        return _given_offsets(args)
     if args.family is None:
         args.family = "single" if args.max_miss_rate is not None else "class"
     if args.max_miss_rate is not None:
@@ -109,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.delta is not None or args.risk_group is not None:
         raise CLIError("--delta and --risk-group are for --max-miss-rate")
     elif not args.target and args.max_miou_drop is None:
-        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop")
+        raise CLIError("give at least one --target, e.g. --target 'G3.recall>=0.65', or --max-miou-drop "
+                       "(or --offset NAME=VALUE)")
     if args.max_miou_drop is not None and not 0 <= args.max_miou_drop <= 100:
         raise CLIError(f"--max-miou-drop {args.max_miou_drop:g}: give percentage points between 0 and 100")
     if args.max_pixels < 1:
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                 raise CLIError(f"--cross-fit {part_ckpt}: the checkpoint records no validation split (config "
                                "data.val_split) to calibrate on")
             part_args = argparse.Namespace(**{**vars(args), "split": record["split"]})
-            settings = data_settings(part_args, part_dict)
+            settings = data_settings(part_args, part_dict, part_meta)
             settings["options"] = {**record["options"], **parse_options(args.options)}
             seen = _seen(part_dict, settings, record["split"], args.allow_seen_data, f"--cross-fit {part_ckpt}")
             parts.append(_collect(part_args, part_ckpt, part_model, part_meta, part_path, settings, input_size,
@@ -170,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrate: cross-fitting: {len(parts)} models on data they never trained on, {len(data.names):,} "
               f"images pooled; the rule is applied to {checkpoint}")
     else:
-        settings = data_settings(args, ckpt)
+        settings = data_settings(args, ckpt, meta)
         seen = _seen(ckpt, settings, args.split, args.allow_seen_data, "--split " + args.split)
         cache_path = Path(args.cache) if args.cache else out.with_name(out.stem + ".cache.pt")
         data = _collect(args, checkpoint, model, meta, path, settings, input_size, cache_path, device)
@@ -219,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                         "dataset": settings["name"], "root": str(settings["root"]),
                         "split": "cross-fit" if sources else args.split,
                         "options": settings["options"] or None,
-                        "images": data.info.get("images"), "pixels": data.num_pixels,
+                        "images": data.info.get("images"), "subset": subset_key(args), "pixels": data.num_pixels,
                         "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size),
                         "seen_data": seen, "cross_fit": sources or None},
         "result": result.summary(),
@@ -236,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"promise: {info['promise']['summary']}")
     rule = DecisionRule(result.offsets, desc.classes, [str(t) for t in targets], info)
     paths = write_calibration_outputs(rule, result, data, desc, out)
+    paths.append(markdown_page(out.with_suffix(".html"), out.with_suffix(".md"), f"Decision rule {out.name}",
+                               [out.with_suffix(".png")]))
     from iaseg.decision.apply import describe_rule
 
     print(describe_rule(rule, str(out)))
@@ -305,14 +314,15 @@ def _collect(args: argparse.Namespace, checkpoint: str, model, meta, path: str, 
     from iaseg.data import build_loader
     from iaseg.decision import CACHE_VERSION, CalibrationData, collect_logits
 
-    from .common import labelled_dataset
+    from .common import labelled_dataset, subset_key
 
     desc = meta.description
     key = {"checkpoint_sha256": _model_sha256(Path(checkpoint)), "path": path, "dataset": settings["name"],
            "root": str(settings["root"]), "split": args.split, "options": settings["options"],
            "input_size": list(input_size), "full_resolution": bool(args.full_resolution), "amp": args.amp,
            "max_pixels": args.max_pixels, "seed": args.seed, "classes": list(desc.classes),
-           "cache_version": CACHE_VERSION}
+           "cache_version": CACHE_VERSION,
+           **({"subset": subset_key(args)} if subset_key(args) else {})}  # keys of earlier caches stay valid
     key = json.loads(json.dumps(key, default=str))
     if cache_path.is_file():
         data = CalibrationData.load(cache_path)
@@ -333,6 +343,48 @@ def _collect(args: argparse.Namespace, checkpoint: str, model, meta, path: str, 
     sub = f" (random sample of {data.info['labelled_pixels']:,})" if data.info["subsampled"] else ""
     print(f"calibrate: cached {data.num_pixels:,} labelled pixels{sub} in {cache_path}")
     return data
+
+
+def _given_offsets(args: argparse.Namespace) -> int:
+    """--offset NAME=VALUE ...: the rule with exactly these offsets (classes of a named group all
+    get VALUE), written without reading data; `iaseg evaluate --decision-rule` scores it."""
+    import torch
+
+    from iaseg import __version__
+    from iaseg.decision import DecisionRule
+    from iaseg.decision.targets import _resolve_name
+
+    from .common import output_file, resolve_checkpoint
+    from .evaluate import load_network
+
+    if args.target or args.max_miou_drop is not None:
+        raise CLIError("--offset writes the given offsets: drop --target / --max-miou-drop")
+    out = output_file(args.out)
+    if out.suffix.lower() != ".json":
+        raise CLIError(f"--out {out}: the rule is a .json file")
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    _, _, meta, _, _ = load_network(checkpoint, "cpu", "exact", "auto", "off")
+    desc = meta.description
+    offsets = torch.zeros(desc.num_classes)
+    given = {}
+    for item in args.offset:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not math.isfinite(number):
+            raise CLIError(f"--offset {item!r}: expected NAME=VALUE with a number, e.g. --offset G3=0.75")
+        name, ids = _resolve_name(name, desc, f"--offset {item!r}")
+        offsets[list(ids)] = number
+        given[name] = number
+    info = {"offsets_given": given, "checkpoint": checkpoint,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "iaseg": __version__}
+    rule = DecisionRule(offsets, desc.classes, [], info)
+    rule.save(out)
+    print(f"{rule!r}")
+    print(f"wrote {out}")
+    return 0
 
 
 def _finite(v: float) -> float | None:

@@ -39,6 +39,12 @@ def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") ->
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (YAML value, repeatable) over the checkpoint's, e.g. "
                         "--option 'sequences=[0006R0]' --option 'exclude_sequences=[]'")
+    p.add_argument("--max-images", type=int, metavar="N",
+                   help="only N images of the split, drawn at random with --subset-seed (listed in the output)")
+    p.add_argument("--images", metavar="LIST",
+                   help="only these images: a text file (one name a line) or comma-separated names "
+                        "(file name, stem or the end of the path)")
+    p.add_argument("--subset-seed", type=int, default=0, help="seed of the --max-images draw (default 0)")
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--full-resolution", action="store_true",
                    help="score at the labels' native resolution (logits upsampled), e.g. Cityscapes 1024x2048")
@@ -81,11 +87,15 @@ def load_model(checkpoint: str, device_spec: str
     return device, model, meta, ckpt
 
 
-def data_settings(args: argparse.Namespace, ckpt: dict[str, Any]) -> dict[str, Any]:
-    """--dataset/--root/--description, defaulting to the data the checkpoint was trained on."""
+def data_settings(args: argparse.Namespace, ckpt: dict[str, Any], meta: "ModelMetadata | None" = None) -> dict[str, Any]:
+    """--dataset/--root/--description, defaulting to the data the checkpoint was trained on, or
+    for an exported file (no training config) to the shipped dataset its classes are named after."""
     from iaseg.checkpoint import dataset_settings
+    from iaseg.data import DATASETS
 
-    settings = dataset_settings(ckpt, args.dataset, args.root, args.description)
+    name = meta.description.name if meta is not None else None
+    fallback = name if name and name.lower() in DATASETS and name.lower() != "folder" else None
+    settings = dataset_settings(ckpt, args.dataset, args.root, args.description, fallback=fallback)
     settings["options"] = {**settings["options"], **parse_options(getattr(args, "options", []))}
     return settings
 
@@ -130,7 +140,29 @@ def labelled_dataset(args: argparse.Namespace, settings: dict[str, Any], meta: "
     if dataset.description.num_classes != desc.num_classes:
         raise CLIError(f"dataset {settings['name']!r} has {dataset.description.num_classes} classes, the checkpoint "
                        f"{desc.num_classes}")
-    return dataset
+    return image_subset(args, dataset)
+
+
+def image_subset(args: argparse.Namespace, dataset: Any) -> Any:
+    """--max-images / --images applied to `dataset` (the choice said on stdout, and kept in the
+    subset's `.subset` for report.json)."""
+    from iaseg.data.subset import describe_choice, read_image_list, subset
+
+    images = read_image_list(args.images) if getattr(args, "images", None) else None
+    chosen = subset(dataset, getattr(args, "max_images", None), images, getattr(args, "subset_seed", 0))
+    if chosen is not dataset:
+        print(f"{args.split}: {describe_choice(chosen.subset)}")
+    return chosen
+
+
+def subset_key(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What --max-images / --images / --subset-seed ask for, for cache keys (None: every image)."""
+    from iaseg.data.subset import read_image_list
+
+    if args.max_images is None and not args.images:
+        return None
+    return {"max_images": args.max_images, "images": read_image_list(args.images) if args.images else None,
+            "seed": args.subset_seed if args.max_images is not None else None}
 
 
 def output_folder(path: str, option: str = "--out") -> Path:

@@ -8,7 +8,10 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png.
 
 `iaseg compare --pool GPU=STUDY CPU=STUDY --out DIR`: finished studies pooled with one stratum each,
-paired within stratum (iaseg.metrics.pool); pooled.md/.json."""
+paired within stratum (iaseg.metrics.pool); pooled.md/.json.
+
+`--group` and two-run comparisons also write report.html: the Markdown report's tables and the
+figures in one self-contained page."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.checkpoint import CheckpointError
     from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.metrics.compare import compare_reports, write_comparison_md
+    from iaseg.metrics.html import markdown_page
 
     if args.pool:
         return _pool(args)
@@ -121,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         extended = True
     if extended:
         write_comparison_md(result, args.out)
+    result["files"]["html"] = markdown_page(Path(args.out) / "report.html", result["files"]["md"],
+                                            f"Comparison: {names[0]} vs {names[1]}")
     print(result["summary"])
     print("wrote " + ", ".join(str(p) for p in result["files"].values()))
     return 0
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace) -> int:
     from iaseg.metrics.study import build_study
+    from iaseg.metrics.html import markdown_page
     from iaseg.metrics.study_report import write_study
 
     if args.a or args.b or args.checkpoints or args.paper:
@@ -146,6 +153,8 @@ def _study(args: argparse.Namespace) -> int:
     study = build_study(methods, reference=args.reference, frontier_set=args.frontier_set,
                         n_boot=args.bootstrap_samples, block_len=args.block_len, band=args.band / 100.0)
     paths = write_study(study, args.out)
+    paths["html"] = markdown_page(Path(args.out) / "report.html", paths["md"], "Multi-seed study",
+                                  [p for k, p in paths.items() if k not in ("json", "md")])
     print("\n".join(study["summary"]))
     for note in study["notes"]:
         print(f"note: {note}")

@@ -1,13 +1,16 @@
 """`iaseg evaluate`: a checkpoint on a dataset split -> report.json / report.md / report.csv /
 confusion_matrix.png (per class and per importance group, the paper's Tables II and V, with
 boundary F-score and trimap IoU), per_image.npz (one confusion matrix per image, for the
-hierarchical bootstrap of `iaseg compare --group`) and, with --frontier, frontier.json (the
-confusion matrices of every logit offset on one group, for matched operating points)."""
+hierarchical bootstrap of `iaseg compare --group`), report.html (one self-contained page: the
+tables, figures, a few overlays and an operating-point explorer) and, with --frontier,
+frontier.json (the confusion matrices of every logit offset on one group, for matched operating
+points)."""
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import platform
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,8 @@ from .common import add_data_arguments
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True,
-                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --dataset and --root)")
+                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --root, and --dataset unless "
+                        "its classes are a shipped dataset's, camvid or cityscapes)")
     p.add_argument("--backend", default="exact",
                    choices=("exact", "auto", "eager", "compile", "onnxruntime", "torchscript", "openvino"),
                    help="exact (default for checkpoints): the network as trained, fp32 unless --amp; auto: the "
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.evaluator import evaluate_loader
     from iaseg.metrics import BoundaryMetrics, build_report, pct, write_report
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
+    from iaseg.metrics.html import OverlayPicker, evaluation_page, explorer_data
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
     from .common import CLIError, data_settings, labelled_dataset, output_folder, resolve_checkpoint
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out)
     checkpoint = resolve_checkpoint(args.checkpoint)
     device, model, meta, ckpt, path = load_network(checkpoint, args.device, args.backend, args.precision, args.amp)
-    settings = data_settings(args, ckpt)
+    settings = data_settings(args, ckpt, meta)
     input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
     from iaseg.decision.apply import rule_for_model
@@ -88,14 +93,16 @@ def run(args: argparse.Namespace) -> int:
         unbake = -rule.offsets.view(1, -1, 1, 1) if applied.baked else None  # a baked model's outputs are z + b
         observers.append(lambda batch, logits, pred, target: promise_cm.update(
             (logits if unbake is None else logits + unbake.to(logits.device)).argmax(1), target))
-    sweep = None
-    if args.frontier is not None:
-        group = args.frontier or desc.group_names[-1]
-        if group not in desc.groups:
-            raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
-        sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
-                            offsets, base_offsets=rule.offsets if decide is not None else None)
-        observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
+    # the sweep also feeds report.html's operating-point explorer, so it always runs (one pass,
+    # a histogram per batch); frontier.json is written only with --frontier
+    group = args.frontier or desc.group_names[-1]
+    if group not in desc.groups:
+        raise CLIError(f"--frontier {group!r}: no such group (groups: {', '.join(desc.groups)})")
+    sweep = OffsetSweep(desc.num_classes, desc.ignore_index, {group: desc.group_indices()[desc.group_names.index(group)]},
+                        offsets, base_offsets=rule.offsets if decide is not None else None)
+    observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
+    overlays = OverlayPicker(desc, count=4)
+    observers.append(overlays.update)
     cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,
                          input_size=input_size if args.full_resolution else None, decide=decide,
@@ -106,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                               "checkpoint": str(Path(checkpoint)), "model": meta.model_name,
                               "dataset": settings["name"], "root": str(settings["root"]), "split": args.split,
                               "options": settings["options"] or None,
-                              "images": len(dataset), "input_size": list(input_size),
+                              "images": len(dataset), "subset": getattr(dataset, "subset", None),
+                              "input_size": list(input_size),
                               "resolution": "labels' native" if args.full_resolution else "network input",
                               "decision_rule": rule_info, "device": str(device), "amp": args.amp, "path": path,
                               "train_seed": seed if isinstance(seed, int) else None,
@@ -126,8 +134,12 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(report, args.out)
     paths["per_image"] = save_per_image(Path(args.out) / "per_image.npz", per_image.names, per_image.counts,
                                         classes, desc.ignore_index)
-    if sweep is not None:
-        paths["frontier"] = save_frontier(Path(args.out) / "frontier.json", sweep.to_dict(classes))
+    frontier = sweep.to_dict(classes)
+    if args.frontier is not None:
+        paths["frontier"] = save_frontier(Path(args.out) / "frontier.json", frontier)
+    command = None if args.decision_rule else \
+        f"iaseg calibrate --checkpoint {shlex.quote(checkpoint)} --offset {group}={{offset}} --out {group}_{{offset}}.json"
+    paths["html"] = evaluation_page(Path(args.out), explorer_data(frontier, group, groups, command), overlays.items)
     m = report["mean"]
     top = list(report["groups"])[-1]
     print(f"{len(dataset)} images: mean precision {pct(m['precision'])}, recall {pct(m['recall'])}, "
@@ -140,7 +152,8 @@ def load_network(checkpoint: str, device_spec: str, backend: str = "exact", prec
                  amp: str = "off") -> tuple[Any, Any, Any, dict[str, Any], str]:
     """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)
     for `evaluate` and `calibrate`: a checkpoint runs exactly (fp32 eager, or --amp) unless a
-    backend is named; an exported .onnx/.ts/.xml file on its own runtime, as in `predict`."""
+    backend is named; an exported .onnx/.ts/.xml file on its own runtime in its stored precision
+    (fp32, or int8 for a quantised file) unless --amp or --precision asks for another."""
     from iaseg.checkpoint import load_checkpoint
     from iaseg.inference import load_runner
     from iaseg.inference.runners import _source_kind
@@ -153,8 +166,14 @@ def load_network(checkpoint: str, device_spec: str, backend: str = "exact", prec
             raise CLIError("--precision is for a non-exact --backend (the exact path is fp32, or --amp)")
         device, model, meta, ckpt = load_model(checkpoint, device_spec)
         return device, model, meta, ckpt, f"exact fp32 eager{'' if amp == 'off' else ' + ' + amp + ' autocast'}"
-    if amp != "off":
-        raise CLIError("--amp is for the exact path of a checkpoint; a runner's precision is --precision")
+    if exported and precision == "auto":
+        # scoring is exact unless asked: the file's stored precision, or --amp's
+        from iaseg.inference.runners import stored_precision
+
+        precision = stored_precision(checkpoint) if amp == "off" else amp
+    elif amp != "off":
+        raise CLIError("--amp is for the exact path of a checkpoint or an exported file; a runner's precision "
+                       "is --precision")
     device = device_from(device_spec)
     runner = load_runner(checkpoint, backend=None if backend in ("exact", "auto") else backend,
                          precision=precision, device=device)

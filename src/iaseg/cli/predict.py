@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--highlight", nargs="?", const="", metavar="GROUP",
                    help="overlays and video colour only the classes of GROUP (default: the most important group)")
     p.add_argument("--keep-aspect", action="store_true",
-                   help="pad images to the network's aspect ratio (black bands, cut off again) instead of stretching")
+                   help="pad images to the network's aspect ratio (bands mirrored from the image, cut off again) instead of stretching")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
     p.add_argument("--device", default="auto")

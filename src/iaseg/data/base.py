@@ -175,15 +175,24 @@ class FileDataset(SegmentationDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         pair = self.pairs[index]
         image = read_image(pair.image)
-        rgb = pair.kind == "rgb"
-        raw = read_rgb_label(pair.label) if rgb else read_label(pair.label)
-        if image.shape[:2] != raw.shape[:2]:
-            raise DatasetError(
-                f"{pair.label}: label size {raw.shape[1]}x{raw.shape[0]} differs from image "
-                f"{pair.image.name} size {image.shape[1]}x{image.shape[0]} (WxH)")
-        label = (self._colours(raw, pair.label) if rgb
-                 else map_label(raw, self._luts[pair.kind], pair.label, self._lut_desc[pair.kind]))
+        label = self.read_label(index)
+        check_label_size(pair, label.shape[:2], image.shape[:2])
         return image, label, str(pair.image)
+
+    def read_label(self, index: int) -> np.ndarray:
+        """The label of pair `index` as int32 class ids / void, read and converted as for training
+        (the pair's label kind: raw values through its lookup table, or colours through the palette)."""
+        pair = self.pairs[index]
+        if pair.kind == "rgb":
+            return self._colours(read_rgb_label(pair.label), pair.label)
+        return map_label(read_label(pair.label), self._luts[pair.kind], pair.label, self._lut_desc[pair.kind])
+
+
+def check_label_size(pair: Pair, label_hw: tuple[int, ...], image_hw: tuple[int, ...]) -> None:
+    """DatasetError naming the label file when its (H, W) differs from its image's."""
+    if tuple(label_hw) != tuple(image_hw):
+        raise DatasetError(f"{pair.label}: label size {label_hw[1]}x{label_hw[0]} differs from image "
+                           f"{Path(pair.image).name} size {image_hw[1]}x{image_hw[0]} (WxH)")
 
 
 def require_root(root: Any, dataset: str, expected: str) -> Path:

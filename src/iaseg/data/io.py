@@ -62,8 +62,11 @@ def read_label(path: str | Path) -> np.ndarray:
     path = Path(path)
     img = _open(path, "label")
     if img.mode not in LABEL_MODES:
+        hint = ("; colour-coded labels? read them with --label-format rgb (config: data.options: "
+                "{label_format: rgb}) or convert them with `iaseg data convert-labels`"
+                if img.mode in RGB_LABEL_MODES else "")
         raise DatasetError(f"{path}: label mode {img.mode!r} is not a single-channel id image "
-                           f"(expected 8/16-bit grayscale or palette PNG with one class id per pixel)")
+                           f"(expected 8/16-bit grayscale or palette PNG with one class id per pixel){hint}")
     if img.mode == "1":
         img = img.convert("L")
     arr = np.asarray(img)

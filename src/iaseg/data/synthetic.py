@@ -52,4 +52,8 @@ class SyntheticStreets(SegmentationDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         size = self.spatial_size if isinstance(self.spatial_size, tuple) else self.size
         image, label = render_scene(size[0], size[1], scene_rng(self.seed, self.split, index))
-        return image, label, f"synthetic://{self.split}/seed{self.seed}/{index:06d}"
+        return image, label, self.item_name(index)
+
+    def item_name(self, index: int) -> str:
+        """The path an item reports, without rendering it."""
+        return f"synthetic://{self.split}/seed{self.seed}/{index:06d}"

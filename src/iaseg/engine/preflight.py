@@ -18,7 +18,8 @@ from typing import Any
 from PIL import Image
 
 from iaseg.data.errors import DatasetError
-from iaseg.data.io import CONVERTIBLE_MODES, label_lut, map_label, read_label
+from iaseg.data.base import check_label_size
+from iaseg.data.io import CONVERTIBLE_MODES
 from iaseg.io import atomic_write_text
 
 CACHE_NAME = "preflight.json"
@@ -68,16 +69,13 @@ def check_image(path: Path) -> tuple[int, int]:
 
 
 def check_pair(dataset: Any, index: int) -> None:
-    """One pair: the image's header and completeness, the label's values, equal sizes."""
+    """One pair: the image's header and completeness, the label read and converted as training
+    reads it (the dataset's own reader: ids through the lookup table, or colours through the
+    palette), equal sizes."""
     pair = dataset.pairs[index]
     h, w = check_image(Path(pair.image))
-    raw = read_label(pair.label)
-    if (h, w) != raw.shape[:2]:
-        raise DatasetError(f"{pair.label}: label size {raw.shape[1]}x{raw.shape[0]} differs from image "
-                           f"{Path(pair.image).name} size {w}x{h} (WxH)")
-    # datasets with several label kinds (Cityscapes labelIds / labelTrainIds) keep a description each
-    desc = getattr(dataset, "_lut_desc", {}).get(pair.kind, dataset.description)
-    map_label(raw, label_lut(desc), pair.label, desc)
+    label = dataset.read_label(index)
+    check_label_size(pair, label.shape[:2], (h, w))
 
 
 def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, progress: bool = False) -> int:

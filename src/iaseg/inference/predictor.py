@@ -15,7 +15,7 @@ from iaseg.models import default_spatial_size, takes_spatial
 
 
 def aspect_padding(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) black bands that give an h x w image the aspect ratio of
+    """(top, bottom, left, right) bands that give an h x w image the aspect ratio of
     `size` = (H, W), split evenly (letterbox): the padded image is h x W' or H' x w, never cut."""
     h, w = shape
     H, W = size
@@ -24,6 +24,16 @@ def aspect_padding(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, 
         return extra // 2, extra - extra // 2, 0, 0
     extra = math.ceil(h * W / H) - w
     return 0, 0, extra // 2, extra - extra // 2
+
+
+def pad_image(image: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
+    """`image` with (top, bottom, left, right) bands mirrored from its edges: the network sees
+    the scene continue rather than black bands, which it would label (a class of its own, e.g.
+    sky or road) and whose class its pooled context would carry into the image near the bands."""
+    t, b, l, r = pad
+    if not any(pad):
+        return image
+    return np.pad(image, ((t, b), (l, r), (0, 0)), mode="symmetric")
 
 
 class Predictor:
@@ -35,8 +45,9 @@ class Predictor:
     shrinking), the batch goes through `net` (a runner, which owns the precision), and each
     image's logits are upsampled to its size before `decide` (default argmax; a decision rule
     plugs in here). With `keep_aspect`, an image of another aspect ratio than `input_size` is
-    first padded with black bands to that ratio (`aspect_padding`) instead of being stretched;
-    the logits are brought back to the padded size and the bands cut off."""
+    first padded to that ratio (`aspect_padding`, bands mirrored from the image: `pad_image`)
+    instead of being stretched; the logits are brought back to the padded size and the bands cut
+    off."""
 
     def __init__(self, net: Callable[..., torch.Tensor], model_name: str, input_size: tuple[int, int],
                  spatial_size: tuple[int, int] | None, device: torch.device,
@@ -58,8 +69,7 @@ class Predictor:
     def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
         pads = [aspect_padding(im.shape[:2], self.input_size) if self.keep_aspect else (0, 0, 0, 0)
                 for im in images]
-        parts = [self.inputs(np.pad(im, ((t, b), (l, r), (0, 0))) if any((t, b, l, r)) else im)
-                 for im, (t, b, l, r) in zip(images, pads)]
+        parts = [self.inputs(pad_image(im, pad)) for im, pad in zip(images, pads)]
         logits = self.net(*(torch.cat(x).to(self.device) for x in zip(*parts)))
         out = []
         for i, (im, (t, b, l, r)) in enumerate(zip(images, pads)):

@@ -212,6 +212,20 @@ def _source_kind(source: Any) -> str:
     return "checkpoint"
 
 
+def stored_precision(source: str | Path) -> str:
+    """The precision an exported file's graph is stored in ('fp32' or 'int8'): what scoring runs
+    unless another is asked for (load_runner's 'auto' would pick the fast path, bf16 on CPUs with
+    native bf16, for an fp32 OpenVINO IR)."""
+    kind = _source_kind(source)
+    if kind == "openvino":
+        from .openvino import read_openvino_metadata
+
+        return read_openvino_metadata(source).precision
+    if kind == "onnx":
+        return load_onnx(source)[1].precision
+    return "fp32"
+
+
 def default_backend(device: str | torch.device, precision: str, meta: ModelMetadata,
                     torch_options: bool = False) -> tuple[str, str]:
     """The backend load_runner gives a checkpoint when none is named, and why: 'openvino' on the

@@ -32,6 +32,7 @@ from .confusion import all_reduce_sum_
 
 FORMAT = "iaseg-offset-frontier"
 VERSION = 1
+CHUNK_PIXELS = 1 << 22
 DEFAULT_DELTAS = tuple(round(-1.0 + 0.05 * i, 2) for i in range(101))  # -1.00 .. +4.00
 
 
@@ -117,6 +118,15 @@ class OffsetSweep:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """logits N x C x H x W (or n x C), target N x H x W (or n) class ids."""
+        if logits.dim() == 4 and logits.shape[0] > 1:
+            # a few images at a time, at most ~4 M pixels: the float32 copies below stay bounded
+            # (evaluate runs the sweep on every batch, at full resolution too); small images
+            # still go in one call, which is much faster than one call per image
+            step = max(1, CHUNK_PIXELS // (logits.shape[-2] * logits.shape[-1]))
+            if step < logits.shape[0]:
+                for i in range(0, logits.shape[0], step):
+                    self.update(logits[i:i + step], target[i:i + step])
+                return
         if logits.shape[1] != self.num_classes:
             raise ValueError(f"logits have {logits.shape[1]} classes, the sweep {self.num_classes}")
         device = self._device or logits.device

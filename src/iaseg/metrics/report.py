@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -175,8 +176,32 @@ def find_report(path: str | Path) -> Path:
     evals = sorted(path.glob("eval_*/report.json"), key=lambda p: (p.stat().st_mtime, str(p)))
     if evals:
         return evals[-1]
-    raise ReportError(f"{path}: no report.json, eval/report.json or eval_*/report.json "
-                      "(run `iaseg evaluate --checkpoint CKPT --out DIR` first)")
+    run = evaluate_command([path]) if (path / "best.pt").is_file() else "iaseg evaluate --checkpoint CKPT --out DIR"
+    raise ReportError(f"{path}: no report.json, eval/report.json or eval_*/report.json (run `{run}` first)")
+
+
+def evaluate_command(folders: Sequence[str | Path]) -> str:
+    """The one shell command that evaluates run folders into their eval/ (where find_report looks)."""
+    q = [shlex.quote(str(f)) for f in folders]
+    if len(q) == 1:
+        return f"iaseg evaluate --checkpoint {q[0]} --out {shlex.quote(str(Path(folders[0]) / 'eval'))}"
+    return f'for r in {" ".join(q)}; do iaseg evaluate --checkpoint "$r" --out "$r/eval"; done'
+
+
+def require_reports(paths: Sequence[str | Path]) -> None:
+    """ReportError naming every run folder (with a best.pt) that has no report yet, and the one
+    command that evaluates them all, when there are two or more (one is find_report's message)."""
+    missing = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir() and (p / "best.pt").is_file():
+            try:
+                find_report(p)
+            except ReportError:
+                missing.append(p)
+    if len(missing) > 1:
+        raise ReportError(f"{len(missing)} run folders have no report yet ({', '.join(str(m) for m in missing)}): "
+                          f"run `{evaluate_command(missing)}` first")
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

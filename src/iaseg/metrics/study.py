@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .report import ReportError, find_report, load_report
+from .report import ReportError, find_report, load_report, require_reports
 from .study_report import summary_lines
 from .tables import LABELS, group_members
 
@@ -132,6 +132,7 @@ def build_study(methods: Mapping[str, Sequence[str | Path]], reference: str | No
 
     if len(methods) < 1 or any(len(p) == 0 for p in methods.values()):
         raise ReportError("every --group needs at least one run")
+    require_reports([p for paths in methods.values() for p in paths])
     runs = {name: load_method(paths, name) for name, paths in methods.items()}
     reference = reference or next(iter(runs))
     if reference not in runs:

@@ -252,6 +252,13 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
             ax.fill_between(100 * mean[x], 100 * (mean["group_recall"] - sd), 100 * (mean["group_recall"] + sd),
                             color=color, alpha=0.15, lw=0)
             ax.plot(100 * mean[x][zero], 100 * mean["group_recall"][zero], "o", color=color, ms=6)
+            if name == order[0]:  # a few offsets written on the reference's curve: what moves along it
+                for d in (0.0, 1.0, 2.0):
+                    k = int(np.argmin(np.abs(mean["delta"] - d)))
+                    if abs(mean["delta"][k] - d) < 1e-6 and np.isfinite(mean[x][k]):
+                        ax.annotate(f"{d:+g}" if d else "0", (100 * mean[x][k], 100 * mean["group_recall"][k]),
+                                    xytext=(6, 5), textcoords="offset points", fontsize=8, color="0.2",
+                                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 0.8})
     for name, per_seed in f.get("points", {}).items():
         color = method_color(order.index(name))
         for ax, x in ((axes[0], "mean_iou"), (axes[1], "group_precision")):
@@ -261,14 +268,15 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     axes[0].axvline(100 * f["target_mean_iou"], color="0.4", ls="--", lw=1,
                     label=f"{study['reference']} mean IoU - {100 * f['margin']:.1f}")
     g = f["group"]
-    axes[0].set(xlabel="mean IoU (%)", ylabel=f"{g} recall (%)", title=f"offset on {f['set']}: mean IoU vs {g} recall")
-    axes[1].set(xlabel=f"{g} precision (%)", ylabel=f"{g} recall (%)", title=f"{g} precision vs recall")
+    along = f"offset on {f['set']} logits"
+    axes[0].set(xlabel="mean IoU (%)", ylabel=f"{g} recall (%)", title=f"mean IoU vs {g} recall, {along}")
+    axes[1].set(xlabel=f"{g} precision (%)", ylabel=f"{g} recall (%)", title=f"{g} precision vs recall, {along}")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.supxlabel("dots: plain argmax (offset 0); lines: mean over seeds per offset, band ±1 SD of recall, "
-                  "thin: single seeds" + ("; diamonds: runs without a frontier, one per seed" if f.get("points") else ""),
-                  fontsize=8, color="0.3")
+    axes[0].legend(fontsize=8, loc="lower left", title=f"curves: {along}; numbers: offsets on {order[0]}'s",
+                   title_fontsize=8)
+    fig.supxlabel("dot: offset 0 (plain argmax); band: ±1 SD over seeds; thin: one seed"
+                  + ("; diamonds: runs without a frontier" if f.get("points") else ""), fontsize=8, color="0.3")
     return _save(fig, out_png)
 
 

@@ -53,11 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-peak", action="store_true", help="skip measuring the machine's matmul peak (no %% peak column)")
     g = p.add_argument_group("train mode")
     g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
-    g.add_argument("--train-precision", choices=["fp32", "fast", "fast-previous", "all"],
-                   default="all",
+    g.add_argument("--train-precision", default="all", metavar="{fp32,fast,fast-previous,all}",
                    help="fp32 eager; fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
                         "on CUDA), fast-previous (the fast path before the CPU training-speed work: torch's "
-                        "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default)")
+                        "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default); "
+                        "a comma-separated list picks several (fp32,fast)")
+    g.add_argument("--crop", type=_crop, default=None,
+                   help="also time training on HxW crops of the frames (default 288x384 where it fits --size; "
+                        "'off': full frames only)")
     g = p.add_argument_group("video mode (the whole predict path against the model alone; needs --checkpoint)")
     g.add_argument("--input", default=None, help="a video to run (default: a synthetic H.264 clip)")
     g.add_argument("--frames", type=int, default=None, help="synthetic clip length in frames (default 100)")
@@ -72,6 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 accuracy check: at most N images of the split (a seeded subset; default all)")
     g.add_argument("--calib-images", type=int, default=32, metavar="N",
                    help="int8 accuracy check: calibrate the int8 rows on N train images (default 32)")
+
+
+def _crop(value: str) -> str | tuple[int, int]:
+    return "off" if value == "off" else parse_size(value)
 
 
 def _model_name(name: str) -> str:
@@ -97,13 +104,13 @@ def _print_row(row: dict[str, Any], done: int, total: int) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
     parts = ["iaseg", "benchmark", "--mode", args.mode]
-    only = {"train": ("loss", "train_precision"), "pipeline": ("workers",),
+    only = {"train": ("loss", "train_precision", "crop"), "pipeline": ("workers",),
             "inference": ("backend", "precision", "checkpoint", "accuracy_images", "calib_images"),
             "video": ("checkpoint", "input", "frames", "frame_size")}
     for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
                 "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
                 "dataset", "root", "split", "workers", "accuracy_images", "calib_images", "input", "frames",
-                "frame_size"):
+                "frame_size", "crop"):
         v = getattr(args, opt, None)
         modes = [mode for mode, opts in only.items() if opt in opts]  # the modes an option belongs to
         if v is None or (modes and args.mode not in modes) or \

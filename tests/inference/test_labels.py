@@ -61,3 +61,23 @@ def test_argmax_classes_is_torch_argmax_with_first_maximum_on_ties():
     assert np.array_equal(argmax_classes(z), torch.from_numpy(z).argmax(0).numpy())
     with pytest.raises(ValueError, match="257 classes"):
         argmax_classes(np.zeros((257, 2, 2), np.float32))
+
+
+def test_shipped_weights_on_camvid_frames_give_todays_masks(camvid_root):
+    """The shipped CE weights through their default runner (the checked int8 IR) on CamVid val
+    frames brought to 360x720: the fast label maps equal resize-then-argmax on every pixel."""
+    from pathlib import Path
+
+    from iaseg.data.base import image_to_tensor
+    from iaseg.data.io import read_image, resize_image
+    from iaseg.inference import load_runner
+
+    weights = Path(__file__).resolve().parents[2] / "weights" / "camvid_erfpspnet_ce.pt"
+    if not weights.is_file():
+        pytest.skip("shipped weights absent")
+    runner = load_runner(weights)
+    for path in sorted((camvid_root / "val").iterdir())[:3]:
+        frame = resize_image(read_image(path), (360, 720))
+        z = runner(image_to_tensor(resize_image(frame, runner.input_size))[None]).float()
+        got = upsample_argmax(z[0].numpy(), (360, 720))
+        assert np.array_equal(got, reference(z[0].numpy(), (360, 720)))

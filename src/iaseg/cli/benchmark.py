@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                        "openvino)")
     print(f"benchmarking {args.mode} speed; each row is printed as soon as it is measured", file=sys.stderr,
           flush=True)
-    if args.mode != "pipeline" and not args.no_peak:
+    if args.mode in ("inference", "train") and not args.no_peak:  # the modes that measure it
         print("measuring the machine's matmul peak first (a few seconds; --no-peak skips it)", file=sys.stderr,
               flush=True)
     try:

@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     if writer is not None:
         print(f"wrote {writer.path}: {writer.frames} frames at {float(info.rate):.4g} fps, {info.width}x{info.height}")
     print(f"segmented {count} {'frame' if video else 'image'}(s) from {src} into {out}")
-    if stats.last is not None:  # the whole path against the network alone on this machine, now
-        alone = model_fps(predictor, stats.last)
+    if stats.first is not None:  # the whole path against the network alone on this machine, now
+        alone = model_fps(predictor, stats.first)
         print(f"speed: {stats.fps:.1f} {'frames' if video else 'images'}/s end to end, the model alone "
               f"{alone:.1f}/s ({stats.fps / alone:.2f}x; batch {args.batch_size})")
     return 0

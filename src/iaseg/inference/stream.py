@@ -145,7 +145,7 @@ class StreamStats:
     frames: int = 0
     seconds: float = 0.0
     model_seconds: float = 0.0
-    last: Prepared | None = field(default=None, repr=False)  # the last batch (for `model_fps`)
+    first: Prepared | None = field(default=None, repr=False)  # the first (full) batch, for `model_fps`
 
     @property
     def fps(self) -> float:
@@ -193,7 +193,8 @@ def predict_stream(frames: Iterable[tuple[str, np.ndarray]], predictor: Predicto
                 logits = predictor.logits(prepared)
                 stats.model_seconds += time.perf_counter() - t
                 stats.frames += len(names)
-                stats.last = prepared
+                if stats.first is None:
+                    stats.first = prepared
                 writer.put((names, images, prepared, logits))
         finally:
             batches.close()  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from iaseg.data.description import load_description
-from iaseg.visualize import colorize, draw_legend, highlight_classes, overlay
+from iaseg.visualize import blend, blend_table, colorize, draw_legend, highlight_classes, overlay
 
 
 @pytest.fixture
@@ -29,6 +29,26 @@ def test_overlay_of_one_group_leaves_other_pixels_alone(desc):
     assert np.array_equal(colorize(label, desc)[0, 0], desc.ignore_color)
     with pytest.raises(ValueError, match="no group 'G9'"):
         highlight_classes(desc, "G9")
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3, 0.77, 0.0, 1.0])
+def test_lookup_table_blend_equals_the_float_formula(desc, alpha):
+    """blend/overlay (one table lookup per pixel and channel) against the float32 blend they
+    replace, on every class, void, out-of-range ids and odd alphas (rounding half to even)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    label = rng.integers(-3, 300, (40, 50))
+    label[:20] = rng.integers(0, 11, (20, 50))
+    for only in (None, (1, 5, 99)):
+        color = colorize(label, desc).astype(np.float32)
+        img = image.astype(np.float32)
+        valid = (label >= 0) & (label < desc.num_classes)
+        if only is not None:
+            valid &= np.isin(label, only)
+        expected = np.where(valid[..., None], (1 - alpha) * img + alpha * color, img).round().clip(0, 255)
+        assert np.array_equal(overlay(image, label, desc, alpha, only), expected.astype(np.uint8))
+        table = blend_table(desc, alpha, only)
+        assert np.array_equal(blend(image[:20], label[:20].astype(np.uint8), table), expected[:20].astype(np.uint8))
 
 
 def test_legend_is_drawn_in_the_corner_and_keeps_the_size(desc):

@@ -1,4 +1,5 @@
 """`iaseg predict`: an image, a folder (recursive), a video in and an annotated video out; errors."""
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -69,7 +70,9 @@ def test_predict_video_writes_an_annotated_mp4_at_the_source_rate(tiny_run, tmp_
     video = _write_video(tmp_path / "clip.mp4", _frames(6, 48, 80), Fraction(15, 2))
     assert cli(["predict", "--checkpoint", ckpt, "--input", str(video), "--out", str(tmp_path / "vid"),
                 "--precision", "fp32", "--no-progress"]) == 0
-    assert "wrote " + str(tmp_path / "vid" / "clip_overlay.mp4") + ": 6 frames at 7.5 fps, 80x48" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote " + str(tmp_path / "vid" / "clip_overlay.mp4") + ": 6 frames at 7.5 fps, 80x48" in printed
+    assert re.search(r"speed: [\d.]+ frames/s end to end, the model alone [\d.]+/s \([\d.]+x; batch 4\)", printed)
     assert sorted(p.name for p in (tmp_path / "vid").iterdir()) == ["clip_overlay.mp4"]  # no PNGs by default
     with av.open(str(tmp_path / "vid" / "clip_overlay.mp4")) as c:
         s = c.streams.video[0]

@@ -112,3 +112,22 @@ def test_keep_aspect_bands_leave_no_class_in_the_image():
     image = np.full((36, 64, 3), 220, dtype=np.uint8)
     label, = Predictor(net, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
     assert label.shape == (36, 64) and (label == 0).all()
+
+
+def test_a_rule_of_offsets_takes_the_fast_label_maps_and_equals_resize_then_decide():
+    """A DecisionRule (per-class offsets) is used as `decide`: the uint8 label maps equal the
+    rule applied to the logits resized to the image (the path before upsample_argmax)."""
+    from iaseg.decision.rule import DecisionRule
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    model = random_model("erfpspnet")
+    offsets = torch.from_numpy(rng.normal(0, 2, 11).astype(np.float32))
+    rule = DecisionRule(offsets, [str(k) for k in range(11)])
+    label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), decide=rule)([image])
+    with torch.no_grad():
+        logits = model(pil_input(image, (64, 64)))
+    resized = F.interpolate(logits, size=(48, 80), mode="bilinear", align_corners=False)
+    assert label.dtype == np.uint8
+    assert np.array_equal(label, rule.decide(resized)[0].numpy())
+    assert not np.array_equal(label, by_hand(model, "erfpspnet", image, (64, 64)))  # the offsets matter

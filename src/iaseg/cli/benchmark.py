@@ -5,6 +5,7 @@
     iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
     iaseg benchmark --mode pipeline --config camvid_strong_ce --root data/camvid --workers 1   # + its augmentation
     iaseg benchmark --checkpoint best.pt --backend all --dataset camvid --root data/camvid   # + int8 accuracy
+    iaseg benchmark --mode video --checkpoint best.pt --frames 100 --threads 2   # predict's path vs the model
 
 Inference and train modes first measure the machine's matmul peak (a few seconds; --no-peak skips
 it) and show each row's GFLOP/s and % of the peak of its precision. With --checkpoint and a
@@ -53,11 +54,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-peak", action="store_true", help="skip measuring the machine's matmul peak (no %% peak column)")
     g = p.add_argument_group("train mode")
     g.add_argument("--loss", choices=[*LOSSES, "all"], default="all", help="loss of the training step")
-    g.add_argument("--train-precision", choices=["fp32", "fast", "fast-previous", "all"],
-                   default="all",
+    g.add_argument("--train-precision", default="all", metavar="{fp32,fast,fast-previous,all}",
                    help="fp32 eager; fast (bf16 autocast + channels_last on CPU, fp16 AMP + channels_last "
                         "on CUDA), fast-previous (the fast path before the CPU training-speed work: torch's "
-                        "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default)")
+                        "dropout masks, fp32 trunk and head; iaseg.models.paths), or all side by side (default); "
+                        "a comma-separated list picks several (fp32,fast)")
+    g.add_argument("--crop", type=_crop, default=None,
+                   help="also time training on HxW crops of the frames (default 288x384 where it fits --size; "
+                        "'off': full frames only)")
+    g = p.add_argument_group("video mode (the whole predict path against the model alone; needs --checkpoint)")
+    g.add_argument("--input", default=None, help="a video to run (default: a synthetic H.264 clip)")
+    g.add_argument("--frames", type=int, default=None, help="synthetic clip length in frames (default 100)")
+    g.add_argument("--frame-size", type=parse_size, default=None,
+                   help="synthetic clip frame HxW (default 360x720)")
     g = p.add_argument_group("pipeline mode; inference mode: the int8 accuracy check")
     g.add_argument("--dataset", default=None, help="dataset name for iaseg.data.build_dataset")
     g.add_argument("--root", type=Path, default=None, help="dataset root")
@@ -70,6 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 accuracy check: at most N images of the split (a seeded subset; default all)")
     g.add_argument("--calib-images", type=int, default=32, metavar="N",
                    help="int8 accuracy check: calibrate the int8 rows on N train images (default 32)")
+
+
+def _crop(value: str) -> str | tuple[int, int]:
+    return "off" if value == "off" else parse_size(value)
 
 
 def _model_name(name: str) -> str:
@@ -95,13 +108,16 @@ def _print_row(row: dict[str, Any], done: int, total: int) -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
     parts = ["iaseg", "benchmark", "--mode", args.mode]
-    only = {"train": ("loss", "train_precision"), "pipeline": ("workers", "config"),
-            "inference": ("backend", "precision", "checkpoint", "accuracy_images", "calib_images")}
+    only = {"train": ("loss", "train_precision", "crop"), "pipeline": ("workers", "config"),
+            "inference": ("backend", "precision", "checkpoint", "accuracy_images", "calib_images"),
+            "video": ("checkpoint", "input", "frames", "frame_size")}
     for opt in ("model", "checkpoint", "num_classes", "size", "spatial_size", "batch", "backend",
                 "precision", "device", "threads", "warmup", "repeats", "loss", "train_precision",
-                "dataset", "root", "split", "workers", "config", "accuracy_images", "calib_images"):
+                "dataset", "root", "split", "workers", "config", "accuracy_images", "calib_images", "input", "frames",
+                "frame_size", "crop"):
         v = getattr(args, opt, None)
-        if v is None or any(opt in opts and mode != args.mode for mode, opts in only.items()) or \
+        modes = [mode for mode, opts in only.items() if opt in opts]  # the modes an option belongs to
+        if v is None or (modes and args.mode not in modes) or \
                 (args.mode == "train" and opt in ("dataset", "root", "split")) or \
                 (opt == "calib_images" and not getattr(args, "dataset", None)):
             continue
@@ -121,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--batch must be >= 1")
     if (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
         raise CLIError("--repeats must be >= 1 and --warmup >= 0")
+    if args.frames is not None and args.frames < 1:
+        raise CLIError("--frames must be >= 1")
+    if args.mode == "video" and not args.checkpoint:
+        raise CLIError("--mode video needs --checkpoint")
     if (args.accuracy_images is not None and args.accuracy_images < 1) or args.calib_images < 1:
         raise CLIError("--accuracy-images and --calib-images must be >= 1")
     if args.precision not in ("auto", "all") and args.backend in ("all", "naive"):
@@ -128,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                        "openvino)")
     print(f"benchmarking {args.mode} speed; each row is printed as soon as it is measured", file=sys.stderr,
           flush=True)
-    if args.mode != "pipeline" and not args.no_peak:
+    if args.mode in ("inference", "train") and not args.no_peak:  # the modes that measure it
         print("measuring the machine's matmul peak first (a few seconds; --no-peak skips it)", file=sys.stderr,
               flush=True)
     try:

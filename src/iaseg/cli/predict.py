@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.inference import load_runner
     from iaseg.inference.frames import is_video, iter_frames, list_images
     from iaseg.inference.predictor import Predictor
+    from iaseg.inference.stream import model_fps, predict_stream
     from iaseg.inference.video import VIDEO_EXTENSIONS, VideoWriter, video_info
-    from iaseg.visualize import colorize, draw_legend, highlight_classes, overlay, save_png
+    from iaseg.visualize import blend, blend_table, colorize, draw_legend, highlight_classes, save_png
 
     if args.batch_size < 1:
         raise CLIError("--batch-size must be >= 1")
@@ -98,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.decision.apply import rule_for_model
 
     applied = rule_for_model(args.decision_rule, runner.meta, checkpoint)  # refuses a second rule
-    decide = applied.decide
+    # a rule of offsets itself (not its bound decide): Predictor's fast label maps use its offsets
+    decide = applied.rule if applied.decide is not None else None
     if applied.line:  # images and video alike: never a silent rule
         print(applied.line)
     predictor = Predictor(runner, runner.model_name, input_size, runner.spatial_size, device, decide,
@@ -109,41 +111,32 @@ def run(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="predicting", unit="frame" if video else "img", file=sys.stderr, leave=False)
-    count = 0
+    table = blend_table(desc, only=only)
     with VideoWriter(out / f"{src.stem}_overlay.mp4", info.rate) if video else nullcontext() as writer:
 
-        def flush(names: list[str], images: list[np.ndarray]) -> None:
-            for name, image, label in zip(names, images, predictor(images)):
-                if writer is not None:
-                    writer.write(legend(overlay(image, label, desc, only=only), only))
-                if writer is None or args.save_frames:
-                    save_png(legend(colorize(label, desc)), out / "masks" / f"{name}.png")
-                    if args.overlay:
-                        save_png(legend(overlay(image, label, desc, only=only), only),
-                                 out / "overlays" / f"{name}.png")
-                    if args.save_labels:
-                        save_png(label.astype(np.uint8), out / "labels" / f"{name}.png")
-            if bar is not None:
-                bar.update(len(names))
+        def write(name: str, image: np.ndarray, label: np.ndarray) -> None:  # in the writing thread, in order
+            if writer is not None:
+                writer.write(legend(blend(image, label, table), only))
+            if writer is None or args.save_frames:
+                save_png(legend(colorize(label, desc)), out / "masks" / f"{name}.png")
+                if args.overlay:
+                    save_png(legend(blend(image, label, table), only), out / "overlays" / f"{name}.png")
+                if args.save_labels:
+                    save_png(label.astype(np.uint8), out / "labels" / f"{name}.png")
 
-        names: list[str] = []
-        images: list[np.ndarray] = []
-        try:
-            for name, image in iter_frames(src, args.recursive):
-                names.append(name)
-                images.append(image)
-                if len(names) == args.batch_size:
-                    flush(names, images)
-                    count += len(names)
-                    names, images = [], []
-            if names:
-                flush(names, images)
-                count += len(names)
+        try:  # reading, the network and writing overlap (iaseg.inference.stream)
+            stats = predict_stream(iter_frames(src, args.recursive), predictor, write, args.batch_size,
+                                   on_batch=bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
+    count = stats.frames
     if writer is not None:
         print(f"wrote {writer.path}: {writer.frames} frames at {float(info.rate):.4g} fps, {info.width}x{info.height}")
     print(f"segmented {count} {'frame' if video else 'image'}(s) from {src} into {out}")
+    if stats.first is not None:  # the whole path against the network alone on this machine, now
+        alone = model_fps(predictor, stats.first)
+        print(f"speed: {stats.fps:.1f} {'frames' if video else 'images'}/s end to end, the model alone "
+              f"{alone:.1f}/s ({stats.fps / alone:.2f}x; batch {args.batch_size})")
     return 0
 

@@ -3,6 +3,7 @@ logits back (optionally keeping the aspect ratio by padding)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -12,6 +13,8 @@ from iaseg.data.base import image_to_tensor
 from iaseg.data.io import resize_image
 from iaseg.engine.evaluator import argmax_decision, resize_logits
 from iaseg.models import default_spatial_size, takes_spatial
+
+from .labels import upsample_argmax
 
 
 def aspect_padding(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -37,8 +40,8 @@ def pad_image(image: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
 
 
 class Predictor:
-    """Callable: list of H x W x 3 uint8 images (sizes may differ) -> list of H x W int64 label
-    maps at the images' own sizes.
+    """Callable: list of H x W x 3 uint8 images (sizes may differ) -> list of H x W integer
+    label maps at the images' own sizes (uint8 for argmax and offset rules).
 
     Each image is resized to `input_size` (and a two-input network's `spatial_size`) exactly as
     the datasets do in training (`iaseg.data.io.resize_image`: PIL bilinear, antialiased when
@@ -65,16 +68,48 @@ class Predictor:
         sizes = [self.input_size] + ([self.spatial_size] if self.spatial_size is not None else [])
         return tuple(image_to_tensor(resize_image(image, s))[None] for s in sizes)
 
-    @torch.no_grad()
-    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+    def prepare(self, images: list[np.ndarray]) -> Prepared:
+        """The batch's network inputs and what `labels` needs to bring the logits back (work
+        with no model in it: a pipeline runs it in its reading thread)."""
         pads = [aspect_padding(im.shape[:2], self.input_size) if self.keep_aspect else (0, 0, 0, 0)
                 for im in images]
         parts = [self.inputs(pad_image(im, pad)) for im, pad in zip(images, pads)]
-        logits = self.net(*(torch.cat(x).to(self.device) for x in zip(*parts)))
+        return Prepared(tuple(torch.cat(x) for x in zip(*parts)), [im.shape[:2] for im in images], pads)
+
+    @torch.no_grad()
+    def logits(self, prepared: Prepared) -> torch.Tensor:
+        """The network's logits for a prepared batch (at the network's size)."""
+        return self.net(*(x.to(self.device) for x in prepared.inputs))
+
+    @torch.no_grad()
+    def labels(self, prepared: Prepared, logits: torch.Tensor) -> list[np.ndarray]:
+        """Label maps at the images' own sizes: argmax (or `decide`) of the logits bilinearly
+        resized to each (padded) image, bands cut off. With argmax or a rule of per-class
+        offsets (a `decide` with an `offsets` attribute, as `DecisionRule`), `upsample_argmax`
+        gives the same uint8 map without resizing every class; any other `decide` gets the
+        resized logits."""
+        offsets = getattr(self.decide, "offsets", None)
+        fast = self.decide is argmax_decision or offsets is not None
         out = []
-        for i, (im, (t, b, l, r)) in enumerate(zip(images, pads)):
-            h, w = im.shape[:2]
-            z = resize_logits(logits[i:i + 1], (h + t + b, w + l + r))[..., t:t + h, l:l + w]
-            out.append(self.decide(z)[0].cpu().numpy())
+        for i, ((h, w), (t, b, l, r)) in enumerate(zip(prepared.shapes, prepared.pads)):
+            if fast:
+                z = logits[i].detach().float().cpu().numpy()
+                o = None if offsets is None else np.asarray(torch.as_tensor(offsets).float().cpu())
+                out.append(upsample_argmax(z, (h + t + b, w + l + r), o)[t:t + h, l:l + w])
+            else:
+                z = resize_logits(logits[i:i + 1], (h + t + b, w + l + r))[..., t:t + h, l:l + w]
+                out.append(self.decide(z)[0].cpu().numpy())
         return out
 
+    def __call__(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        prepared = self.prepare(images)
+        return self.labels(prepared, self.logits(prepared))
+
+
+@dataclass
+class Prepared:
+    """A batch ready for the network: its inputs (N x 3 x h x w each, on the CPU), each image's
+    size and its `aspect_padding` bands."""
+    inputs: tuple[torch.Tensor, ...]
+    shapes: list[tuple[int, int]]
+    pads: list[tuple[int, int, int, int]]

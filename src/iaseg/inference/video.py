@@ -72,12 +72,15 @@ class VideoWriter:
     an odd last row or column is repeated (the source size is rounded up to even)."""
 
     def __init__(self, path: str | Path, rate: Fraction | float, codec: str | None = None,
-                 quality: int = 20) -> None:
+                 quality: int = 16, preset: str = "veryfast") -> None:
         self.av = _av()
         self.path = Path(path)
         self.rate = Fraction(rate).limit_denominator(1001 * 1000)
         self.codec = codec or next(c for c in CODECS if _has_encoder(self.av, c))
         self.quality = quality
+        # H.264: x264's veryfast preset encodes 2-3x faster than its medium; crf 16 (not medium's 20)
+        # keeps the decoded frames as close to the source as medium at 20 did
+        self.preset = preset
         self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial.mp4")
         self.container: Any = None
         self.stream: Any = None
@@ -98,6 +101,8 @@ class VideoWriter:
                 self.stream.codec_context.qscale = 3  # near-transparent MPEG-4 quality
             else:
                 self.stream.options = {"crf": str(self.quality)}
+                if self.codec == "libx264":
+                    self.stream.options["preset"] = self.preset
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         vf = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

@@ -3,6 +3,7 @@
     iaseg benchmark --model erfpspnet --size 360x720 --batch 1 --backend all --threads 2
     iaseg benchmark --mode train --size 360x480 --batch 8 --loss all --threads 2
     iaseg benchmark --mode pipeline --dataset camvid --root data/camvid --batch 8 --workers 2
+    iaseg benchmark --mode video --checkpoint weights/camvid_erfpspnet_ce.pt --frames 100
 
 Protocol: inputs are made once and moved to the device before timing (no data loading or
 host-to-device copy inside the timed region; the cast to the runner's precision is timed);
@@ -24,7 +25,7 @@ torch.no_grad, float32, default (NCHW) memory format, no folding or fusion. Spee
 that row. 'default' marks what `iaseg.inference.load_runner` does when given no options.
 The --json schema is documented in docs/speed.md.
 
-Modules: `timing` (the harness), `inference`, `train`, `pipeline` (one benchmark each).
+Modules: `timing` (the harness), `inference`, `train`, `pipeline`, `video` (one benchmark each).
 """
 from __future__ import annotations
 
@@ -39,13 +40,14 @@ from .peak import add_peak_fractions, format_peak, measure_peak
 from .pipeline import format_pipeline, run_pipeline
 from .timing import NOISE_FRACTION, RowCallback, noise_warning, summarize, sync, time_calls, timing_of
 from .train import LOSSES, format_train, run_train
+from .video import format_video, run_video
 
 SCHEMA = "iaseg.benchmark/1"
-MODES = ("inference", "train", "pipeline")
+MODES = ("inference", "train", "pipeline", "video")
 
 __all__ = ["LOSSES", "MODES", "NOISE_FRACTION", "SCHEMA", "NaiveRunner", "benchmark", "format_inference",
            "format_peak", "format_pipeline", "format_report", "format_train", "measure_peak", "noise_warning",
-           "progress_line", "run_inference", "run_pipeline", "run_train", "summarize", "sync", "time_calls"]
+           "progress_line", "run_inference", "run_pipeline", "run_train", "run_video", "summarize", "sync", "time_calls"]
 
 
 def benchmark(args: argparse.Namespace, command: str | None = None,
@@ -60,7 +62,7 @@ def benchmark(args: argparse.Namespace, command: str | None = None,
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but no CUDA device is available")
-    runners = {"inference": run_inference, "train": run_train, "pipeline": run_pipeline}
+    runners = {"inference": run_inference, "train": run_train, "pipeline": run_pipeline, "video": run_video}
     report = {"schema": SCHEMA, "mode": args.mode,
               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "command": command,
@@ -91,5 +93,6 @@ def format_report(report: dict[str, Any]) -> str:
             f"torch {m['torch']}, onnxruntime {m['onnxruntime']}, GPU {m['gpu'] or '-'}; {report['date']}")
     if "peak" in report:
         head += "\n" + format_peak(report["peak"])
-    body = {"inference": format_inference, "train": format_train, "pipeline": format_pipeline}[report["mode"]](report)
+    body = {"inference": format_inference, "train": format_train, "pipeline": format_pipeline,
+            "video": format_video}[report["mode"]](report)
     return head + "\n" + body

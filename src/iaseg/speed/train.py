@@ -35,30 +35,18 @@ def crop_size(crop: Any, size: tuple[int, int]) -> tuple[int, int] | None:
 
 def augment_ms(batch: int, size: tuple[int, int], crop: tuple[int, int] | None, classes: int,
                repeats: int) -> tuple[dict[str, float] | None, str]:
-    """Median ms per image of the training augmentation (iaseg.data.augment.Augment, defaults) on
-    a batch of frames, and what was timed: with a crop, Augment's own crop option where this
-    build has one, else Augment on the full frame followed by slicing the crop out."""
+    """Median ms per image of the strong recipe's augmentation (camvid_strong_ce's data.augment,
+    with the window set to `crop`, or to the frame) on a batch of frames, and what was timed."""
     try:
-        from dataclasses import fields
-
         from iaseg.data.augment import Augment
+        from iaseg.engine.config import load_config
 
         g = torch.Generator().manual_seed(0)
         image = torch.rand(batch, 3, *size, generator=g)
         label = torch.randint(0, classes, (batch, *size), generator=g)
-        has_crop = "crop" in {f.name for f in fields(Augment)}
-        if crop is None:
-            aug, what = Augment(generator=g), "Augment() on the frame"
-        elif has_crop:
-            aug, what = Augment(crop=crop, generator=g), f"Augment(crop={crop[0]}x{crop[1]})"  # type: ignore[call-arg]
-        else:
-            full = Augment(generator=g)
-
-            def aug(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                x, y = full(x, y)
-                return x[..., :crop[0], :crop[1]], y[..., :crop[0], :crop[1]]
-
-            what = "Augment() on the frame, then the crop sliced out (this build's Augment has no crop option)"
+        options = {**load_config("camvid_strong_ce").data.augment, "crop": crop}
+        aug = Augment(**options, generator=g)
+        what = "camvid_strong_ce's augmentation, " + (f"crop {crop[0]}x{crop[1]}" if crop else "on the whole frame")
         times = timing.time_calls(lambda: aug(image, label), 1, repeats, torch.device("cpu"))
         ms = summarize([t / batch for t in times])
         return ms, what

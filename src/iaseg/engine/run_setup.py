@@ -1,6 +1,6 @@
-"""What a training run is built from before its first step: its datasets, the class weights (from
-the statistics of the labels, cached in the run folder), the loss and the optimiser's parameter
-groups. The Trainer (engine/trainer.py) calls each once; none of them moves the seeded RNGs
+"""What a training run is built from before its first step: its datasets, the network's input size,
+the class weights (from the statistics of the labels, cached in the run folder), the loss and the
+optimiser's parameter groups. The Trainer (engine/trainer.py) calls each once; none of them moves the seeded RNGs
 except as the Trainer's order of calls always has."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torch import nn
 from iaseg.engine.config import Config
 from iaseg.engine.distributed import barrier
 from iaseg.engine.errors import TrainingError
+from iaseg.engine.resume import kept_rng_state
 from iaseg.models import model_class
 
 
@@ -41,6 +42,16 @@ def unaugmented(dataset: Any) -> Any:
     if getattr(plain, "augment", None) is not None:
         plain.augment = None
     return plain
+
+
+def input_size(cfg: Config, train_set: Any) -> list[int]:
+    """The network's input size [H, W]: data.size, else the size of the first training image as
+    read, before augmentation (a crop would give the crop's size, and its draws would move the
+    seeded RNGs: it is read without moving them)."""
+    if cfg.data.size:
+        return list(cfg.data.size)
+    with kept_rng_state():
+        return list(unaugmented(train_set)[0]["image"].shape[-2:])
 
 
 def class_weights(cfg: Config, train_set: Any, num_classes: int, ignore_index: int, out: Path, is_main: bool,

@@ -43,7 +43,8 @@ from iaseg.engine.resume import (DIVERGED_WEIGHT, RESUMABLE, config_changes, kep
                                  nonfinite_entries, rng_state, set_rng_state, stop_on_signals)
 from iaseg.engine.run_folder import prepare_run_folder, run_info, utc_now
 from iaseg.engine.run_log import RunLog, compact_report, duration
-from iaseg.engine.run_setup import build_datasets, build_training_loss, class_weights, decay_parameter_groups
+from iaseg.engine.run_setup import (build_datasets, build_training_loss, class_weights, decay_parameter_groups,
+                                    input_size)
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.schedule import apply_schedule, build_scheduler
 from iaseg.engine.step import autocast_context, model_inputs
@@ -107,7 +108,7 @@ class Trainer:
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
-        self.input_size = list(cfg.data.size) if cfg.data.size else list(self.train_set[0]["image"].shape[-2:])
+        self.input_size = input_size(cfg, self.train_set)
 
         self.model_name = cfg.model.name
         self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)

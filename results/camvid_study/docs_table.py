@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 # the same number formats as the study.md that `iaseg compare` writes
-from iaseg.metrics.study_report import _ci as interval
-from iaseg.metrics.study_report import _fmt
+from iaseg.evidence.study_report import _ci as interval
+from iaseg.evidence.study_report import _fmt
 
 METRICS = ("mean IoU", "G3 Recall", "G3 Precision")
 

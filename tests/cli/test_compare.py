@@ -8,7 +8,8 @@ from PIL import Image
 
 import iaseg.data
 from iaseg.cli import main as cli
-from iaseg.metrics import build_report, compare_reports, pct, write_report
+from iaseg.evidence import compare_reports
+from iaseg.metrics import build_report, pct, write_report
 from iaseg.metrics.figures import method_rgb
 
 from tests.helpers.compare import DESC, FakeDataset, GROUPS, SpatialFake, lines_to_rows, save_tiny_checkpoint
@@ -169,8 +170,8 @@ def test_compare_cli_adds_paper_tables_and_curves(two_runs, tmp_path, capsys):
 
 
 def test_compare_groups_of_seeds(tmp_path, capsys):
-    """`compare --group`: the study of constructed evaluation folders (tests/metrics/test_study.py)."""
-    from tests.metrics.test_study import _run
+    """`compare --group`: the study of constructed evaluation folders (tests/evidence/test_study.py)."""
+    from tests.evidence.test_study import _run
 
     for seed in range(3):
         _run(tmp_path, "CE", seed, 0.0)
@@ -204,8 +205,8 @@ def test_compare_groups_of_seeds(tmp_path, capsys):
 
 
 def test_compare_pool_of_studies(tmp_path, capsys):
-    """`compare --pool NAME=STUDY ...`: studies pooled with a stratum each (tests/metrics/test_pool.py)."""
-    from tests.metrics.test_study import _run
+    """`compare --pool NAME=STUDY ...`: studies pooled with a stratum each (tests/evidence/test_pool.py)."""
+    from tests.evidence.test_study import _run
 
     for stratum, bias in (("A", 0.3), ("B", 0.6)):
         for seed in range(3):

@@ -1,4 +1,9 @@
-"""Collate, seeded loaders, spatial items, and worker errors."""
+"""Collate, seeded loaders, spatial items, worker errors and signals."""
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 import torch
 
@@ -93,3 +98,43 @@ def test_seeded_items_draw_from_seed_epoch_and_index_only():
     assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[2]))
     assert torch.equal(batches[0][2][1], items[0]["image"]) and view.description is ds.description
     assert len({sample_seed(0, e, i) for e in range(3) for i in range(100)}) == 300
+
+
+class _Pids(torch.utils.data.Dataset):
+    """Items saying which process built them and whether it ignores SIGINT there."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        import signal
+
+        return {"pid": torch.tensor(os.getpid()), "sigint_ignored": torch.tensor(signal.getsignal(signal.SIGINT)
+                                                                                   == signal.SIG_IGN)}
+
+
+@pytest.mark.skipif(not hasattr(signal, "sigwaitinfo"), reason="needs sigwaitinfo (Linux)")
+def test_loader_workers_leave_ctrl_c_and_sigterm_to_the_main_process():
+    """SIGINT/SIGTERM sent to the process group reach the workers too: a worker ignores them
+    (the main process stops cleanly; a worker killed mid-batch would stop it with torch's error),
+    but its parent's SIGTERM (torch's last resort, multiprocessing's at exit) still ends it. The
+    main process keeps its handlers and nothing stays blocked there."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    loader = build_loader(_Pids(), batch_size=1, num_workers=1)
+    items = iter(loader)
+    first = next(items)
+    worker = int(first["pid"][0])
+    assert worker != os.getpid() and bool(first["sigint_ignored"][0])
+    for sig in ("-TERM", "-INT"):   # sent by another process, as `kill -TERM -PGID` does
+        subprocess.run(["kill", sig, str(worker)], check=True)
+    time.sleep(0.5)
+    assert [int(b["pid"][0]) for b in items] == [worker] * 5     # the same worker served the rest
+    process = loader._iterator._workers[0]
+    assert process.is_alive()
+    process.terminate()             # the parent's SIGTERM
+    process.join(timeout=60)
+    assert not process.is_alive() and process.exitcode == 0
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    in_process = next(iter(build_loader(_Pids(), batch_size=1, num_workers=0)))
+    assert int(in_process["pid"][0]) == os.getpid()

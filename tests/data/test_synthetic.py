@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from iaseg.data import build_dataset, render_scene
-from iaseg.data.street_scenes import BICYCLIST, CAR, PEDESTRIAN, SIGN, VOID
+from iaseg.data.scene_canvas import BICYCLIST, CAR, PEDESTRIAN, SIGN, VOID
 from iaseg.data.synthetic import scene_rng
 
 

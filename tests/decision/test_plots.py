@@ -6,7 +6,8 @@ import torch
 
 from iaseg.decision import (DecisionRule, before_after_markdown, calibrate, parse_objective, parse_target,
                             tradeoff_curves, tradeoff_plot)
-from iaseg.metrics import ReportError, class_metrics, reports_table
+from iaseg.evidence import reports_table
+from iaseg.metrics import ReportError, class_metrics
 
 from tests.helpers.decision import NAMES, report_of, toy_data, toy_description
 

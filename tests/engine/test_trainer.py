@@ -2,6 +2,10 @@
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from PIL import Image
 from iaseg.checkpoint import load_checkpoint, save_checkpoint
 from iaseg.engine.trainer import Trainer, TrainingError, TrainingInterrupted
 
-from tests.helpers.train import fit, states_equal, tiny
+from tests.helpers.train import fit, states_equal, subprocess_env, tiny
 
 
 def test_cli_run_writes_logs_checkpoints_and_events(tiny_run):
@@ -91,6 +95,50 @@ def test_interrupt_mid_epoch_then_resume_is_bit_exact(tmp_path, full_run, step):
     assert [r["images"] for r in cut] == [8, 8]
     assert resumed.resumed_from == {"epoch": 0, "step": step, "checkpoint": str(tmp_path / "cut" / "last.pt")}
     assert f"resumed from epoch 0, step {step} ({tmp_path / 'cut' / 'last.pt'})" in (tmp_path / "cut" / "train.log").read_text()
+
+
+def _children(pid):
+    """Pids of the processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:   # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_resumes(tmp_path):
+    """`kill -TERM -PGID` (a scheduler, a terminal) reaches the loader's workers too: training still
+    stops cleanly (the workers leave the signal to the main process, which finishes its step, saves
+    last.pt and exits 130), and last.pt resumes."""
+    out = tmp_path / "run"
+    opts = ["data.num_workers=1", "data.size=[32, 32]", "data.val_split=null"]
+    cmd = [sys.executable, "-m", "iaseg", "train", "--config", "tiny_synthetic", "--out", str(out), "--epochs", "200",
+           "--no-progress", "--set", "train.tensorboard=false"] + [a for o in opts for a in ("--set", o)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+                            start_new_session=True)   # its own process group, as a job started from a shell
+    try:
+        own = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        deadline, worker = time.time() + 180, None
+        while worker is None and time.time() < deadline and proc.poll() is None:
+            worker = next((c for c in _children(proc.pid) if Path(f"/proc/{c}/cmdline").read_bytes() == own), None)
+            time.sleep(0.05)
+        assert worker is not None, "no loader worker started: " + (proc.communicate()[1][-2000:] if proc.poll() else "")
+        os.killpg(proc.pid, signal.SIGTERM)   # the main process and its worker alike
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "interrupted: saved" in err, err[-3000:]
+    saved = load_checkpoint(out / "last.pt")
+    resumed = fit(tiny(*opts, f"train.epochs={saved['epoch'] + 1}"), out, resume=True)
+    assert resumed.resumed_from["epoch"] == saved["epoch"] and resumed.epoch == saved["epoch"] + 1
+    assert _records(out)[-1]["epoch"] == saved["epoch"] + 1
 
 
 def test_augmented_resume_with_loader_workers_is_exact(tmp_path):
@@ -367,6 +415,21 @@ def test_class_statistics_are_those_of_the_labels_not_of_an_augmentation(tmp_pat
     assert json.loads((tmp_path / "aug" / "class_stats.json").read_text())["stats"] == \
         json.loads((tmp_path / "plain" / "class_stats.json").read_text())["stats"]
     assert torch.equal(plain.class_weights, augmented.class_weights)
+
+
+def test_input_size_without_data_size_is_the_frame_as_read_and_draws_no_random_numbers(tmp_path):
+    """data.size null with a cropping augmentation: the network's input size is the size of the
+    frames (synthetic: 360 x 480), not the crop of one augmented item, and finding it out leaves
+    the seeded RNGs where they were (same draws as the same run without augmentation)."""
+    base = ("train.epochs=1", "data.options.length=2", "data.size=null", "data.val_split=null", "loss.name=ce")
+    states = {}
+    for name, extra in {"plain": (), "crop": ("data.augment={crop: [32, 48]}",)}.items():
+        trainer = Trainer(tiny(*base, *extra), tmp_path / name, progress=False)
+        trainer.close()
+        states[name] = (trainer.input_size, torch.get_rng_state(), np.random.get_state()[1].copy())
+    assert states["plain"][0] == states["crop"][0] == [360, 480]
+    assert torch.equal(states["plain"][1], states["crop"][1])
+    assert np.array_equal(states["plain"][2], states["crop"][2])
 
 
 def test_the_nan_stop_never_names_a_diverged_checkpoint_as_good(tmp_path, one_epoch):

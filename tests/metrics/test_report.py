@@ -213,8 +213,8 @@ def test_a_run_folder_not_evaluated_names_the_command_that_evaluates_it(tmp_path
 def test_several_run_folders_not_evaluated_get_one_command_for_all(tmp_path, camvid_report):
     """compare A B and compare --group name every run folder without a report, and one shell
     loop that evaluates them all into eval/ (where compare then finds the reports)."""
-    from iaseg.metrics import compare_reports
-    from iaseg.metrics.study import build_study
+    from iaseg.evidence import compare_reports
+    from iaseg.evidence.study import build_study
 
     runs = []
     for name in ("ce seed0", "ce_seed1", "ial_seed0"):

@@ -4,11 +4,11 @@ dataset, a Fig. 7-style overlay (ground truth vs A vs B for the most important g
 --crops N, Fig. 4-style boundary crops (image, label, A, B; iaseg.engine.crops).
 
 `iaseg compare --group CE RUN ... --group IAL RUN ... --out DIR`: N methods over paired seeds
-(iaseg.metrics.study): means with CIs, paired differences, hierarchical bootstrap, matched
+(iaseg.evidence.study): means with CIs, paired differences, hierarchical bootstrap, matched
 operating points on the offset frontiers; study.md/.json, seeds.png, frontier.png, trimap.png.
 
 `iaseg compare --pool GPU=STUDY CPU=STUDY --out DIR`: finished studies pooled with one stratum each,
-paired within stratum (iaseg.metrics.pool); pooled.md/.json.
+paired within stratum (iaseg.evidence.pool); pooled.md/.json.
 
 `--group` and two-run comparisons also write report.html: the Markdown report's tables and the
 figures in one self-contained page."""
@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from iaseg.checkpoint import CheckpointError
     from iaseg.engine.overlay import overlay_from_checkpoints
-    from iaseg.metrics.compare import compare_reports, write_comparison_md
+    from iaseg.evidence.compare import compare_reports, write_comparison_md
     from iaseg.metrics.html import markdown_page
 
     if args.pool:
@@ -133,9 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from iaseg.metrics.study import build_study
+    from iaseg.evidence.study import build_study
     from iaseg.metrics.html import markdown_page
-    from iaseg.metrics.study_report import write_study
+    from iaseg.evidence.study_report import write_study
 
     if args.a or args.b or args.checkpoints or args.paper:
         raise CLIError("--group compares methods over seeds: drop A B, --checkpoints and --paper")
@@ -163,7 +163,7 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _pool(args: argparse.Namespace) -> int:
-    from iaseg.metrics.pool import load_study, pool_studies, write_pooled
+    from iaseg.evidence.pool import load_study, pool_studies, write_pooled
 
     if args.group or args.a or args.b or args.checkpoints or args.paper:
         raise CLIError("--pool pools finished studies: drop A B, --group, --checkpoints and --paper")

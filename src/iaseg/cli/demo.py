@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def write_demo_report(out: Path, ce: dict[str, Any], ial: dict[str, Any], epochs: int, seconds: float,
                       cfg: Config) -> str:
     from iaseg.io import atomic_write_text
-    from iaseg.metrics.compare import compare_reports
+    from iaseg.evidence.compare import compare_reports
 
     result = compare_reports(ce, ial, ("Weighted CE", "IAL"), out)
     top = list(ce["groups"])[-1]

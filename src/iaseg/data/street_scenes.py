@@ -14,219 +14,29 @@ street end, objects far to near, lighting, annotation void); each draws into a m
 canvas and takes its random numbers from the scene's generator in turn, so a scene is a
 function of the generator's state only. About 5-10 ms per 360x480 image on one core.
 
+This module is the scene's layout (the street plan and the painters of sky, ground, skyline,
+facades, lighting and annotation void, and where the objects go); the canvas they draw on
+(camera, materials, shapes, textures, palettes) is `scene_canvas.py`, the objects themselves
+(poles, signs, trees, fences, cars, people, bicyclists, clutter) `street_objects.py`.
+
     >>> image, label = render_scene(360, 480, np.random.default_rng(0))
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-RGB = tuple[float, float, float]
-
-# CamVid (SegNet) class ids
-SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, VOID = range(12)
-
-
-def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    return colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))
-
-
-class _Scene:
-    """One image being drawn: a material-id canvas plus a table of materials (class, colour,
-    texture amplitudes). The image and label are computed from it in one vectorised pass."""
-
-    def __init__(self, height: int, width: int, rng: np.random.Generator) -> None:
-        self.h, self.w, self.rng = height, width, rng
-        self.mat = np.zeros((height, width), dtype=np.uint16)
-        self.m_cls: list[int] = []
-        self.m_rgb: list[tuple[float, float, float]] = []
-        self.m_fine: list[float] = []
-        self.m_coarse: list[float] = []
-        # camera: horizon row, vanishing column, focal length (px), camera height (m)
-        self.yh = height * rng.uniform(0.42, 0.57)
-        self.xv = width * rng.uniform(0.38, 0.62)
-        self.f = width * rng.uniform(0.72, 0.95)
-        self.cam_h = rng.uniform(1.3, 1.7)
-        self.coarse = self._coarse_noise()
-
-    # -- materials -------------------------------------------------------------------------
-    def material(self, cls: int, rgb: tuple[float, float, float], fine: float = 0.05, coarse: float = 0.05) -> int:
-        self.m_cls.append(cls)
-        self.m_rgb.append(rgb)
-        self.m_fine.append(fine)
-        self.m_coarse.append(coarse)
-        return len(self.m_cls) - 1
-
-    def _coarse_noise(self) -> np.ndarray:
-        ch, cw = max(2, self.h // 12), max(2, self.w // 12)
-        small = self.rng.standard_normal((ch, cw), dtype=np.float32)
-        return np.asarray(Image.fromarray(small, mode="F").resize((self.w, self.h), Image.BILINEAR))
-
-    # -- projection --------------------------------------------------------------------------
-    def px(self, z: float, x: float) -> float:
-        return self.xv + self.f * x / z
-
-    def py(self, z: float, hgt: float) -> float:
-        return self.yh + self.f * (self.cam_h - hgt) / z
-
-    def _box(self, z: float, x0: float, x1: float, h0: float, h1: float, min_px: int = 0):
-        a, b = self.px(z, x0), self.px(z, x1)
-        c, d = self.py(z, h1), self.py(z, h0)
-        ia, ib, ic, id_ = int(round(a)), int(round(b)), int(round(c)), int(round(d))
-        if min_px and ib - ia < min_px:
-            ia = int(np.floor((a + b) / 2))
-            ib = ia + min_px
-        if min_px and id_ - ic < min_px:
-            id_ = ic + min_px
-        return ia, ib, ic, id_
-
-    def rect(self, z: float, x0: float, x1: float, h0: float, h1: float, m: int, min_px: int = 0) -> None:
-        """Frontal rectangle at depth z, lateral x0..x1, heights h0..h1 (metres)."""
-        xa, xb, ya, yb = self._box(z, x0, x1, h0, h1, min_px)
-        xa, xb, ya, yb = max(xa, 0), min(xb, self.w), max(ya, 0), min(yb, self.h)
-        if xa < xb and ya < yb:
-            self.mat[ya:yb, xa:xb] = m
-
-    def shape(self, z: float, x0: float, x1: float, h0: float, h1: float, m: int, kind: str,
-              ragged: float = 0.0) -> None:
-        """Frontal shape in its box: 'ellipse', 'triangle', 'diamond', 'ring'. `ragged` roughens
-        the outline with the coarse noise (tree canopies)."""
-        xa, xb, ya, yb = self._box(z, x0, x1, h0, h1)
-        cxa, cxb, cya, cyb = max(xa, 0), min(xb, self.w), max(ya, 0), min(yb, self.h)
-        if cxa >= cxb or cya >= cyb or xb - xa < 1 or yb - ya < 1:
-            return
-        u = ((np.arange(cxa, cxb) + 0.5 - xa) / (xb - xa))[None, :]
-        v = ((np.arange(cya, cyb) + 0.5 - ya) / (yb - ya))[:, None]
-        if kind == "ellipse" or kind == "ring":
-            d = (2 * u - 1) ** 2 + (2 * v - 1) ** 2
-            if ragged:
-                d = d + ragged * self.coarse[cya:cyb, cxa:cxb] * 0.5
-            mask = d <= 1.0
-            if kind == "ring":
-                mask &= d >= 0.55
-        elif kind == "triangle":
-            mask = v >= np.abs(2 * u - 1)
-        elif kind == "diamond":
-            mask = np.abs(u - 0.5) + np.abs(v - 0.5) <= 0.5
-        else:  # pragma: no cover - internal
-            raise ValueError(kind)
-        view = self.mat[cya:cyb, cxa:cxb]
-        view[mask] = m
-
-    def side_quad(self, xp: float, z0: float, z1: float, h0: float, h1: float, m: int,
-                  stripes: tuple[float, float, int] | None = None) -> None:
-        """Rectangle on the vertical plane X = xp from depth z0 to z1, heights h0..h1, drawn in
-        perspective. `stripes=(period_m, duty, material)` paints vertical bars along depth."""
-        a, b = self.px(z0, xp), self.px(z1, xp)
-        xa, xb = int(np.floor(min(a, b))), int(np.ceil(max(a, b)))
-        xa, xb = max(xa, 0), min(xb, self.w)
-        if xa >= xb:
-            return
-        dx = np.arange(xa, xb) + 0.5 - self.xv
-        with np.errstate(divide="ignore"):
-            z = self.f * xp / dx
-        ok = (z >= z0) & (z <= z1)
-        if not ok.any():
-            return
-        cols = np.nonzero(ok)[0]
-        xa, xb = xa + cols[0], xa + cols[-1] + 1
-        z = z[cols[0]: cols[-1] + 1]
-        top = self.yh + self.f * (self.cam_h - h1) / z
-        bot = self.yh + self.f * (self.cam_h - h0) / z
-        ya, yb = max(int(np.floor(top.min())), 0), min(int(np.ceil(bot.max())), self.h)
-        if ya >= yb:
-            return
-        rows = (np.arange(ya, yb) + 0.5)[:, None]
-        mask = (rows >= top[None, :]) & (rows < bot[None, :])
-        view = self.mat[ya:yb, xa:xb]
-        if stripes is None:
-            view[mask] = m
-            return
-        period, duty, m2 = stripes
-        bar = ((z / period) % 1.0) < duty
-        view[mask & bar[None, :]] = m2
-        view[mask & ~bar[None, :]] = m
-
-    # -- composition ---------------------------------------------------------------------------
-    def compose(self, gains: np.ndarray, row_gain: np.ndarray, shade: np.ndarray | None,
-                gamma: float, contrast: float) -> tuple[np.ndarray, np.ndarray]:
-        rgb = np.clip(np.asarray(self.m_rgb, dtype=np.float32) * gains[None, :], 0, 1) * 255.0
-        fine = np.asarray(self.m_fine, dtype=np.float32)
-        coarse = np.asarray(self.m_coarse, dtype=np.float32)
-        mat = self.mat.astype(np.intp)   # np.take is several times faster than fancy indexing
-        mult = np.take(fine, mat)
-        mult *= _fine_noise(self.h, self.w, self.rng)
-        tmp = np.take(coarse, mat)
-        tmp *= self.coarse
-        mult += tmp
-        mult += 1.0
-        mult *= row_gain[:, None]
-        if shade is not None:
-            mult *= shade
-        img = np.take(rgb, mat, axis=0)
-        img *= mult[:, :, None]
-        np.clip(img, 0, 255, out=img)
-        q = img.astype(np.uint8)
-        # one lookup table does gamma + contrast on the quantised image
-        x = (np.arange(256, dtype=np.float32) + 0.5) / 256.0
-        lut = np.clip(((x ** gamma) - 0.5) * contrast + 0.5, 0, 1)
-        image = np.take((lut * 255.0 + 0.5).astype(np.uint8), q)
-        label = np.take(np.asarray(self.m_cls, dtype=np.uint8), mat)
-        return image, label
-
-
-_NOISE_BANK: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _fine_noise(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-pixel Gaussian texture: a random window of a fixed noise bank (drawing fresh normals
-    for every pixel would cost more than the rest of the frame)."""
-    bank = _NOISE_BANK.get((h, w))
-    if bank is None:
-        if len(_NOISE_BANK) > 8:
-            _NOISE_BANK.clear()
-        bank = np.random.default_rng(12345).standard_normal((h + 64, w + 64), dtype=np.float32)
-        _NOISE_BANK[(h, w)] = bank
-    y, x = int(rng.integers(0, 64)), int(rng.integers(0, 64))
-    view = bank[y:y + h, x:x + w]
-    return view[::-1] if rng.random() < 0.5 else view
-
-
-# -- palettes ------------------------------------------------------------------------------------
-def _paint(rng: np.random.Generator) -> tuple[float, float, float]:
-    """Man-made colours (cars, clothes, some signs): many greys, any hue otherwise."""
-    if rng.random() < 0.45:
-        return _hsv(rng.random(), rng.uniform(0, 0.08), rng.uniform(0.08, 0.92))
-    return _hsv(rng.random(), rng.uniform(0.25, 0.85), rng.uniform(0.2, 0.85))
-
-
-def _facade_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    r = rng.random()
-    if r < 0.45:   # brick, sandstone, render
-        return _hsv(rng.uniform(0.0, 0.12), rng.uniform(0.15, 0.55), rng.uniform(0.3, 0.85))
-    if r < 0.85:   # grey, white, concrete
-        return _hsv(rng.random(), rng.uniform(0, 0.07), rng.uniform(0.3, 0.95))
-    return _paint(rng)
-
-
-def _scaled(rgb: tuple[float, float, float], k: float) -> tuple[float, float, float]:
-    return min(rgb[0] * k, 1.0), min(rgb[1] * k, 1.0), min(rgb[2] * k, 1.0)
-
-
-def _near(rng: np.random.Generator, rgb: tuple[float, float, float], spread: float = 0.06) -> tuple[float, float, float]:
-    """A colour close to `rgb`: camouflage for people and objects against their background."""
-    c = np.clip(np.asarray(rgb) + rng.normal(0, spread, 3), 0.02, 0.98)
-    return float(c[0]), float(c[1]), float(c[2])
+from .scene_canvas import (BUILDING, FENCE, PAVEMENT, RGB, ROAD, SIGN, SKY, TREE, VOID, Scene, facade_colour, hsv,
+                           near_colour, paint_colour, scaled_colour)
+from .street_objects import PAINTERS
 
 
 # -- the scene -----------------------------------------------------------------------------------
 def render_scene(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw one street scene: uint8 H x W x 3 RGB image and uint8 H x W CamVid label (11 = void)."""
-    s = _Scene(height, width, rng)
+    s = Scene(height, width, rng)
     street = _plan_street(s, *_paint_sky(s))
     _paint_ground(s, street)
     _paint_skyline(s, street)
@@ -256,19 +66,19 @@ class _Street:
     pave_rgb: RGB = (0.0, 0.0, 0.0)
 
 
-def _paint_sky(s: _Scene) -> tuple[bool, RGB]:
+def _paint_sky(s: Scene) -> tuple[bool, RGB]:
     """Material 0, the sky: overcast white-grey most of the time, like CamVid; otherwise blue."""
     rng, u = s.rng, s.rng.uniform
     sunny = rng.random() < 0.35
     if sunny:
-        sky_rgb = _hsv(u(0.55, 0.62), u(0.2, 0.5), u(0.7, 0.95))
+        sky_rgb = hsv(u(0.55, 0.62), u(0.2, 0.5), u(0.7, 0.95))
     else:
-        sky_rgb = _hsv(u(0.55, 0.65), u(0.0, 0.1), u(0.72, 0.98))
+        sky_rgb = hsv(u(0.55, 0.65), u(0.0, 0.1), u(0.72, 0.98))
     s.material(SKY, sky_rgb, fine=0.015, coarse=u(0.02, 0.08))
     return sunny, sky_rgb
 
 
-def _plan_street(s: _Scene, sunny: bool, sky_rgb: RGB) -> _Street:
+def _plan_street(s: Scene, sunny: bool, sky_rgb: RGB) -> _Street:
     """Lanes, road, pavements and facades along both sides, and where the street ends."""
     rng, u = s.rng, s.rng.uniform
     lane_w = u(2.6, 3.3)
@@ -281,28 +91,28 @@ def _plan_street(s: _Scene, sunny: bool, sky_rgb: RGB) -> _Street:
     return _Street(sunny, sky_rgb, lane_w, lanes_l, lanes_r, offset, road_l, road_r, fac_l, fac_r, z_end)
 
 
-def _paint_ground(s: _Scene, st: _Street) -> None:
+def _paint_ground(s: Scene, st: _Street) -> None:
     """Road (patches, kerbs, lane markings, zebra crossings), tiled pavements and what lies
     beyond them (grass or more pavement), projected row by row below the horizon."""
     rng, u = s.rng, s.rng.uniform
     height, width = s.h, s.w
     lane_w, lanes_l, lanes_r, offset = st.lane_w, st.lanes_l, st.lanes_r, st.offset
     road_l, road_r, fac_l, fac_r = st.road_l, st.road_r, st.fac_l, st.fac_r
-    road_rgb = _hsv(rng.random(), u(0, 0.08), u(0.25, 0.55))
+    road_rgb = hsv(rng.random(), u(0, 0.08), u(0.25, 0.55))
     m_road = s.material(ROAD, road_rgb, fine=u(0.06, 0.14), coarse=u(0.04, 0.12))
-    m_road2 = s.material(ROAD, _scaled(road_rgb, u(0.75, 1.15)), fine=0.1, coarse=0.1)  # patches
+    m_road2 = s.material(ROAD, scaled_colour(road_rgb, u(0.75, 1.15)), fine=0.1, coarse=0.1)  # patches
     if rng.random() < 0.55:
-        pave_rgb = _hsv(rng.random(), u(0, 0.1), u(0.35, 0.7))          # grey: close to the road
+        pave_rgb = hsv(rng.random(), u(0, 0.1), u(0.35, 0.7))          # grey: close to the road
     else:
-        pave_rgb = _hsv(u(0.0, 0.11), u(0.12, 0.4), u(0.35, 0.7))     # red/beige paving
+        pave_rgb = hsv(u(0.0, 0.11), u(0.12, 0.4), u(0.35, 0.7))     # red/beige paving
     m_pave = s.material(PAVEMENT, pave_rgb, fine=u(0.05, 0.1), coarse=0.06)
-    m_joint = s.material(PAVEMENT, _scaled(pave_rgb, u(0.7, 0.85)), fine=0.05, coarse=0.05)
-    m_kerb = s.material(PAVEMENT, _hsv(0, 0, u(0.55, 0.85)), fine=0.05, coarse=0.05)
-    mark_rgb = _hsv(0.13, u(0.6, 0.9), u(0.7, 0.9)) if rng.random() < 0.15 else _hsv(0, 0, u(0.72, 0.95))
+    m_joint = s.material(PAVEMENT, scaled_colour(pave_rgb, u(0.7, 0.85)), fine=0.05, coarse=0.05)
+    m_kerb = s.material(PAVEMENT, hsv(0, 0, u(0.55, 0.85)), fine=0.05, coarse=0.05)
+    mark_rgb = hsv(0.13, u(0.6, 0.9), u(0.7, 0.9)) if rng.random() < 0.15 else hsv(0, 0, u(0.72, 0.95))
     m_mark = s.material(ROAD, mark_rgb, fine=0.04, coarse=0.08)
-    grass_rgb = _hsv(u(0.17, 0.3), u(0.3, 0.65), u(0.25, 0.55))
+    grass_rgb = hsv(u(0.17, 0.3), u(0.3, 0.65), u(0.25, 0.55))
     m_beyond = (s.material(TREE, grass_rgb, fine=0.18, coarse=0.15) if rng.random() < 0.6
-                else s.material(PAVEMENT, _near(rng, pave_rgb), fine=0.08, coarse=0.08))
+                else s.material(PAVEMENT, near_colour(rng, pave_rgb), fine=0.08, coarse=0.08))
 
     r0 = int(np.floor(s.yh)) + 1
     rows = np.arange(r0, height, dtype=np.float32) + 0.5
@@ -335,12 +145,12 @@ def _paint_ground(s: _Scene, st: _Street) -> None:
     st.road_rgb, st.pave_rgb = road_rgb, pave_rgb
 
 
-def _paint_skyline(s: _Scene, st: _Street) -> None:
+def _paint_skyline(s: Scene, st: _Street) -> None:
     """A far band above the horizon: distant trees or buildings."""
     rng, u = s.rng, s.rng.uniform
     height, z_end = s.h, st.z_end
     far_cls = TREE if rng.random() < 0.5 else BUILDING
-    far_rgb = _hsv(u(0.2, 0.3), u(0.2, 0.5), u(0.2, 0.45)) if far_cls == TREE else _facade_colour(rng)
+    far_rgb = hsv(u(0.2, 0.3), u(0.2, 0.5), u(0.2, 0.45)) if far_cls == TREE else facade_colour(rng)
     m_far = s.material(far_cls, far_rgb, fine=0.12, coarse=0.15)
     prof = s.coarse[int(s.yh) % height] * (0.02 * height) + u(0.02, 0.09) * height
     top_far = s.yh - np.maximum(prof, 0)
@@ -349,7 +159,7 @@ def _paint_skyline(s: _Scene, st: _Street) -> None:
     s.mat[(rr >= top_far[None, :]) & (rr < bot_far)] = m_far
 
 
-def _paint_facades(s: _Scene, st: _Street) -> list[tuple[float, float, float, float]]:
+def _paint_facades(s: Scene, st: _Street) -> list[tuple[float, float, float, float]]:
     """Segments along each side of the street (building / tree row / open), then the windows of
     the buildings. Returns the shop signs to hang on the facades: (x, z0, z1, height)."""
     rng, u = s.rng, s.rng.uniform
@@ -374,14 +184,14 @@ def _paint_facades(s: _Scene, st: _Street) -> list[tuple[float, float, float, fl
             if cols.any():
                 if kind == 0:      # building
                     hb = u(8, 30)
-                    col = _facade_colour(rng)
+                    col = facade_colour(rng)
                     m = s.material(BUILDING, col, fine=u(0.04, 0.1), coarse=u(0.05, 0.12))
                 elif kind == 1:    # row of trees seen from the side, ragged top
                     hb = u(4, 12)
-                    m = s.material(TREE, _hsv(u(0.14, 0.36), u(0.25, 0.6), u(0.12, 0.45)), fine=0.28, coarse=0.2)
+                    m = s.material(TREE, hsv(u(0.14, 0.36), u(0.25, 0.6), u(0.12, 0.45)), fine=0.28, coarse=0.2)
                 else:              # open: a low wall or fence
                     hb = u(0.8, 1.6)
-                    m = s.material(FENCE if rng.random() < 0.6 else BUILDING, _paint(rng), fine=0.06, coarse=0.06)
+                    m = s.material(FENCE if rng.random() < 0.6 else BUILDING, paint_colour(rng), fine=0.06, coarse=0.06)
                 zcol = zc[cols]
                 top = s.yh + s.f * (s.cam_h - hb) / zcol
                 if kind == 1:
@@ -390,8 +200,8 @@ def _paint_facades(s: _Scene, st: _Street) -> list[tuple[float, float, float, fl
                 facade_bot[cols] = s.yh + s.f * s.cam_h / zcol
                 facade_mat[cols] = m
                 if kind == 0:
-                    win_rgb = (_near(rng, sky_rgb, 0.1) if rng.random() < 0.4
-                               else _hsv(u(0.5, 0.7), u(0, 0.3), u(0.05, 0.35)))
+                    win_rgb = (near_colour(rng, sky_rgb, 0.1) if rng.random() < 0.4
+                               else hsv(u(0.5, 0.7), u(0, 0.3), u(0.05, 0.35)))
                     m_win = s.material(BUILDING, win_rgb, fine=0.05, coarse=0.1)
                     window_info.append((np.nonzero(cols)[0], zcol, u(2.5, 4.5), u(0.35, 0.65),
                                         u(2.8, 3.6), m_win, hb))
@@ -424,21 +234,21 @@ def _paint_facades(s: _Scene, st: _Street) -> list[tuple[float, float, float, fl
     return shop_signs
 
 
-def _paint_street_end(s: _Scene, st: _Street, shop_signs: list[tuple[float, float, float, float]]) -> None:
+def _paint_street_end(s: Scene, st: _Street, shop_signs: list[tuple[float, float, float, float]]) -> None:
     """The street's far end (a cross facade, or open), and the shop signs."""
     rng, u = s.rng, s.rng.uniform
     if rng.random() < 0.6:
-        m_end = s.material(BUILDING, _facade_colour(rng), fine=0.08, coarse=0.1)
+        m_end = s.material(BUILDING, facade_colour(rng), fine=0.08, coarse=0.1)
         s.rect(st.z_end, st.fac_l, st.fac_r, 0, u(5, 20), m_end)
 
     for xp, z0, z1, h0 in shop_signs:
         s.side_quad(xp + (0.05 if xp < 0 else -0.05), z0, z1, h0, h0 + u(0.6, 1.4),
-                    s.material(SIGN, _paint(rng) if rng.random() < 0.5 else _hsv(rng.random(), u(0.5, 0.9), u(0.4, 0.9)),
+                    s.material(SIGN, paint_colour(rng) if rng.random() < 0.5 else hsv(rng.random(), u(0.5, 0.9), u(0.4, 0.9)),
                                fine=0.05, coarse=0.05))
 
 
-def _paint_objects(s: _Scene, st: _Street) -> None:
-    """Place the objects of the street, then draw them far to near (`_PAINTERS`)."""
+def _paint_objects(s: Scene, st: _Street) -> None:
+    """Place the objects of the street, then draw them far to near (`PAINTERS`)."""
     rng, u = s.rng, s.rng.uniform
     lane_w, lanes_l, lanes_r, offset, z_end = st.lane_w, st.lanes_l, st.lanes_r, st.offset, st.z_end
     road_l, road_r, fac_l, fac_r = st.road_l, st.road_r, st.fac_l, st.fac_r
@@ -502,10 +312,10 @@ def _paint_objects(s: _Scene, st: _Street) -> None:
     objects.sort(key=lambda o: -o[0])
     context = {"sky": st.sky_rgb, "pave": st.pave_rgb, "road": st.road_rgb}
     for z, obj in objects:
-        _PAINTERS[obj[0]](s, z, obj, context)
+        PAINTERS[obj[0]](s, z, obj, context)
 
 
-def _light(s: _Scene, sunny: bool) -> tuple[np.ndarray, np.ndarray]:
+def _light(s: Scene, sunny: bool) -> tuple[np.ndarray, np.ndarray]:
     """Lighting (vertical gradient, a sunny day's shadow across the lower image, colour cast,
     gamma, contrast) and the image and label of the canvas."""
     rng, u = s.rng, s.rng.uniform
@@ -523,7 +333,7 @@ def _light(s: _Scene, sunny: bool) -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
-def _annotation_void(s: _Scene, label: np.ndarray) -> None:
+def _annotation_void(s: Scene, label: np.ndarray) -> None:
     """Annotation-style void: a thin outline where objects meet the background, and often an
     unlabelled patch at the vanishing point (far away, annotators give up)."""
     rng, u = s.rng, s.rng.uniform
@@ -556,191 +366,3 @@ def _void_outline(label: np.ndarray) -> None:
     out[1:, :] |= dy & stuff[1:, :]
     out[:-1, :] |= dy & stuff[:-1, :] & ~stuff[1:, :]
     label[out] = VOID
-
-
-def _person(s: _Scene, z: float, x: float, height: float, top_rgb, bottom_rgb, cls: int,
-            walking: float, fine: float = 0.05) -> None:
-    u = s.rng.uniform
-    m_top = s.material(cls, top_rgb, fine=fine, coarse=0.05)
-    m_bot = s.material(cls, bottom_rgb, fine=fine, coarse=0.05)
-    m_skin = s.material(cls, _hsv(u(0.03, 0.09), u(0.2, 0.6), u(0.25, 0.85)), fine=0.03, coarse=0.03)
-    hw = 0.2 * height / 1.75
-    leg = 0.47 * height
-    s.rect(z, x - hw * 0.9 - walking, x - 0.02, 0, leg, m_bot, min_px=1)
-    s.rect(z, x + 0.02, x + hw * 0.9 + walking, 0, leg, m_bot, min_px=1)
-    s.rect(z, x - hw, x + hw, leg * 0.95, 0.84 * height, m_top, min_px=1)
-    s.rect(z, x - hw - 0.08, x - hw + 0.02, 0.48 * height, 0.82 * height, m_top)
-    s.rect(z, x + hw - 0.02, x + hw + 0.08, 0.48 * height, 0.82 * height, m_top)
-    s.shape(z, x - 0.11, x + 0.11, 0.84 * height, height, m_skin, "ellipse")
-
-
-def _clothes(s: _Scene, context: dict) -> tuple:
-    """Clothes colours: dark and neutral mostly; a quarter match the background (hard cases)."""
-    rng = s.rng
-    if rng.random() < 0.25:
-        bg = context["pave"] if rng.random() < 0.5 else context["road"]
-        return _near(rng, bg, 0.05), _near(rng, bg, 0.05)
-    top = _paint(rng)
-    bottom = _hsv(rng.uniform(0.55, 0.7), rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.45)) \
-        if rng.random() < 0.6 else _paint(rng)
-    return top, bottom
-
-
-def _sign(s: _Scene, z: float, x: float, h: float) -> None:
-    rng, u = s.rng, s.rng.uniform
-    size = u(0.5, 1.0)
-    r = rng.random()
-    if r < 0.25:     # seen from behind: grey, like the pole
-        rgb = _hsv(0, 0, u(0.3, 0.7))
-    elif r < 0.85:
-        rgb = [(0.8, 0.1, 0.1), (0.1, 0.3, 0.75), (0.95, 0.8, 0.1), (0.92, 0.92, 0.92), (0.1, 0.5, 0.25)][int(rng.integers(5))]
-        rgb = _near(rng, rgb, 0.08)
-    else:
-        rgb = _paint(rng)
-    m = s.material(SIGN, rgb, fine=0.04, coarse=0.05)
-    kind = ["rect", "ellipse", "triangle", "diamond"][int(rng.integers(4))]
-    x0, x1, h0, h1 = x - size / 2, x + size / 2, h, h + size * (u(0.6, 1.4) if kind == "rect" else 1.0)
-    if kind == "rect":
-        s.rect(z, x0, x1, h0, h1, m, min_px=1)
-    else:
-        s.shape(z, x0, x1, h0, h1, m, kind)
-    if r >= 0.25 and rng.random() < 0.5:  # inner symbol
-        inner = s.material(SIGN, _hsv(0, 0, u(0.05, 0.95)), fine=0.04, coarse=0.04)
-        c, hs = (h0 + h1) / 2, size * 0.22
-        s.rect(z, x - hs, x + hs, c - hs * 0.8, c + hs * 0.6, inner)
-
-
-def _car(s: _Scene, z: float, x: float, side: int) -> None:
-    """A car seen from behind (side 0) or parked along the kerb (side -1/1: rear face plus the
-    side in perspective)."""
-    rng, u = s.rng, s.rng.uniform
-    col = _paint(rng)
-    body = s.material(CAR, col, fine=u(0.02, 0.06), coarse=0.05)
-    glass = s.material(CAR, _hsv(u(0.5, 0.7), u(0, 0.3), u(0.05, 0.3)), fine=0.05, coarse=0.08)
-    dark = s.material(CAR, _hsv(0, 0, u(0.02, 0.12)), fine=0.03, coarse=0.03)
-    lights = s.material(CAR, (u(0.6, 0.9), u(0.05, 0.2), u(0.05, 0.15)), fine=0.03, coarse=0.03)
-    w = u(1.65, 2.0)
-    h = u(1.35, 1.7) if rng.random() < 0.85 else u(1.9, 2.6)   # some vans
-    length = u(3.8, 4.8)
-    x0, x1 = x - w / 2, x + w / 2
-    if side:
-        xs = x1 if side < 0 else x0        # the side facing the road centre / camera
-        s.side_quad(xs, z, z + length, 0.15, h * 0.6, body)
-        s.side_quad(xs, z + 0.3, z + length - 0.3, h * 0.6, h * 0.97, glass)
-        s.side_quad(xs, z + 0.1, z + length - 0.1, h * 0.6, h * 0.62, body)
-        for zw in (z + 0.8, z + length - 0.8):
-            s.side_quad(xs, zw - 0.33, zw + 0.33, 0, 0.5, dark)
-    s.rect(z, x0, x1, 0.25, h * 0.6, body, min_px=1)
-    s.rect(z, x0 + 0.1, x1 - 0.1, h * 0.6, h, body, min_px=1)
-    s.rect(z, x0 + 0.2, x1 - 0.2, h * 0.64, h * 0.93, glass)
-    s.rect(z, x0 + 0.05, x0 + 0.35, 0, 0.3, dark)
-    s.rect(z, x1 - 0.35, x1 - 0.05, 0, 0.3, dark)
-    s.rect(z, x0 + 0.05, x0 + 0.3, h * 0.42, h * 0.52, lights)
-    s.rect(z, x1 - 0.3, x1 - 0.05, h * 0.42, h * 0.52, lights)
-
-
-# -- object painters: (scene, depth z, object tuple, colour context) -------------------------------
-def _pole(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    """A pole at the kerb: bare, with a lamp arm, a sign or a traffic light."""
-    rng, u = s.rng, s.rng.uniform
-    _, side, x, _ = obj
-    hp = u(3.5, 8.0)
-    wp = u(0.08, 0.18)
-    m = s.material(POLE, _hsv(rng.random(), u(0, 0.2), u(0.15, 0.7)), fine=0.04, coarse=0.04)
-    s.rect(z, x - wp / 2, x + wp / 2, 0, hp, m, min_px=1)
-    r = rng.random()
-    if r < 0.3:      # lamp arm towards the road
-        arm = u(0.8, 2.0) * -side
-        s.rect(z, min(x, x + arm), max(x, x + arm), hp - 0.15, hp, m, min_px=1)
-    elif r < 0.75:   # sign
-        _sign(s, z, x, u(2.0, min(3.5, hp - 0.2)))
-    elif r < 0.9:    # traffic light
-        m_box = s.material(SIGN, _hsv(0, 0, u(0.05, 0.3)), fine=0.04, coarse=0.04)
-        hb = min(hp - 0.1, u(2.8, 4.0))
-        s.rect(z, x - 0.18, x + 0.18, hb - 0.9, hb, m_box)
-        lamp = s.material(SIGN, [(0.9, 0.15, 0.1), (0.95, 0.7, 0.1), (0.2, 0.85, 0.3)][int(rng.integers(3))],
-                          fine=0.03, coarse=0.03)
-        k = int(rng.integers(3))
-        s.shape(z, x - 0.1, x + 0.1, hb - 0.3 * (k + 1), hb - 0.3 * k - 0.1, lamp, "ellipse")
-
-
-def _signpost(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    u = s.rng.uniform
-    _, side, x = obj
-    m = s.material(POLE, _hsv(0, 0, u(0.2, 0.6)), fine=0.04, coarse=0.04)
-    hs = u(1.8, 2.6)
-    s.rect(z, x - 0.04, x + 0.04, 0, hs, m, min_px=1)
-    _sign(s, z, x, hs)
-
-
-def _tree(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    u = s.rng.uniform
-    _, x = obj
-    trunk = s.material(TREE, _hsv(u(0.05, 0.12), u(0.2, 0.5), u(0.1, 0.35)), fine=0.15, coarse=0.1)
-    crown = s.material(TREE, _hsv(u(0.14, 0.36), u(0.25, 0.65), u(0.12, 0.5)), fine=0.3, coarse=0.25)
-    ht, r = u(2.0, 3.5), u(1.2, 2.8)
-    s.rect(z, x - 0.15, x + 0.15, 0, ht + r, trunk, min_px=1)
-    s.shape(z, x - r, x + r, ht, ht + 2 * r * u(0.8, 1.2), crown, "ellipse", ragged=0.6)
-
-
-def _fence(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    rng, u = s.rng, s.rng.uniform
-    _, xf, z0, z1 = obj
-    col = _paint(rng)
-    m = s.material(FENCE, col, fine=0.06, coarse=0.06)
-    m_bar = s.material(FENCE, _scaled(col, u(0.5, 0.8)), fine=0.06, coarse=0.06)
-    s.side_quad(xf, z0, z1, 0, u(0.8, 1.4), m, stripes=(u(0.12, 0.3), u(0.3, 0.6), m_bar))
-
-
-def _parked_car(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    _, side, x, _ = obj
-    _car(s, z, x, side)
-
-
-def _moving_car(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    _, x = obj
-    _car(s, z, x, 0)
-
-
-def _pedestrian(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    u = s.rng.uniform
-    _, x = obj
-    top, bottom = _clothes(s, context)
-    _person(s, z, x, u(1.5, 1.95), top, bottom, PEDESTRIAN, walking=u(0, 0.15))
-
-
-def _bicyclist(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    """A bicycle seen from the side (two rings and a frame) or from behind, and its rider."""
-    rng, u = s.rng, s.rng.uniform
-    _, x, side_view = obj
-    frame = s.material(BICYCLIST, _paint(rng), fine=0.04, coarse=0.04)
-    tyre = s.material(BICYCLIST, _hsv(0, 0, u(0.03, 0.2)), fine=0.03, coarse=0.03)
-    top, bottom = _clothes(s, context)
-    if side_view:
-        d = u(0.55, 0.7)
-        for cx in (x - 0.55, x + 0.55):
-            s.shape(z, cx - d / 2, cx + d / 2, 0, d, tyre, "ring")
-        s.rect(z, x - 0.55, x + 0.55, d * 0.5, d * 0.5 + 0.06, frame, min_px=1)
-        s.rect(z, x - 0.1, x + 0.1, d * 0.5, d + 0.1, frame, min_px=1)
-    else:
-        s.rect(z, x - 0.03, x + 0.03, 0, 0.7, tyre, min_px=1)
-        s.rect(z, x - 0.3, x + 0.3, 1.0, 1.05, frame, min_px=1)
-    _person(s, z + 0.01, x, u(1.55, 1.8), top, bottom, BICYCLIST, walking=0.05)
-
-
-def _clutter(s: _Scene, z: float, obj: tuple, context: dict) -> None:
-    """Unlabelled street furniture (bins, bollards, boxes): void."""
-    rng, u = s.rng, s.rng.uniform
-    _, x = obj
-    m = s.material(VOID, _paint(rng), fine=0.08, coarse=0.08)
-    w, hc = u(0.4, 2.5), u(0.5, 2.5)
-    if rng.random() < 0.5:
-        s.rect(z, x - w / 2, x + w / 2, 0, hc, m, min_px=1)
-    else:
-        s.shape(z, x - w / 2, x + w / 2, 0, hc, m, "ellipse")
-
-
-_PAINTERS: dict[str, Callable[[_Scene, float, tuple, dict], None]] = {
-    "pole": _pole, "signpost": _signpost, "tree": _tree, "fence": _fence, "parked": _parked_car,
-    "car": _moving_car, "person": _pedestrian, "bike": _bicyclist, "clutter": _clutter,
-}

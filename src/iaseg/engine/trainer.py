@@ -10,11 +10,13 @@ epoch_N.pt (with train.save_every), class_stats.json and preflight.json (caches)
 Resume is exact: the data order of an epoch depends only on (seed, epoch), augmentation draws
 only on (seed, epoch, sample index), and a checkpoint stores the RNG state, the samples already
 seen in the epoch and the epoch's partial loss sums.
+
+What the run is built from (datasets, class weights, loss, parameter groups) is in
+engine/run_setup.py, what it writes down (logs, metrics.jsonl, TensorBoard, run.json) in
+engine/run_log.py; this module is the loop, its checkpoints and its stops.
 """
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 import random
@@ -31,33 +33,23 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from iaseg.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from iaseg.engine.config import Config, one_line
+from iaseg.engine.config import Config
 from iaseg.engine.distributed import (DistInfo, all_reduce_sum_, barrier, cleanup, init_distributed,
                                       peer_failure, resolve_device)
+from iaseg.engine.errors import TrainingError, TrainingInterrupted
 from iaseg.engine.evaluator import evaluate_loader
 from iaseg.engine.preflight import preflight
 from iaseg.engine.resume import (DIVERGED_WEIGHT, RESUMABLE, config_changes, kept_rng_state, largest_parameter,
                                  nonfinite_entries, rng_state, set_rng_state, stop_on_signals)
-from iaseg.engine.run_folder import config_header, prepare_run_folder, run_info, utc_now
+from iaseg.engine.run_folder import prepare_run_folder, run_info, utc_now
+from iaseg.engine.run_log import RunLog, compact_report, duration
+from iaseg.engine.run_setup import (build_datasets, build_training_loss, class_weights, decay_parameter_groups,
+                                    input_size)
 from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.schedule import apply_schedule, build_scheduler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.hardware import native_bf16_cpu
-from iaseg.io import append_text, atomic_write_text, write_error
-from iaseg.metrics.tables import pct
-from iaseg.models import build_model, model_class
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged loss, unusable resume state); the message says why."""
-
-
-class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C/SIGTERM once last.pt is saved."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        super().__init__(str(checkpoint))
-        self.checkpoint = checkpoint
+from iaseg.models import build_model
 
 
 class _ValidationStopped(Exception):
@@ -67,26 +59,6 @@ class _ValidationStopped(Exception):
 # ---------------------------------------------------------------------------------------------
 # small pieces
 
-def decay_parameter_groups(model: nn.Module, model_name: str, weight_decay: float,
-                           scope: str = "conv_kernels") -> list[dict[str, Any]]:
-    """Coupled L2 on conv kernels only (no biases, no BN), as the authors' l2_regularizer.
-
-    scope='authors' also skips the downsampler convs the authors left undecayed (d8 in
-    ERF-PSPNet; d1, d2 and d8 in BiERF-PSPNet)."""
-    skipped: set[int] = set()
-    if scope == "authors":
-        layers = model.encoder.layers
-        skipped = {id(layers[i].conv.weight) for i in model_class(model_name).authors_undecayed_layers}
-    decay, no_decay = [], []
-    for m in model.modules():
-        for name, p in m.named_parameters(recurse=False):
-            if isinstance(m, nn.Conv2d) and name == "weight" and id(p) not in skipped:
-                decay.append(p)
-            else:
-                no_decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def lookup(report: dict[str, Any], dotted: str) -> float:
     """'mean.iou' / 'groups.G3.recall' -> value from a report dict (NaN if missing)."""
     node: Any = report
@@ -95,14 +67,6 @@ def lookup(report: dict[str, Any], dotted: str) -> float:
             return float("nan")
         node = node[part]
     return float("nan") if node is None else float(node)
-
-
-def duration(seconds: float) -> str:
-    """3725 -> '1h02m', 95 -> '1m35s'."""
-    s = int(round(max(seconds, 0)))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,19 +80,15 @@ class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
                  after_step: Callable[["Trainer", int, int], None] | None = None, overwrite: bool = False,
                  command: list[str] | None = None) -> None:
-        from iaseg.data import build_dataset
-
         self.cfg, self.out = cfg, Path(out_dir)
         self.progress, self.after_step = progress, after_step
         self.dist: DistInfo = init_distributed(cfg.train.device)
         self.device = resolve_device(cfg.train.device, self.dist)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.log_file: Path | None = None
         # refuses a folder holding another run (unless overwrite), removes stale temp files
         notes = self._on_main(lambda: prepare_run_folder(self.out, resume, overwrite)) or []
-        if self.dist.is_main:
-            self.log_file = self.out / "train.log"
+        self.runlog = RunLog(self.out, self.dist.is_main)
         if resume and not (self.out / "last.pt").is_file():
             raise TrainingError(f"--resume: no checkpoint {self.out / 'last.pt'} to resume from")
         self.run = run_info(command, self.device, self.dist.world_size)
@@ -139,16 +99,7 @@ class Trainer:
         random.seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
 
-        d = cfg.data
-        opts = dict(d.options)
-        if d.description:
-            opts["description"] = d.description
-        size = tuple(d.size) if d.size else None
-        spatial = {"spatial_size": tuple(d.spatial_size)} if d.spatial_size else {}
-        self.train_set = build_dataset(d.dataset, d.root, d.train_split, size=size,
-                                       augment=d.augment, **spatial, **opts)
-        self.val_set = (build_dataset(d.dataset, d.root, d.val_split, size=size, **spatial,
-                                      **{**opts, **d.val_options}) if d.val_split else None)
+        self.train_set, self.val_set = build_datasets(cfg)
         # every file the run will read, once, before the first epoch (cached in the run folder)
         # (by role: the val split may be the train split with other options, e.g. leave-one-sequence-out)
         with kept_rng_state():  # a cache hit skips it: it must not move the seeded RNGs
@@ -157,15 +108,16 @@ class Trainer:
         self.description = self.train_set.description
         self.num_classes = self.description.num_classes
         self.ignore_index = self.description.ignore_index
-        self.input_size = list(size) if size else list(self.train_set[0]["image"].shape[-2:])
+        self.input_size = input_size(cfg, self.train_set)
 
         self.model_name = cfg.model.name
         self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         with kept_rng_state():  # a cached class_stats.json skips the counting: same draws either way
-            self.class_weights = self._class_weights()
-        self.criterion = self._build_loss()
+            self.class_weights = class_weights(cfg, self.train_set, self.num_classes, self.ignore_index, self.out,
+                                               self.dist.is_main, progress)
+        self.criterion = build_training_loss(cfg, self.description, self.class_weights, self.device)
 
         o = cfg.optim
         groups = decay_parameter_groups(self.model, self.model_name, o.weight_decay, o.decay_scope)
@@ -196,7 +148,8 @@ class Trainer:
                 self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.writer = self._tensorboard()
+        self.runlog.open_tensorboard(cfg.train.tensorboard)
+        self.writer = self.runlog.writer
 
     # -- construction helpers ----------------------------------------------------------------
     def _on_main(self, work: Callable[[], Any]) -> Any:
@@ -215,61 +168,6 @@ class Trainer:
         if error is not None:
             raise error
         return result
-
-    def _class_weights(self) -> torch.Tensor | None:
-        from iaseg.losses.class_weights import compute_class_weights, dataset_class_stats
-
-        lc = self.cfg.loss
-        if lc.name == "ce" or lc.class_weights == "none":
-            return None
-        if isinstance(lc.class_weights, list):
-            if len(lc.class_weights) != self.num_classes:
-                raise TrainingError(f"loss.class_weights has {len(lc.class_weights)} values for "
-                                    f"{self.num_classes} classes")
-            return torch.tensor(lc.class_weights, dtype=torch.float32)
-        d = self.cfg.data
-        key = {"dataset": d.dataset, "root": str(d.root), "split": d.train_split, "size": d.size,
-               "options": {k: v for k, v in d.options.items()}, "num_classes": self.num_classes,
-               "ignore_index": self.ignore_index}
-        cache = self.out / "class_stats.json"
-        # the statistics of the labels themselves, not of one random augmentation of them
-        labels = copy.copy(self.train_set)
-        if getattr(labels, "augment", None) is not None:
-            labels.augment = None
-        stats = None
-        if self.dist.is_main:
-            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
-                                        progress=self.progress, cache_key=key)
-        barrier()
-        if stats is None:
-            stats = dataset_class_stats(labels, self.num_classes, self.ignore_index, cache=cache,
-                                        progress=False, cache_key=key)
-        return compute_class_weights(stats, method=lc.class_weights, a=lc.a,
-                                     include_void=lc.include_void).float()
-
-    def _build_loss(self) -> nn.Module:
-        from iaseg.losses import build_loss
-
-        lc = self.cfg.loss
-        kw: dict[str, Any] = {"ignore_index": self.ignore_index}
-        if lc.name != "ce":
-            kw["class_weights"] = self.class_weights
-        if lc.name == "focal":
-            kw["gamma"] = lc.gamma
-        if lc.name == "ial":
-            kw.update(groups=self.description.group_indices(), preset=lc.preset, alpha=lc.alpha,
-                      lam=lc.lam, detach_dynamic_weights=lc.detach_dynamic_weights)
-        return build_loss(lc.name, **kw).to(self.device)
-
-    def _tensorboard(self) -> Any:
-        if not (self.cfg.train.tensorboard and self.dist.is_main):
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            print("tensorboard is not installed: no event files (pip install tensorboard)", file=sys.stderr)
-            return None
-        return SummaryWriter(str(self.out / "tb"))
 
     def _loader(self, dataset: Any, train: bool, epoch: int, skip: int = 0) -> DataLoader:
         """The loader of an epoch; `skip`: samples of this process already trained on."""
@@ -419,7 +317,7 @@ class Trainer:
         """Train until cfg.train.epochs; returns the last validation report (or {})."""
         cfg = self.cfg.train
         if self.dist.is_main:
-            self._write_run_description()
+            self.runlog.write_run_description(self.run, self.resumed_from, self.changes, self.cfg)
             self._log(f"training {self.model_name} on {self.cfg.data.dataset} ({len(self.train_set)} images) "
                       f"with {self.cfg.loss.name} for {cfg.epochs} epochs on {self.device}"
                       + (f" x{self.dist.world_size} processes" if self.dist.enabled else "")
@@ -469,12 +367,12 @@ class Trainer:
                 error = TrainingError(f"another process of this run stopped ({reason}): training stopped; "
                                       + self._last_good_words("no checkpoint has been saved yet"))
                 try:
-                    self._log_file_only(f"stopped: {error}")
+                    self.runlog.log_file_only(f"stopped: {error}")
                 except OSError:
                     pass
                 raise error from None
             try:
-                self._log_file_only(f"stopped: {type(e).__name__}: {first}")
+                self.runlog.log_file_only(f"stopped: {type(e).__name__}: {first}")
             except OSError:  # the disk that failed may refuse the log line too: the error matters more
                 pass
             raise
@@ -503,13 +401,14 @@ class Trainer:
             except _ValidationStopped:  # last.pt holds the epoch with its validation pending
                 raise TrainingInterrupted(self.out / "last.pt") from None
             self.last_report = report
-            record["val"] = _compact(report)
+            record["val"] = compact_report(report)
             val_s = time.perf_counter() - tv
             self._timing["val_s"] += val_s
             self._timing["vals"] += 1
             record["time_s"] = round(float(record.get("time_s", 0.0)) + val_s, 3)
         record["time"] = utc_now()
-        self._write_record(record)
+        eta = self.eta_seconds()
+        self.runlog.write_record(record, cfg.epochs, eta if self.epoch < cfg.epochs else None)
         self.pending = None
         if validate_now:
             score = lookup(self.last_report, cfg.best_metric)
@@ -627,7 +526,7 @@ class Trainer:
             report["boundary"] = boundary.result(list(self.description.classes),
                                                  {k: list(v) for k, v in self.description.groups.items()})
         if self.writer is not None:
-            self._tensorboard_images(images)
+            self.runlog.tensorboard_images(images, self.description, self.epoch)
         return report
 
     def _stop_validation(self, *batch: Any) -> None:
@@ -639,137 +538,12 @@ class Trainer:
             raise _ValidationStopped
 
     # -- logging ------------------------------------------------------------------------------
-    def _write_record(self, record: dict[str, Any]) -> None:
-        """Append the epoch's line to metrics.jsonl (after dropping lines of this epoch or later
-        that an interrupted earlier try wrote), log it and send it to TensorBoard."""
-        if not self.dist.is_main:
-            return
-        path = self.out / "metrics.jsonl"
-        text = json.dumps(_finite(record), allow_nan=False, default=_json_default) + "\n"
-        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
-        kept = [line for line in lines if _epoch_of(line) < record["epoch"]]
-        if len(kept) < len(lines):
-            atomic_write_text(path, "".join(kept) + text)
-        else:
-            append_text(path, text)
-        record = _finite(record)
-        line = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record['train_loss']:.4f}  " \
-               f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
-        val = record.get("val")
-        if val:
-            m = val["mean"]
-            top = list(val["groups"])[-1]
-            g = val["groups"][top]
-            line += (f"  | val mIoU {pct(m['iou'])}  mean P/R {pct(m['precision'])}/{pct(m['recall'])}"
-                     f"  {top} recall {pct(g['recall'])}")
-        eta = self.eta_seconds()
-        if eta is not None and self.epoch < self.cfg.train.epochs:
-            line += f"  | run ETA {duration(eta)}"
-        self._log(line)
-        if self.writer is not None:
-            step = record["epoch"]
-            self.writer.add_scalar("train/loss", record["train_loss"], step)
-            self.writer.add_scalar("train/lr", record["lr"], step)
-            self.writer.add_scalar("train/images_per_s", record["images_per_s"], step)
-            for i, w in enumerate(record.get("dynamic_weights", [])):
-                self.writer.add_scalar(f"train/dynamic_weight_F{i + 1}", w, step)
-            if val:
-                for metric, v in val["mean"].items():
-                    self.writer.add_scalar(f"val/mean/{metric}", _nan(v), step)
-                for group, values in val["groups"].items():
-                    for metric, v in values.items():
-                        self.writer.add_scalar(f"val/{group}/{metric}", _nan(v), step)
-                for cls, values in val["per_class"].items():
-                    for metric, v in values.items():
-                        self.writer.add_scalar(f"val_class_{metric}/{cls}", _nan(v), step)
-
-    def _tensorboard_images(self, images: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
-        from iaseg.visualize import colorize
-
-        for i, (img, label, pred) in enumerate(images):
-            panel = torch.cat([img.float().cpu(),
-                               torch.from_numpy(colorize(label.numpy(), self.description)).permute(2, 0, 1) / 255.0,
-                               torch.from_numpy(colorize(pred.numpy(), self.description)).permute(2, 0, 1) / 255.0],
-                              dim=2)
-            self.writer.add_image(f"val_prediction/{i}", panel.clamp(0, 1), self.epoch)
-
     def _log(self, text: str, err: bool = False) -> None:
-        """A line on the console (stderr with `err`) and in train.log."""
-        if self.dist.is_main:
-            print(text, flush=True, file=sys.stderr if err else sys.stdout)
-            self._log_file_only(text)
-
-    def _log_file_only(self, text: str) -> None:
-        if self.log_file is not None:
-            append_text(self.log_file, f"{utc_now()}  {text}\n")
-
-    def _write_run_description(self) -> None:
-        """run.json (every session of the run) and config.yaml (the config in force, with a
-        comment header: it stays loadable as a config)."""
-        info = {**self.run, "resumed_from": self.resumed_from,
-                "changes": [{"key": k, "old": o, "new": n} for k, o, n in self.changes]}
-        path = self.out / "run.json"
-        sessions: list[Any] = []
-        if self.resumed_from and path.is_file():
-            try:
-                sessions = json.loads(path.read_text())["sessions"]
-                if not isinstance(sessions, list):
-                    raise TypeError("'sessions' is not a list")
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                # the record of the run's earlier sessions is not thrown away: kept beside, and said
-                aside = path.with_name(f"run.json.corrupt-{utc_now().replace(':', '')}")
-                try:
-                    os.replace(path, aside)
-                except OSError as err:
-                    raise write_error(aside, err) from None
-                sessions = []
-                self._log(f"warning: {path} is unreadable ({type(e).__name__}: {one_line(e)}): kept as "
-                          f"{aside.name}, and a new run.json starts with this session", err=True)
-        atomic_write_text(path, json.dumps({"sessions": sessions + [info]}, indent=1, default=str) + "\n")
-        atomic_write_text(self.out / "config.yaml", config_header(info) + self.cfg.to_yaml())
+        self.runlog.log(text, err)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.runlog.close()
         cleanup()
-
-
-def _epoch_of(line: str) -> float:
-    try:
-        return float(json.loads(line).get("epoch", -1))
-    except (ValueError, AttributeError, TypeError):
-        return -1.0
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf -> None so metrics.jsonl stays strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _compact(report: dict[str, Any]) -> dict[str, Any]:
-    out = {"mean": report["mean"], "groups": report["groups"], "per_class": report["per_class"]}
-    if report.get("boundary"):  # boundary F and trimap IoU (per width) of the groups and the mean
-        f, t = report["boundary"]["boundary_f"], report["boundary"]["trimap_iou"]
-        out["boundary"] = {"f": {**{g: v["f"] for g, v in f["groups"].items()}, "mean": f["mean"]["f"]},
-                           "trimap_widths": t["widths"],
-                           "trimap_iou": {**t["groups"], "mean": t["mean"]}}
-    return out
-
-
-def _nan(v: Any) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _progress(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:

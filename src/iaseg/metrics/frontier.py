@@ -214,7 +214,7 @@ def frontier_curves(data: Mapping[str, Any], set_name: str, groups: Mapping[str,
                     group: str | None = None) -> dict[str, np.ndarray]:
     """Per delta: mean IoU / precision / recall and the group's IoU / precision / recall
     (group default: the set's own name when it is a group, else the last, most important)."""
-    from .stats import confusion_metrics
+    from .report import confusion_metrics
 
     entry = data["sets"][set_name]
     m = confusion_metrics(entry["confusions"], data["classes"], groups)

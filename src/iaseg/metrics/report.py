@@ -90,6 +90,17 @@ def summarize(per_class: Mapping[str, Mapping[str, Any]], groups: Mapping[str, S
     return out
 
 
+def confusion_metrics(matrices: Any, classes: Sequence[str],
+                      groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Report metrics of a batch of confusion matrices (... x C x C): {"per_class": {metric:
+    ... x C}, "groups": {group: {metric: ...}}, "mean": {metric: ...}}, computed as
+    `build_report` does (`class_metrics`, then `group_means`)."""
+    m = torch.as_tensor(np.asarray(matrices, dtype=np.float64))
+    per_class = {k: v.numpy() for k, v in class_metrics(m).items()}
+    means = group_means(per_class, classes, groups or {})
+    return {"per_class": per_class, **means}
+
+
 def build_report(matrix: Any, class_names: Sequence[str], groups: Mapping[str, Sequence[str]],
                  meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Turn a C x C confusion matrix (rows = ground truth, columns = prediction; tensor on any

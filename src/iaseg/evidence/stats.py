@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
-from .confusion import class_metrics
-from .per_image import PerImageCounts, sequence_blocks
-from .report import group_means, nan_mean
+from iaseg.metrics.per_image import PerImageCounts, sequence_blocks
+from iaseg.metrics.report import confusion_metrics, nan_mean
 
 _CHUNK = 1000  # bootstrap resamples scored at once (bounds memory; fixed, so results are reproducible)
 
@@ -332,17 +330,6 @@ class Interval:
     low: float
     high: float
     confidence: float = 0.95
-
-
-def confusion_metrics(matrices: Any, classes: Sequence[str],
-                      groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    """Report metrics of a batch of confusion matrices (... x C x C): {"per_class": {metric:
-    ... x C}, "groups": {group: {metric: ...}}, "mean": {metric: ...}}, computed as
-    `build_report` does (`class_metrics`, then `group_means`)."""
-    m = torch.as_tensor(np.asarray(matrices, dtype=np.float64))
-    per_class = {k: v.numpy() for k, v in class_metrics(m).items()}
-    means = group_means(per_class, classes, groups or {})
-    return {"per_class": per_class, **means}
 
 
 def _seed_mean(values: dict[str, Any], axis: int) -> dict[str, Any]:

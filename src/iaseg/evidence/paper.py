@@ -13,9 +13,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .confusion import METRICS
-from .report import summarize
-from .tables import LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, pct
+from iaseg.metrics.confusion import METRICS
+from iaseg.metrics.report import summarize
+from iaseg.metrics.tables import LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, pct
 
 _FILE = Path(__file__).with_name("paper_results.yaml")
 LOSSES = ("CE", "IAL")

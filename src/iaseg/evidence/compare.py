@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .confusion import METRICS
-from .report import find_report, load_report, report_to_json, require_reports, summarize
-from .tables import (LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md, group_members,
-                     pct)
+from iaseg.metrics.confusion import METRICS
+from iaseg.metrics.report import find_report, load_report, report_to_json, require_reports, summarize
+from iaseg.metrics.tables import (LABELS, _num, delta_pct, display_groups, format_table2_md, format_table5_md,
+                                  group_members, pct)
 
 
 # -- comparison of two reports ------------------------------------------------------------------
@@ -146,7 +146,7 @@ def compare_reports(report_a: Mapping[str, Any] | str | Path, report_b: Mapping[
     """
     from iaseg.io import atomic_write_bytes
 
-    from .figures import method_color, plot_class_bars
+    from iaseg.metrics.figures import method_color, plot_class_bars
 
     require_reports([r for r in (report_a, report_b) if isinstance(r, (str, Path))])
     (ra, src_a), (rb, src_b) = _resolve(report_a), _resolve(report_b)

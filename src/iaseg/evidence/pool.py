@@ -17,7 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .report import ReportError
+from iaseg.metrics.report import ReportError
+
 from .study_report import _ci, _fmt, _verdict
 
 HEADLINE = ("Recall", "Precision")  # of the top group, with mean IoU: the summary's metrics
@@ -180,7 +181,7 @@ def write_pooled(pooled: Mapping[str, Any], out_dir: str | Path, sources: Mappin
     """pooled.json and pooled.md in out_dir."""
     from iaseg.io import atomic_write_bytes
 
-    from .report import _jsonable
+    from iaseg.metrics.report import _jsonable
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from iaseg.evidence.stats import (Interval, PairedDifference, bootstrap_mean_ci, detectable_difference,
+                                  hierarchical_bootstrap, paired_differences, seed_summary, sign_flip_p_value,
+                                  summary_sentence, t_quantile, t_tail, t_test_power, verdict)
 from iaseg.metrics import build_report, class_metrics, summarize
 from iaseg.metrics.per_image import PerImageCounts, sequence_blocks
-from iaseg.metrics.report import group_means
-from iaseg.metrics.stats import (Interval, PairedDifference, bootstrap_mean_ci, confusion_metrics,
-                                 detectable_difference, hierarchical_bootstrap, paired_differences, seed_summary,
-                                 sign_flip_p_value, summary_sentence, t_quantile, t_tail, t_test_power, verdict)
+from iaseg.metrics.report import confusion_metrics, group_means
 
 CLASSES = ("Sky", "Road", "Car", "Pedestrian", "Bicyclist")
 GROUPS = {"G1": ["Sky"], "G2": ["Road"], "G3": ["Car", "Pedestrian", "Bicyclist"]}

@@ -1,4 +1,4 @@
-"""Multi-seed studies (iaseg.metrics.study) on constructed evaluation folders."""
+"""Multi-seed studies (iaseg.evidence.study) on constructed evaluation folders."""
 from __future__ import annotations
 
 import json
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from iaseg.evidence.stats import detectable_difference, t_quantile
+from iaseg.evidence.study import _band_match, build_study
+from iaseg.evidence.study_report import write_study
 from iaseg.metrics import BoundaryMetrics, build_report, write_report
 from iaseg.metrics.frontier import (OffsetSweep, band_recall, frontier_curves, load_frontier, recall_at_iou,
                                     save_frontier)
 from iaseg.metrics.per_image import save_per_image
 from iaseg.metrics.report import ReportError
-from iaseg.metrics.stats import detectable_difference, t_quantile
-from iaseg.metrics.study import _band_match, build_study
-from iaseg.metrics.study_report import write_study
 
 CLASSES = ["road", "sky", "car"]
 GROUPS = {"G1": ["sky"], "G2": ["road"], "G3": ["car"]}

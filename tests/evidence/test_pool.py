@@ -1,4 +1,4 @@
-"""Pooled analysis of several studies (iaseg.metrics.pool) on constructed studies."""
+"""Pooled analysis of several studies (iaseg.evidence.pool) on constructed studies."""
 from __future__ import annotations
 
 import itertools
@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from iaseg.metrics.pool import load_study, pool_studies, write_pooled
+from iaseg.evidence.pool import load_study, pool_studies, write_pooled
+from iaseg.evidence.stats import detectable_difference, t_quantile
+from iaseg.evidence.study import build_study
+from iaseg.evidence.study_report import write_study
 from iaseg.metrics.report import ReportError
-from iaseg.metrics.stats import detectable_difference, t_quantile
-from iaseg.metrics.study import build_study
-from iaseg.metrics.study_report import write_study
-from tests.metrics.test_study import _run
+from tests.evidence.test_study import _run
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from iaseg.metrics import build_report, compare_reports
+from iaseg.evidence import compare_reports
+from iaseg.metrics import build_report
 
 from tests.helpers.compare import DESC, GROUPS, camvid_report
 
@@ -40,7 +41,7 @@ def test_compare_adds_the_boundary_metrics_of_both_reports(tmp_path):
     import torch
 
     from iaseg.metrics import BoundaryMetrics, build_report
-    from iaseg.metrics.compare import compare_reports
+    from iaseg.evidence.compare import compare_reports
 
     classes, groups = ["a", "b", "c"], {"G1": ["a"], "G2": ["b"], "G3": ["c"]}
     target = torch.zeros(1, 32, 32, dtype=torch.long)

@@ -1,10 +1,10 @@
-"""The words and figures of a multi-seed study (iaseg.metrics.study_report); whole studies are
-written in tests/metrics/test_study.py."""
+"""The words and figures of a multi-seed study (iaseg.evidence.study_report); whole studies are
+written in tests/evidence/test_study.py."""
 import warnings
 
 import numpy as np
 
-from iaseg.metrics.study_report import _seed_band, _verdict
+from iaseg.evidence.study_report import _seed_band, _verdict
 
 
 def test_seed_band_is_nan_aware_mean_and_sample_sd() -> None:
@@ -31,10 +31,10 @@ def test_frontier_figure_says_what_moves_along_the_curves(tmp_path, monkeypatch)
     """frontier.png names the offset on the set's logits on both panels and the legend, and
     writes a few offsets on the reference curve."""
     import iaseg.metrics.figures as figures
-    from iaseg.metrics.study import build_study
-    from iaseg.metrics.study_report import plot_frontier
+    from iaseg.evidence.study import build_study
+    from iaseg.evidence.study_report import plot_frontier
 
-    from tests.metrics.test_study import _run
+    from tests.evidence.test_study import _run
 
     for seed in range(2):
         _run(tmp_path, "CE", seed, 0.0)

@@ -5,7 +5,7 @@ from tests.helpers.compare import DESC
 
 
 def test_paper_tables_match_the_transcription_in_test_metrics():
-    from iaseg.metrics import paper_report, paper_table5
+    from iaseg.evidence import paper_report, paper_table5
 
     from tests.helpers.paper import CAMVID_ORDER, CAMVID_TABLE2, CAMVID_TABLE5
 

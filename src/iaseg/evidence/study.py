@@ -14,7 +14,7 @@ seed. The study gives, for every per-class, group and mean precision / recall / 
   mean-IoU targets every seed of a pair reaches, and averaged over a band of mean IoU (the area
   between the frontiers per point of mean IoU); a method without frontiers (e.g. runs scored
   with a decision rule) is kept as points for the frontier figure.
-The words, tables and figures of a study are in iaseg.metrics.study_report.
+The words, tables and figures of a study are in iaseg.evidence.study_report.
 Verdicts ("not resolved at this precision") follow the t CI; with n seeds the smallest possible
 two-sided sign-flip p is 2 / 2^n (0.0625 for 5 seeds), which the report states.
 """
@@ -28,9 +28,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .report import ReportError, find_report, load_report, require_reports
+from iaseg.metrics.report import ReportError, find_report, load_report, require_reports
+from iaseg.metrics.tables import LABELS, group_members
+
 from .study_report import summary_lines
-from .tables import LABELS, group_members
 
 MATCH_MARGIN = 0.005  # matched operating point: the reference's mean IoU minus 0.5 points
 BAND_WIDTH = 0.02  # matched band: 2 points of mean IoU below the highest one every seed of a pair reaches
@@ -204,7 +205,7 @@ def _recall_at(curves: Mapping[Any, Mapping[str, Sequence[float]]], targets: Map
                seeds: Sequence[Any] | None = None) -> dict[Any, float]:
     """Each seed's highest group recall on its frontier at a mean IoU of at least its target
     (NaN where the curve stays below it), for `seeds` (default: every seed of `curves`)."""
-    from .frontier import recall_at_iou
+    from iaseg.metrics.frontier import recall_at_iou
 
     return {s: recall_at_iou(curves[s]["mean_iou"], curves[s]["group_recall"], targets[s])
             for s in (list(curves) if seeds is None else seeds)}
@@ -222,7 +223,7 @@ def _missing(runs: Mapping[str, Mapping[Any, dict[str, Any]]], key: str, what: s
 def _bootstrap(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, paired: Mapping[str, list],
                groups: Mapping[str, Sequence[str]], n_boot: int, block_len: int, seed: int,
                notes: list[str]) -> dict[str, Any] | None:
-    from .per_image import load_per_image
+    from iaseg.metrics.per_image import load_per_image
     from .stats import hierarchical_bootstrap
 
     if _missing(runs, "per_image", "no hierarchical bootstrap", "per_image.npz", "re-run `iaseg evaluate`", notes):
@@ -266,7 +267,7 @@ def _frontier(runs: Mapping[str, Mapping[Any, dict[str, Any]]], reference: str, 
     """Matched operating points on the offset frontiers. A method whose runs do not all have
     frontier.json (e.g. a model scored with a decision rule) has no curve: its runs are kept as
     points (mean IoU, group recall, group precision) for the figure, without a matched recall."""
-    from .frontier import frontier_curves, load_frontier
+    from iaseg.metrics.frontier import frontier_curves, load_frontier
     from .stats import seed_summary
 
     fix = "run `iaseg evaluate --frontier GROUP`"
@@ -348,7 +349,7 @@ def _band_match(curves: Mapping[str, Mapping[Any, Any]], reference: str, paired:
     target moves with one seed's noise, unlike per-seed matching); it is narrowed where a curve
     does not extend that far down. Per seed: the group recall at fixed targets every BAND_STEP
     from high down, and its mean over the band (`band_recall`); paired differences of both."""
-    from .frontier import band_recall, curve_span, recall_at_iou
+    from iaseg.metrics.frontier import band_recall, curve_span, recall_at_iou
 
     if reference not in curves:
         return None

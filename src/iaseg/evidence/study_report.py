@@ -1,4 +1,4 @@
-"""The words, tables and figures of a multi-seed study (iaseg.metrics.study.build_study): the
+"""The words, tables and figures of a multi-seed study (iaseg.evidence.study.build_study): the
 summary sentences, study.md, seeds.png, frontier.png and trimap.png, and write_study, which
 writes them with study.json."""
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .report import _jsonable
+from iaseg.metrics.report import _jsonable
+from iaseg.metrics.tables import LABELS
+
 from .stats import detectable_phrase, verdict
-from .tables import LABELS
 
 
 # -- words -----------------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     f = study.get("frontier")
     if not f:
         return None
-    from .figures import _figure, _save, method_color
+    from iaseg.metrics.figures import _figure, _save, method_color
 
     fig = _figure(11, 4.6)
     axes = fig.subplots(1, 2)
@@ -283,7 +284,7 @@ def plot_frontier(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
 def plot_seeds(study: Mapping[str, Any], out_png: str | Path) -> Path:
     """Per-seed values of mean IoU and the top group's recall and precision, one colour per
     method, lines joining the runs of one seed (the pairing)."""
-    from .figures import _figure, _save, method_color
+    from iaseg.metrics.figures import _figure, _save, method_color
 
     groups = list(study["groups"])
     top = groups[-1] if groups else None
@@ -321,7 +322,7 @@ def plot_trimap(study: Mapping[str, Any], out_png: str | Path) -> Path | None:
     widths = list(study.get("trimap_widths") or [])
     if not widths:
         return None
-    from .figures import _figure, _save, method_color
+    from iaseg.metrics.figures import _figure, _save, method_color
 
     groups = list(study["groups"])
     panels = ["mean"] + groups[-1:]

@@ -1,0 +1,1 @@
+"""Tests of iaseg.evidence (one test module per module of the package)."""

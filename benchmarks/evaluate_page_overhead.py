@@ -9,16 +9,17 @@ from pathlib import Path
 
 import torch
 
-from iaseg.cli.common import load_model
 from iaseg.data import build_dataset, build_loader
 from iaseg.data.subset import subset
 from iaseg.engine.evaluator import evaluate_loader
+from iaseg.inference.open import load_model
 from iaseg.metrics.frontier import OffsetSweep, DEFAULT_DELTAS
 from iaseg.metrics.html import OverlayPicker
 torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = Path(os.environ.get("IASEG_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
-device, model, meta, ckpt = load_model(str(REPO / "weights" / "camvid_erfpspnet_ce.pt"), "cpu")
+device = torch.device("cpu")
+model, meta, ckpt = load_model(str(REPO / "weights" / "camvid_erfpspnet_ce.pt"), device)
 desc = meta.description
 ds = subset(build_dataset("camvid", CAMVID, "val", size=meta.input_size), max_images=16)
 loader = build_loader(ds, batch_size=8, shuffle=False, num_workers=0)

@@ -17,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from iaseg.data import build_dataset, collate
+from iaseg.metrics import ConfusionMatrix, class_metrics
+from iaseg.metrics.report import nan_mean
 
 NAMES = "Sky Bld Pole Road Pave Tree Sign Fence Car Ped Bike".split()
 
@@ -64,21 +66,20 @@ def main(mode: str = "ce", seconds: float = 120.0) -> None:
         opt.step()
         steps += 1
     model.eval()
-    conf = torch.zeros(11, 11, dtype=torch.long)
+    cm = ConfusionMatrix(11, ignore_index=11)
     with torch.no_grad():
         for i in range(0, val["label"].shape[0], 8):
-            pred = model(val["image"][i:i + 8]).argmax(1)
-            y = val["label"][i:i + 8]
-            keep = y != 11
-            conf += torch.bincount(y[keep] * 11 + pred[keep], minlength=121).view(11, 11)
-    tp = conf.diag().double()
-    recall = tp / conf.sum(1).clamp(min=1)
-    iou = tp / (conf.sum(1) + conf.sum(0) - tp).clamp(min=1)
+            cm.update(model(val["image"][i:i + 8]).argmax(1), val["label"][i:i + 8])
+    # the library's metrics: NaN (printed 'nan', left out of the mean) for a class absent from
+    # both labels and predictions, as every report gives it
+    conf = cm.matrix
+    metrics = class_metrics(conf)
+    recall, iou = metrics["recall"], metrics["iou"]
     g3 = [6, 8, 9, 10]
     print(f"{mode}: {steps} steps x 8 images in {seconds:.0f} s")
     print("recall " + " ".join(f"{n}:{r:.2f}" for n, r in zip(NAMES, recall.tolist())))
-    print("IoU    " + " ".join(f"{n}:{r:.2f}" for n, r in zip(NAMES, iou.tolist())) + f"  mIoU {float(iou.mean()):.3f}")
-    print(f"G3 pixel recall {float(tp[g3].sum() / conf.sum(1)[g3].sum()):.3f}")
+    print("IoU    " + " ".join(f"{n}:{r:.2f}" for n, r in zip(NAMES, iou.tolist())) + f"  mIoU {float(nan_mean(iou)):.3f}")
+    print(f"G3 pixel recall {float(conf.diag()[g3].sum() / conf.sum(1)[g3].sum()):.3f}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from iaseg.io import (WriteError, append_text, atomic_write, atomic_write_bytes, atomic_write_text,
-                      remove_stale_temp_files)
+from iaseg.io import (WriteError, append_text, atomic_write, atomic_write_bytes, atomic_write_text, json_safe,
+                      json_text, remove_stale_temp_files, replace_files, write_json)
 
 from tests.helpers.faults import FailingWrites
 
@@ -103,3 +103,50 @@ def test_stale_temp_files_are_removed(tmp_path):
     removed = remove_stale_temp_files(tmp_path)
     assert [p.name for p in removed] == [".last.pt.abcd1234.tmp", ".metrics.jsonl.x_y9ZZ12.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "keep.tmp", "last.pt"]
+
+
+def test_json_is_strict_nan_and_infinities_become_null_and_tensors_arrays_paths_plain_values(tmp_path):
+    import json
+    import math
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    data = {"nan": math.nan, "inf": -math.inf, 3: torch.tensor([1.5, math.nan]), "np": np.float32(0.25),
+            "i": np.int64(7), "arr": np.array([[1, 2]]), "t": (1, "a"), "p": Path("a/b"), "ok": True, "none": None,
+            "nested": [{"x": float("inf")}], "scalar": torch.tensor(2.0)}
+    expected = {"nan": None, "inf": None, "3": [1.5, None], "np": 0.25, "i": 7, "arr": [[1, 2]], "t": [1, "a"],
+                "p": "a/b", "ok": True, "none": None, "nested": [{"x": None}], "scalar": 2.0}
+    assert json_safe(data) == expected
+    path = write_json(tmp_path / "x.json", data, indent=1)
+    assert path.read_text() == json_text(data, indent=1) == json.dumps(expected, indent=1) + "\n"
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}")) == expected
+    with pytest.raises(TypeError):  # anything else is an error, not silently a string
+        json_text({"x": object()})
+    assert json_text({"x": object()}, default=lambda o: "obj") == '{\n  "x": "obj"\n}\n'
+
+
+def test_replace_files_moves_staged_files_in_order_with_usual_permissions(tmp_path, monkeypatch):
+    stage = tmp_path / ".stage"
+    stage.mkdir()
+    (stage / "m.bin").write_bytes(b"weights")
+    (stage / "m.xml").write_bytes(b"graph")
+    os.chmod(stage / "m.bin", 0o600)
+    (tmp_path / "m.xml").write_bytes(b"old graph")
+    order = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (order.append(os.path.basename(b)), real(a, b)))
+    done = replace_files([(stage / "m.bin", tmp_path / "m.bin"), (stage / "m.xml", tmp_path / "m.xml")])
+    assert done == [tmp_path / "m.bin", tmp_path / "m.xml"] and order == ["m.bin", "m.xml"]
+    assert (tmp_path / "m.bin").read_bytes() == b"weights" and (tmp_path / "m.xml").read_bytes() == b"graph"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m.bin").stat().st_mode) == 0o666 & ~umask
+    assert list(stage.iterdir()) == []
+    (stage / "n.bin").write_bytes(b"x")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "inside").write_text("keeps the folder non-empty")
+    with pytest.raises(WriteError, match=f"^cannot write {tmp_path / 'dir'}: "):  # a folder in the way
+        replace_files([(stage / "n.bin", tmp_path / "dir")])
+    assert (stage / "n.bin").read_bytes() == b"x"

@@ -1,18 +1,22 @@
 """Atomic file writes: readers see either the old file or the whole new one, never half of it.
 
 Every file iaseg writes (checkpoints, reports, figures, rules, caches, exported models, masks)
-goes through `atomic_write`, so a crash or Ctrl-C never leaves a truncated file behind. A write
+goes through `atomic_write`, so a crash or Ctrl-C never leaves a truncated file behind; files
+made by another library in a staging folder are moved into place by `replace_files`. A write
 the file system refuses (read-only folder, full disk, file-size limit, ...) raises `WriteError`
-naming the path; the old file stays and no temp file is left.
+naming the path; the old file stays and no temp file is left. JSON goes through `write_json`,
+whose one sanitizer `json_safe` makes every file strict JSON (NaN and infinities as null).
 """
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import re
 from pathlib import Path
 from tempfile import mkstemp
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 # the temp files of atomic_write: `.NAME.XXXXXXXX.tmp` next to NAME (mkstemp's 8 random characters)
 TEMP_PATTERN = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
@@ -39,6 +43,27 @@ def _raise(path: Path, error: OSError) -> None:
     raise write_error(path, error) from None
 
 
+def _normal_mode() -> int:
+    """0666 minus the umask: the permissions of a file made with open()."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make renames in `folder` durable (best effort: some file systems refuse a folder fsync)."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file atomically: `write(f)` fills a temp file in the same folder, which is fsynced
     and renamed over `path` (parents are created). The file gets the usual permissions (0666
@@ -53,9 +78,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     except OSError as e:
         _raise(path, e)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+        os.fchmod(fd, _normal_mode())  # mkstemp creates 0600; give the file normal permissions
         with open(fd, "wb") as f:
             write(f)
             f.flush()
@@ -69,17 +92,64 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         if isinstance(e, OSError):
             _raise(path, e)
         raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    _fsync_folder(path.parent)
     return path
+
+
+def replace_files(moves: Iterable[tuple[str | Path, str | Path]]) -> list[Path]:
+    """Move finished files (SOURCE, TARGET), in the given order, over their targets: each is
+    fsynced, given normal permissions and renamed, so a reader sees each target whole, old or
+    new (order matters for sets such as an OpenVINO IR: its .bin before the .xml that names
+    it). SOURCE must be on TARGET's file system (a staging folder beside it). Returns the
+    targets; an OSError becomes a WriteError naming the target, the files moved so far stay."""
+    done: list[Path] = []
+    mode = _normal_mode()
+    for source, target in moves:
+        target = Path(target)
+        try:
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.chmod(source, mode)
+            os.replace(source, target)
+        except OSError as e:
+            _raise(target, e)
+        done.append(target)
+    for folder in {t.parent for t in done}:
+        _fsync_folder(folder)
+    return done
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` as plain JSON values: NaN and infinities -> None, tensors, arrays and numpy scalars
+    -> lists and numbers, paths -> str, tuples -> lists, mapping keys -> str. The one sanitizer
+    of every JSON file iaseg writes (strict JSON: other tools read it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # torch tensors, numpy arrays and scalars (no torch import here)
+        return json_safe(obj.tolist())
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = 2, **dumps: Any) -> str:
+    """Strict JSON text of json_safe(obj) and a final newline; `dumps`: json.dumps options
+    (separators, sort_keys, default for other objects)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False, **dumps) + "\n"
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2, **dumps: Any) -> Path:
+    """Write `obj` as strict JSON (json_text) to `path`, atomically. Returns `path`."""
+    return atomic_write_text(path, json_text(obj, indent, **dumps))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -6,7 +6,8 @@ from PIL import Image
 
 from iaseg.data.description import DatasetDescription
 from iaseg.data.errors import DatasetError
-from iaseg.data.io import ColourTable, encode_label, label_lut, map_label, read_label, read_rgb_label, write_label
+from iaseg.data.io import (ColourTable, check_image, encode_label, label_lut, map_label, read_image, read_label,
+                           read_rgb_label, write_label)
 
 TINY = {"name": "tiny", "classes": ["background", "person", "sign"],
         "palette": [[10, 10, 10], [255, 0, 0], [0, 255, 0]], "ignore_index": 255, "ignore_color": [0, 0, 0],
@@ -124,3 +125,31 @@ def test_the_description_example_of_the_docs_reads_colour_labels(tmp_path):
     desc = DatasetDescription.from_dict(yaml.safe_load(block))
     rgb, expected = _colour_label(desc, seed=3)
     np.testing.assert_array_equal(ColourTable(desc)(rgb, "x.png"), expected)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_the_cheap_image_check_gives_the_size_and_refuses_what_read_image_refuses(tmp_path, suffix):
+    """check_image (the pre-flight check's) agrees with read_image: the size of a good file, and the
+    same one-line error for a truncated file, a 16-bit image and a missing file."""
+    from tests.helpers.data import truncate, write_image
+
+    good = tmp_path / f"good{suffix}"
+    write_image(good, h=40, w=56)
+    assert check_image(good) == (40, 56) == read_image(good).shape[:2]
+    bad = tmp_path / f"bad{suffix}"
+    write_image(bad, h=40, w=56)
+    truncate(bad, 0.4)
+    for path in (bad, tmp_path / "missing.png"):
+        with pytest.raises(DatasetError) as cheap:
+            check_image(path)
+        with pytest.raises(DatasetError) as full:
+            read_image(path)
+        assert str(cheap.value).split(" (")[0] == str(full.value).split(" (")[0]
+        assert str(cheap.value).startswith(f"{path}: ")
+    deep = tmp_path / "deep.png"
+    write_image(deep, mode="I;16")
+    with pytest.raises(DatasetError, match="image mode 'I;16' is not RGB") as cheap:
+        check_image(deep)
+    with pytest.raises(DatasetError) as full:
+        read_image(deep)
+    assert str(cheap.value) == str(full.value)

@@ -42,3 +42,30 @@ def test_matched_targets_floor_the_mean_iou_and_each_class_of_the_objective():
     assert recall_of(fit.result.after.numpy(), [3, 4]) > recall_of(plain, [3, 4])
     with pytest.raises(ValueError, match="at least one target"):
         fit_rule(data, desc, [], parse_objective("miou", desc))
+
+
+def test_calibrate_rule_is_fit_rule_with_the_command_defaults_or_risk_control():
+    """The one function `iaseg calibrate` calls: without max_miss_rate the class family's fit_rule
+    (same offsets), reporting the targeted classes; with it the single offset of risk control on
+    the most important group, its guarantee, or why there is none."""
+    import torch
+
+    from iaseg.decision.policy import CalibrationPolicy, calibrate_rule
+    from iaseg.decision.risk import control_miss_rate
+
+    from tests.decision.test_risk import _data
+
+    data, desc = toy_data(), toy_description()
+    targets = [parse_target("G3.recall>=0.5", desc)]
+    fit = calibrate_rule(data, desc, parse_objective("miou", desc), CalibrationPolicy(targets))
+    direct = fit_rule(data, desc, targets, parse_objective("miou", desc))
+    assert torch.equal(fit.result.offsets, direct.result.offsets) and fit.family == "class"
+    assert fit.shown == [3, 4] and fit.guarantee is None and fit.no_offset is None
+    images = _data(images=60, n=12000)
+    risk = calibrate_rule(images, desc, parse_objective("miou", desc), CalibrationPolicy(max_miss_rate=0.3))
+    rc = control_miss_rate(images, [3, 4], 0.3)
+    assert risk.family == "single" and risk.shown == [3, 4] and risk.no_offset is None
+    assert risk.result.offsets.tolist() == pytest.approx([0, 0, 0, rc.offset, rc.offset])
+    assert risk.guarantee == rc.to_dict("G3")
+    none = calibrate_rule(images, desc, parse_objective("miou", desc), CalibrationPolicy(max_miss_rate=0.001))
+    assert none.no_offset == control_miss_rate(images, [3, 4], 0.001).statement("G3")

@@ -37,3 +37,19 @@ def test_split_names_lists_a_camvid_split_with_its_sequence_options(tmp_path):
     assert split_names("camvid", tmp_path, "train", {"exclude_sequences": ["A"]}) == ["B_001.png"]
     assert split_names("camvid", tmp_path, "val", {}) is None  # cannot be listed here
     assert split_names("synthetic", None, "val", {}) is None
+
+
+def test_seen_by_model_names_what_the_calibration_split_shares_with_the_training_data(tmp_path):
+    from iaseg.decision.provenance import seen_by_model
+
+    camvid_tree(tmp_path, "train", names=("A_001", "A_002", "B_001"))
+    trained_on_a = {"config": {"data": {"dataset": "camvid", "train_split": "train",
+                                        "options": {"exclude_sequences": ["B"]}}}}
+    assert seen_by_model(trained_on_a, "camvid", tmp_path, "train", {"sequences": ["B"]}) == (True, None)
+    assert seen_by_model(trained_on_a, "camvid", tmp_path, "train", {}) == \
+        (True, "camvid train shares sequence A and 2 of its 3 images with the model's training data")
+    # a split that cannot be listed: the split and sequence options decide
+    assert seen_by_model(trained_on_a, "camvid", tmp_path, "val", {}) == (True, None)
+    same = {"config": {"data": {"dataset": "synthetic", "train_split": "val", "options": {}}}}
+    assert seen_by_model(same, "synthetic", None, "val", {}) == (True, "synthetic val is the model's training split")
+    assert seen_by_model({}, "camvid", tmp_path, "train", {}) == (False, None)

@@ -104,8 +104,8 @@ def benchmark_args(argv: list[str]):
     """`iaseg benchmark` options parsed into the settings object iaseg.speed.benchmark takes."""
     import argparse
 
-    from iaseg.cli.benchmark import add_arguments
+    from iaseg.cli.benchmark import add_arguments, settings_of
 
     p = argparse.ArgumentParser()
     add_arguments(p)
-    return p.parse_args(argv)
+    return settings_of(p.parse_args(argv))

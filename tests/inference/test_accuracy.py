@@ -1,8 +1,9 @@
-"""Accuracy helpers: agreement of two runners, confusion matrix and mean IoU."""
+"""Accuracy helpers: agreement of two runners, mean IoU (through the metrics library)."""
+import numpy as np
 import pytest
 import torch
 
-from iaseg.inference import agreement, confusion_matrix, iou_from_confusion, mean_iou
+from iaseg.inference import agreement, mean_iou
 
 
 def test_agreement_counts_pixels_and_ties():
@@ -19,14 +20,30 @@ def test_agreement_counts_pixels_and_ties():
         agreement(lambda x: a, lambda x: a[:, :1], (torch.zeros(1),))
 
 
-def test_confusion_matrix_orientation_and_iou():
-    label = torch.tensor([0, 0, 1, 1, 2, 255])
-    pred = torch.tensor([0, 1, 1, 1, 0, 2])
-    conf = confusion_matrix(pred, label, 3, 255)
-    assert conf.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]  # rows = ground truth
-    iou = iou_from_confusion(conf)
-    assert iou.tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
-    assert torch.isnan(iou_from_confusion(torch.zeros(2, 2, dtype=torch.int64))).all()
+def test_mean_iou_matches_a_float64_numpy_reference_with_nan_for_an_absent_class():
+    """Two batches of random logits and labels (class 3 of 4 never labelled nor predicted, void
+    255 left out): the confusion matrix (rows = ground truth), per-class IoU and its NaN-aware
+    mean agree with numpy in float64."""
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(2):
+        logits = torch.rand(2, 4, 5, 6, generator=g)
+        logits[:, 3] = -1.0                              # class 3 never predicted
+        label = torch.randint(0, 3, (2, 5, 6), generator=g)
+        label[:, 0, :2] = 255
+        batches.append(((logits,), label))
+    r = mean_iou(lambda x: x, batches, 4, 255)
+    conf = np.zeros((4, 4), np.int64)
+    for (logits,), label in batches:
+        keep = label.numpy() != 255
+        np.add.at(conf, (label.numpy()[keep], logits.argmax(1).numpy()[keep]), 1)
+    assert r["confusion"].tolist() == conf.tolist()
+    tp = np.diag(conf).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        iou = tp / (conf.sum(0) + conf.sum(1) - tp)
+    assert np.isnan(r["iou"][3]) and np.isnan(iou[3])
+    assert r["iou"][:3] == pytest.approx(100 * iou[:3], rel=1e-12)
+    assert r["miou"] == pytest.approx(100 * iou[:3].mean(), rel=1e-12)
 
 
 def test_mean_iou_of_a_runner():

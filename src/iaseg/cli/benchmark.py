@@ -16,13 +16,15 @@ the fp32 model on the split: mean IoU and top-group recall, PASS or FAIL against
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .common import CLIError, parse_size
+from .common import CLIError, add_checkpoint_argument, add_device_argument, parse_size
+
+if TYPE_CHECKING:  # pragma: no cover
+    from iaseg.speed import BenchmarkSettings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="inference")
     p.add_argument("--model", type=_model_name, default="erfpspnet",
                    help="erfpspnet, bierfpspnet or any network as 'package.module:factory' (default erfpspnet)")
-    p.add_argument("--checkpoint", default=None, help="use these weights (default: random init)")
+    add_checkpoint_argument(p, exported=False, required=False, note="its weights (default: random init)")
     p.add_argument("--num-classes", type=int, default=None, help="classes of a random-init model (default 11)")
     p.add_argument("--size", type=parse_size, default=None,
                    help="input HxW (default: the --checkpoint's in inference mode, else 360x720 for "
@@ -44,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default="all", help="inference backend, or all of them side by side (default)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8", "all"], default="auto",
                    help="with one --backend: its precision (auto = iaseg's default for the device)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    add_device_argument(p, "cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 5; train 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls (default 30; train 5)")
@@ -105,6 +107,20 @@ def _print_row(row: dict[str, Any], done: int, total: int) -> None:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
 
+def settings_of(args: argparse.Namespace) -> "BenchmarkSettings":
+    """The parsed options as the settings `iaseg.speed.benchmark` takes."""
+    from dataclasses import fields
+
+    from iaseg.speed import BenchmarkSettings
+
+    from .common import device_from
+
+    settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in fields(BenchmarkSettings)})
+    if settings.device == "auto":  # the others as given (the report names the device asked for)
+        settings.device = str(device_from("auto"))
+    return settings
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The options that shape the measurement, as an `iaseg benchmark` command (for the report)."""
     parts = ["iaseg", "benchmark", "--mode", args.mode]
@@ -131,7 +147,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg.speed import benchmark, format_report
-    from iaseg.io import atomic_write_text
+    from iaseg.io import write_json
 
     if args.batch is not None and args.batch < 1:
         raise CLIError("--batch must be >= 1")
@@ -152,11 +168,11 @@ def run(args: argparse.Namespace) -> int:
         print("measuring the machine's matmul peak first (a few seconds; --no-peak skips it)", file=sys.stderr,
               flush=True)
     try:
-        report = benchmark(args, command_line(args), on_row=_print_row)
+        report = benchmark(settings_of(args), command_line(args), on_row=_print_row)
     except ImportError as e:  # an optional dependency (ONNX Runtime, ...)
         raise CLIError(str(e)) from None
     print(format_report(report))
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(report, indent=2, default=str) + "\n")
+        write_json(args.json, report, default=str)
         print(f"wrote {args.json}")
     return 0

@@ -18,15 +18,13 @@ import math
 import sys
 from pathlib import Path
 
-from .common import CLIError, add_data_arguments
+from .common import SCORED, CLIError, add_checkpoint_argument, add_data_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from iaseg.decision import DEFAULT_MAX_PIXELS
 
-    p.add_argument("--checkpoint", required=True,
-                   help="an iaseg checkpoint (.pt), a run folder (its best.pt), or an exported model (.onnx, .ts, "
-                        ".xml: give --dataset and --root)")
+    add_checkpoint_argument(p, note=SCORED)
     p.add_argument("--target", action="append", default=[], metavar="NAME.METRIC>=VALUE",
                    help="e.g. 'G3.recall>=0.65', 'Pedestrian.recall>=0.8', 'Car.precision>=0.9' (repeatable; "
                         "NAME is a group or class, case-insensitive; METRIC recall|precision|iou)")
@@ -92,22 +90,21 @@ def _model_sha256(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from iaseg import __version__
-    from iaseg.decision import DecisionRule, parse_objective, parse_target, targeted_classes, write_calibration_outputs
+    from iaseg.decision import DecisionRule, parse_objective, parse_target, write_calibration_outputs
     from iaseg.decision.cache import pool
-    from iaseg.decision.policy import fit_risk_control, fit_rule
+    from iaseg.decision.policy import CalibrationPolicy, calibrate_rule
     from iaseg.decision.provenance import validation_record
+    from iaseg.inference.open import open_model
+    from iaseg.io import json_safe
     from iaseg.metrics import pct
     from iaseg.metrics.html import markdown_page
 
-    from .common import data_settings, output_file, parse_options, resolve_checkpoint, subset_key
-    from .evaluate import load_network
+    from .common import data_settings, device_from, output_file, parse_options, resolve_checkpoint, subset_key
 
     if args.offset:
         return _given_offsets(args)
-    if args.family is None:
-        args.family = "single" if args.max_miss_rate is not None else "class"
     if args.max_miss_rate is not None:
-        if args.target or args.max_miou_drop is not None or args.family != "single":
+        if args.target or args.max_miou_drop is not None or args.family not in (None, "single"):
             raise CLIError("--max-miss-rate chooses a single group offset by risk control: give no --target or "
                            "--max-miou-drop, and --family single (the default with it)")
         if not 0 < args.max_miss_rate < 1 or (args.delta is not None and not 0 < args.delta < 1):
@@ -135,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cross_fit and args.cache:
         raise CLIError("--cache names one model's cache; with --cross-fit each model's cache goes next to --out")
     checkpoint = resolve_checkpoint(args.checkpoint)
-    device, model, meta, ckpt, path = load_network(checkpoint, args.device, "exact", "auto", args.amp)
+    device = device_from(args.device)
+    model, meta, ckpt, path = open_model(checkpoint, device, "exact", "auto", args.amp)
     if meta.decision_rule is not None:
         raise CLIError(f"{checkpoint} applies a decision rule already (exported with --decision-rule): calibrate "
                        "the model without it")
@@ -149,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
         parts, roots = [], []
         for i, spec in enumerate(args.cross_fit):
             part_ckpt = resolve_checkpoint(spec)
-            _, part_model, part_meta, part_dict, part_path = load_network(part_ckpt, args.device, "exact", "auto",
-                                                                        args.amp)
+            part_model, part_meta, part_dict, part_path = open_model(part_ckpt, device, "exact", "auto", args.amp)
             if tuple(part_meta.description.classes) != tuple(desc.classes):
                 raise CLIError(f"--cross-fit {part_ckpt}: its classes {list(part_meta.description.classes)} are not "
                                f"those of {checkpoint}")
@@ -184,30 +181,22 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         data = data.to(device)
     log = None if args.no_progress else (lambda s: print("  " + s, file=sys.stderr))
-    guarantee = None
+    policy = CalibrationPolicy(targets, args.max_miou_drop, args.max_class_drop, args.allow_class_drop, args.family,
+                               args.shrinkage, args.max_miss_rate, args.delta, args.risk_group)
     try:
-        if args.max_miss_rate is not None:  # risk control: the single offset on one group
-            group = args.risk_group or desc.group_names[-1]
-            fit, control = fit_risk_control(data, desc, group, args.max_miss_rate, args.delta, objective)
-            guarantee = control.to_dict(group)
-            if control.offset is None:
-                print(f"iaseg calibrate: {control.statement(group)}; no rule written", file=sys.stderr)
-                return 1
-            shown = desc.group_indices()[desc.group_names.index(group)]
-        else:
-            fit = fit_rule(data, desc, targets, objective, max_miou_drop=args.max_miou_drop,
-                           max_class_drop=args.max_class_drop, allow_class_drop=args.allow_class_drop,
-                           family=args.family, shrinkage=args.shrinkage, log=log)
-            shown = None
+        fit = calibrate_rule(data, desc, objective, policy, log)
     except ValueError as e:
         raise CLIError(str(e)) from None
+    if fit.no_offset is not None:
+        print(f"iaseg calibrate: {fit.no_offset}; no rule written", file=sys.stderr)
+        return 1
     result, targets = fit.result, fit.targets
     for line in fit.notes:
         print(line)
     for s in result.status:
         print(f"{s['target']}: {pct(s['before'])} -> {pct(s['after'])} ({'met' if s['met'] else 'NOT met'})")
     print(f"{objective.label}: {pct(result.objective_before)} -> {pct(result.objective_after)}")
-    recalls = result.class_recalls(shown if shown is not None else targeted_classes(targets))
+    recalls = result.class_recalls(fit.shown)
     print("recall of the targeted classes (calibration data): " + ", ".join(
         f"{desc.classes[k]} {pct(b)} -> {pct(a)}" for k, b, a in recalls))
     if not result.met:
@@ -230,9 +219,9 @@ def run(args: argparse.Namespace) -> int:
                         "labelled_pixels": data.info.get("labelled_pixels"), "input_size": list(input_size),
                         "seen_data": seen, "cross_fit": sources or None},
         "result": result.summary(),
-        "class_recall": {desc.classes[k]: {"before": _finite(b), "after": _finite(a)} for k, b, a in recalls},
-        "guarantee": guarantee,
-        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": args.family,
+        "class_recall": json_safe({desc.classes[k]: {"before": b, "after": a} for k, b, a in recalls}),
+        "guarantee": fit.guarantee,
+        "max_class_drop": args.max_class_drop, "class_drop_allowed": bool(fit.drops), "family": fit.family,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "iaseg": __version__,
     }
@@ -258,7 +247,7 @@ def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
     from iaseg.decision.comparison import compare_families, families_markdown
     from iaseg.decision.families import FAMILIES
     from iaseg.decision.provenance import sequences_of
-    from iaseg.io import atomic_write_bytes
+    from iaseg.io import atomic_write_bytes, write_json
 
     if len(parts) < 2:
         raise CLIError("--compare-families needs two or more --cross-fit models (each part is held out in turn)")
@@ -271,7 +260,7 @@ def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
                                   args.shrinkage, args.max_class_drop)
     target = Path(args.compare_families)
     table = families_markdown(comparison)
-    atomic_write_bytes(target, (json.dumps(comparison, indent=2) + "\n").encode())
+    write_json(target, comparison)
     atomic_write_bytes(target.with_suffix(".md"), table.encode())
     print(table, end="")
     print(f"wrote {target}, {target.with_suffix('.md')}")
@@ -280,25 +269,14 @@ def _compare_families(args: argparse.Namespace, parts: list, desc) -> None:
 def _seen(ckpt: dict, settings: dict, split: str, allow: bool, what: str) -> str | None:
     """Refuse (CLIError) calibration data the model trained on, unless `allow`: then one warning
     line, and the text is recorded in the rule. Returns that text, or None for unseen data."""
-    from iaseg.decision.provenance import (same_split, seen_data, seen_data_text, split_names, training_record)
+    from iaseg.decision.provenance import seen_by_model
 
-    training = training_record(ckpt)
-    if training is None:
+    checked, text = seen_by_model(ckpt, settings["name"], settings["root"], split, settings["options"])
+    if not checked:
         print(f"iaseg calibrate: warning: {what}: the model records no training data, so it cannot be checked that "
               "the calibration images are new to it", file=sys.stderr)
-        return None
-    calibration = {"dataset": settings["name"], "split": split, "options": settings["options"]}
-    names = split_names(settings["name"], settings["root"], split, settings["options"])
-    trained = split_names(training["dataset"], settings["root"], training["split"], training["options"]) \
-        if training["dataset"] == settings["name"] else []
-    text = None
-    if names is not None and trained is not None:
-        text = seen_data_text(seen_data(names, trained), len(names))
-    elif same_split(calibration, training):
-        text = "is the model's training split"
     if text is None:
         return None
-    text = f"{settings['name']} {split} {text}"
     if not allow:
         raise CLIError(f"{what}: {text}: a rule calibrated there promises more than it keeps on new data; "
                        "calibrate on unseen sequences (or --cross-fit), or --allow-seen-data")
@@ -354,8 +332,9 @@ def _given_offsets(args: argparse.Namespace) -> int:
     from iaseg.decision import DecisionRule
     from iaseg.decision.targets import _resolve_name
 
-    from .common import output_file, resolve_checkpoint
-    from .evaluate import load_network
+    from iaseg.inference.open import open_model
+
+    from .common import device_from, output_file, resolve_checkpoint
 
     if args.target or args.max_miou_drop is not None:
         raise CLIError("--offset writes the given offsets: drop --target / --max-miou-drop")
@@ -363,7 +342,7 @@ def _given_offsets(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".json":
         raise CLIError(f"--out {out}: the rule is a .json file")
     checkpoint = resolve_checkpoint(args.checkpoint)
-    _, _, meta, _, _ = load_network(checkpoint, "cpu", "exact", "auto", "off")
+    meta = open_model(checkpoint, device_from("cpu")).meta
     desc = meta.description
     offsets = torch.zeros(desc.num_classes)
     given = {}
@@ -386,6 +365,3 @@ def _given_offsets(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     return 0
 
-
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None

@@ -1,5 +1,7 @@
-"""What the commands share: the user-error type, size parsing, and the dataset/checkpoint
-options of `evaluate` and `calibrate`. Only argparse at import time: `iaseg --help` stays fast."""
+"""What the commands share: the user-error type, size parsing, the --checkpoint, --device and
+--decision-rule options of every command that takes them (declared here once, so each means the
+same everywhere), and the dataset options of `evaluate` and `calibrate`. Only argparse at import
+time: `iaseg --help` stays fast."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-    from torch import nn
 
     from iaseg.inference.metadata import ModelMetadata
 
@@ -28,6 +29,35 @@ def parse_size(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0 or h % 8 or w % 8:
         raise argparse.ArgumentTypeError(f"size {text!r}: height and width must be positive multiples of 8")
     return h, w
+
+
+# what --checkpoint of `evaluate` and `calibrate` adds: an exported file carries no training data
+SCORED = ("an exported model needs --root, and --dataset unless its classes are a shipped dataset's (camvid, "
+          "cityscapes)")
+MODEL_FILES = "an iaseg checkpoint (.pt), a run folder (its best.pt), or an exported model (.onnx, .ts, .xml)"
+
+
+def add_checkpoint_argument(p: argparse.ArgumentParser, exported: bool = True, required: bool = True,
+                            note: str = "") -> None:
+    """--checkpoint: with `exported` a checkpoint, run folder or exported file (resolve_checkpoint
+    and the runners read all three), else a checkpoint file only; `note` adds what the command
+    does with it (or without it, when not `required`)."""
+    what = MODEL_FILES if exported else "an iaseg checkpoint (.pt)"
+    p.add_argument("--checkpoint", required=required, default=None, help=what + (f"; {note}" if note else ""))
+
+
+def add_device_argument(p: argparse.ArgumentParser, default: str | None = "auto", note: str = "") -> None:
+    """--device auto | cpu | cuda | cuda:N, read with device_from (auto: CUDA when available)."""
+    shown = f" (default {default})" if default else ""
+    p.add_argument("--device", default=default,
+                   help="auto | cpu | cuda | cuda:N" + shown + (f"; {note}" if note else ""))
+
+
+def add_decision_rule_argument(p: argparse.ArgumentParser, note: str = "") -> None:
+    """--decision-rule RULE.json from `iaseg calibrate`; the command applies it through
+    iaseg.decision.apply.rule_for_model (a second rule on a model with a baked one is refused)."""
+    p.add_argument("--decision-rule", metavar="RULE.json",
+                   help="decision rule JSON from `iaseg calibrate` (per-class logit offsets)" + (f"; {note}" if note else ""))
 
 
 def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") -> None:
@@ -50,7 +80,7 @@ def add_data_arguments(p: argparse.ArgumentParser, purpose: str = "evaluate") ->
                    help="score at the labels' native resolution (logits upsampled), e.g. Cityscapes 1024x2048")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=None, help="data loader workers")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_argument(p)
     p.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off", help="autocast precision")
     p.add_argument("--no-progress", action="store_true")
 
@@ -74,17 +104,6 @@ def device_from(spec: str) -> "torch.device":
     from iaseg.engine.distributed import DistInfo, resolve_device
 
     return resolve_device(spec, DistInfo())
-
-
-def load_model(checkpoint: str, device_spec: str
-               ) -> tuple["torch.device", "nn.Module", "ModelMetadata", dict[str, Any]]:
-    """(device, fp32 eval model, its metadata, the checkpoint dict) of --checkpoint/--device."""
-    from iaseg.checkpoint import load_checkpoint, model_from_checkpoint
-
-    device = device_from(device_spec)
-    ckpt = load_checkpoint(checkpoint)
-    model, meta = model_from_checkpoint(ckpt, device=device, source=checkpoint)
-    return device, model, meta, ckpt
 
 
 def data_settings(args: argparse.Namespace, ckpt: dict[str, Any], meta: "ModelMetadata | None" = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLIError
+from .common import CLIError, add_device_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="dataset folder for the overlay (default: A's training root)")
     p.add_argument("--split", default="val", help="split for the overlay (default: val)")
     p.add_argument("--images", type=int, default=4, help="number of overlay images (default: 4)")
-    p.add_argument("--device", default="cpu", help="device for the overlay's forward passes (default: cpu)")
+    add_device_argument(p, "cpu", "the overlay's and crops' forward passes")
     p.add_argument("--crops", type=int, default=0, metavar="N",
                    help="with --checkpoints: also a Fig. 4-style figure of N boundary crops (image, label, A, B), "
                         "chosen from the labels only, at the labels' resolution (crops.png; any network)")
@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from iaseg.engine.overlay import overlay_from_checkpoints
     from iaseg.evidence.compare import compare_reports, write_comparison_md
     from iaseg.metrics.html import markdown_page
+
+    from .common import device_from
 
     if args.pool:
         return _pool(args)
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             fig = overlay_from_checkpoints(args.checkpoints, names, Path(args.out) / "overlay.png",
                                            dataset=args.dataset, root=args.root, split=args.split,
-                                           images=args.images, device=args.device)
+                                           images=args.images, device=device_from(args.device))
         except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
             if extended:
                 write_comparison_md(result, args.out)
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             fig, crops = boundary_crops(args.checkpoints, names, Path(args.out) / "crops.png", dataset=args.dataset,
                                         root=args.root, split=args.split, crops=args.crops, size=args.crop_size,
-                                        classes=classes, device=args.device)
+                                        classes=classes, device=device_from(args.device))
         except (CheckpointError, ValueError, FileNotFoundError, KeyError) as e:
             if extended:
                 write_comparison_md(result, args.out)

@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_arguments
+from .common import SCORED, add_checkpoint_argument, add_data_arguments, add_decision_rule_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True,
-                   help="an iaseg checkpoint (.pt), or an exported model (.onnx, .ts, .xml: give --root, and --dataset unless "
-                        "its classes are a shipped dataset's, camvid or cityscapes)")
+    add_checkpoint_argument(p, note=SCORED)
     p.add_argument("--backend", default="exact",
                    choices=("exact", "auto", "eager", "compile", "onnxruntime", "torchscript", "openvino"),
                    help="exact (default for checkpoints): the network as trained, fp32 unless --amp; auto: the "
@@ -30,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="precision of a non-exact backend (auto: the backend's default on this machine)")
     p.add_argument("--out", required=True, help="output folder for the report files")
-    p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate` (per-class offsets)")
+    add_decision_rule_argument(p)
     p.add_argument("--frontier", nargs="?", const="", metavar="GROUP",
                    help="also score every offset of a grid added to the logits of GROUP (default: the most "
                         "important group) in the same pass: frontier.json")
@@ -49,18 +47,20 @@ def run(args: argparse.Namespace) -> int:
 
     from iaseg.data import build_loader
     from iaseg.engine.evaluator import evaluate_loader
+    from iaseg.inference.open import open_model
     from iaseg.metrics import BoundaryMetrics, build_report, pct, write_report
     from iaseg.metrics.frontier import OffsetSweep, save_frontier
     from iaseg.metrics.html import OverlayPicker, evaluation_page, explorer_data
     from iaseg.metrics.per_image import PerImageConfusion, save_per_image
 
-    from .common import CLIError, data_settings, labelled_dataset, output_folder, resolve_checkpoint
+    from .common import CLIError, data_settings, device_from, labelled_dataset, output_folder, resolve_checkpoint
 
     offsets = _offsets(args.frontier_offsets)  # option errors before any work
     widths = _widths(args.trimap_widths)
     output_folder(args.out)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    device, model, meta, ckpt, path = load_network(checkpoint, args.device, args.backend, args.precision, args.amp)
+    device = device_from(args.device)
+    model, meta, ckpt, path = open_model(checkpoint, device, args.backend, args.precision, args.amp)
     settings = data_settings(args, ckpt, meta)
     input_size = tuple(args.size) if args.size else meta.input_size
     desc = meta.description
@@ -146,39 +146,6 @@ def run(args: argparse.Namespace) -> int:
           f"IoU {pct(m['iou'])}; {top} recall {pct(report['groups'][top]['recall'])}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
-
-
-def load_network(checkpoint: str, device_spec: str, backend: str = "exact", precision: str = "auto",
-                 amp: str = "off") -> tuple[Any, Any, Any, dict[str, Any], str]:
-    """(device, network or runner, metadata, checkpoint dict ({} for exported files), what runs)
-    for `evaluate` and `calibrate`: a checkpoint runs exactly (fp32 eager, or --amp) unless a
-    backend is named; an exported .onnx/.ts/.xml file on its own runtime in its stored precision
-    (fp32, or int8 for a quantised file) unless --amp or --precision asks for another."""
-    from iaseg.checkpoint import load_checkpoint
-    from iaseg.inference import load_runner
-    from iaseg.inference.runners import _source_kind
-
-    from .common import CLIError, device_from, load_model
-
-    exported = _source_kind(checkpoint) != "checkpoint"
-    if backend == "exact" and not exported:
-        if precision != "auto":
-            raise CLIError("--precision is for a non-exact --backend (the exact path is fp32, or --amp)")
-        device, model, meta, ckpt = load_model(checkpoint, device_spec)
-        return device, model, meta, ckpt, f"exact fp32 eager{'' if amp == 'off' else ' + ' + amp + ' autocast'}"
-    if exported and precision == "auto":
-        # scoring is exact unless asked: the file's stored precision, or --amp's
-        from iaseg.inference.runners import stored_precision
-
-        precision = stored_precision(checkpoint) if amp == "off" else amp
-    elif amp != "off":
-        raise CLIError("--amp is for the exact path of a checkpoint or an exported file; a runner's precision "
-                       "is --precision")
-    device = device_from(device_spec)
-    runner = load_runner(checkpoint, backend=None if backend in ("exact", "auto") else backend,
-                         precision=precision, device=device)
-    ckpt = {} if exported else load_checkpoint(checkpoint)
-    return device, runner, runner.meta, ckpt, runner.describe()
 
 
 def _calibration_overlap(calibration: dict[str, Any], settings: dict[str, Any], split: str) -> str | None:

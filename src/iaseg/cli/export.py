@@ -44,14 +44,14 @@ from typing import Any
 
 import torch
 
-from .common import CLIError, output_file, parse_size
+from .common import CLIError, add_checkpoint_argument, add_decision_rule_argument, output_file, parse_size
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts", "checkpoint": ".pt", "openvino": ".xml"}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")  # what load_runner (and so predict/evaluate) reads as a checkpoint
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="iaseg checkpoint (.pt)")
+    add_checkpoint_argument(p, exported=False)
     p.add_argument("--format", choices=sorted(FORMATS), default=None,
                    help="default: from the extension of --out (.onnx onnx, .ts torchscript, .pt checkpoint, "
                         ".xml openvino); when given, it must agree with the extension")
@@ -66,9 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="BiERF-PSPNet spatial input HxW (default: the checkpoint's, else 1024x2048 for 360x720)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 to 20 (default 17)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers in the graph")
-    p.add_argument("--decision-rule", metavar="RULE.json",
-                   help="bake a rule from `iaseg calibrate` into the graph: outputs become logits + offsets, "
-                        "so a plain argmax applies it (recorded in the file's metadata)")
+    add_decision_rule_argument(p, "baked into the graph: outputs become logits + offsets, so a plain argmax "
+                                  "applies it (recorded in the file's metadata)")
     p.add_argument("--min-agreement", type=float, default=None, metavar="PCT",
                    help="fail below this argmax agreement with the checkpoint, in %% "
                         "(default 99.9 for fp32; int8: report only unless given)")
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.out, "--out", *((".bin",) if fmt == "openvino" else ()))  # a folder in the way: before any work
     # everything is written into a hidden folder beside --out and moved into place only on
     # success: a failed export or check leaves nothing behind (and an older file untouched)
-    from iaseg.io import write_error
+    from iaseg.io import replace_files, write_error
 
     stage = out.parent / f".{out.name}.{os.getpid()}.partial"
     shutil.rmtree(stage, ignore_errors=True)
@@ -151,12 +150,8 @@ def run(args: argparse.Namespace) -> int:
         raise write_error(out, e) from None
     try:
         rc = _export_checkpoint(args, stage / out.name) if fmt == "checkpoint" else _export(args, stage / out.name)
-        if rc == 0:
-            for f in sorted(stage.iterdir()):
-                try:
-                    os.replace(f, out.parent / f.name)
-                except OSError as e:
-                    raise write_error(out.parent / f.name, e) from None
+        if rc == 0:  # an OpenVINO IR's .bin sorts before its .xml, as readers need
+            replace_files((f, out.parent / f.name) for f in sorted(stage.iterdir()))
         else:
             print(f"nothing written to {out}")
         return rc

@@ -18,12 +18,12 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .common import CLIError, device_from, output_folder, parse_size, resolve_checkpoint
+from .common import (CLIError, add_checkpoint_argument, add_decision_rule_argument, add_device_argument, device_from,
+                     output_folder, parse_size, resolve_checkpoint)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True,
-                   help="an iaseg checkpoint (.pt), a run folder (its best.pt) or an exported .onnx/.ts/.xml model")
+    add_checkpoint_argument(p)
     p.add_argument("--input", required=True, help="an image, a folder of images, or a video file")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--recursive", action="store_true",
@@ -39,14 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pad images to the network's aspect ratio (bands mirrored from the image, cut off again) instead of stretching")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--size", type=parse_size, help="network input HxW (default: the training size)")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--backend", default="auto", choices=("auto", "eager", "compile", "onnxruntime", "torchscript",
                                                          "openvino"),
                    help="inference backend (default for checkpoints on CPU: openvino when installed, else eager; "
                         "the file's own for .onnx/.ts/.xml)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="auto: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32")
-    p.add_argument("--decision-rule", help="decision rule JSON from `iaseg calibrate`")
+    add_decision_rule_argument(p)
     p.add_argument("--no-progress", action="store_true")
 
 

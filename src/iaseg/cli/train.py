@@ -5,6 +5,8 @@ import argparse
 import shlex
 import sys
 
+from .common import add_device_argument
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True,
@@ -19,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config value (repeatable), e.g. --set optim.lr=1e-4")
     p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     p.add_argument("--root", help="shortcut for --set data.root=DIR")
-    p.add_argument("--device", help="shortcut for --set train.device=... (auto, cpu, cuda, cuda:N)")
+    add_device_argument(p, None, "shortcut for --set train.device=...")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per epoch only)")
 
 

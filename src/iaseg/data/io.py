@@ -44,17 +44,46 @@ def _open(path: Path, what: str) -> Image.Image:
     return img
 
 
+def _check_image_mode(img: Image.Image, path: Path) -> None:
+    if img.mode not in CONVERTIBLE_MODES:
+        raise DatasetError(f"{path}: image mode {img.mode!r} is not RGB and cannot be converted "
+                           f"safely (16-bit/float?); save it as 8-bit RGB")
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to uint8 H x W x 3 RGB. Grayscale, palette, RGBA (alpha dropped) and
     CMYK images are converted; 16-bit or float images raise DatasetError."""
     path = Path(path)
     img = _open(path, "image")
-    if img.mode not in CONVERTIBLE_MODES:
-        raise DatasetError(f"{path}: image mode {img.mode!r} is not RGB and cannot be converted "
-                           f"safely (16-bit/float?); save it as 8-bit RGB")
+    _check_image_mode(img, path)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img)
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file that `read_image` would accept, checked cheaply: the header (size,
+    mode), then PNG chunk CRCs (`verify`, no decompression) or a JPEG decoded at 1/8 scale, which
+    both read the whole file and so find truncation. DatasetError naming the file otherwise, with
+    read_image's words."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            _check_image_mode(img, path)
+            if img.format == "PNG":
+                img.verify()                      # chunk CRCs up to IEND, no decompression
+            else:
+                if img.format == "JPEG":
+                    img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # DCT at 1/8 scale, whole stream
+                img.load()
+    except DatasetError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{path}: unreadable or truncated image ({e})") from None
+    return h, w
 
 
 def read_label(path: str | Path) -> np.ndarray:

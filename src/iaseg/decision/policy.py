@@ -3,7 +3,8 @@
 recall objective's group kept within --max-class-drop of its recall) and the class-drop verdict
 (a rule that lowers the recall of a class of a recall or precision target by more than
 --max-class-drop points is refused unless allowed). One function, `fit_rule`, does all of it;
-the command only parses and prints."""
+`calibrate_rule` adds the risk-controlled single offset (--max-miss-rate) and is what the
+command calls; the command only parses and prints."""
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from typing import Any, Callable, Sequence
 from iaseg.metrics.confusion import class_metrics
 
 from .cache import CalibrationData, confusion_from_cache
-from .search import CalibrationResult
+from .search import CalibrationResult, targeted_classes
 from .targets import Quantity, Target, parse_objective, parse_target
 
 
@@ -27,6 +28,26 @@ class RuleFit:
     drops: list[tuple[int, float, float]] = field(default_factory=list)
     drop_line: str | None = None
     refused: bool = False       # a class drop beyond the limit and not allowed: write no rule
+    family: str = "class"
+    shown: list[int] = field(default_factory=list)  # the classes whose recall before -> after is reported
+    guarantee: dict[str, Any] | None = None         # risk control's statement, recorded in the rule
+    no_offset: str | None = None                    # risk control found no offset: why (no rule)
+
+
+@dataclass(frozen=True)
+class CalibrationPolicy:
+    """How `calibrate_rule` chooses a rule (the options of `iaseg calibrate`): targets and the
+    objective's matched point (max_miou_drop), the class-drop guard, the rule family, or risk
+    control of one group's miss rate (max_miss_rate, delta, risk_group; family single)."""
+    targets: Sequence[Target] = ()
+    max_miou_drop: float | None = None
+    max_class_drop: float = 2.0
+    allow_class_drop: bool = False
+    family: str | None = None       # None: single with risk control, else class
+    shrinkage: float = 0.5
+    max_miss_rate: float | None = None
+    delta: float | None = None
+    risk_group: str | None = None
 
 
 def floor6(v: float) -> float:
@@ -120,3 +141,26 @@ def fit_risk_control(data: CalibrationData, description: Any, group: str, alpha:
     result = result_for_offsets(data, [], objective, b, 1, int(bool(rc.offset)))
     result.met = rc.offset is not None
     return RuleFit(result, [], [f"calibrate: {rc.statement(group)}"]), rc
+
+
+def calibrate_rule(data: CalibrationData, description: Any, objective: Quantity, policy: CalibrationPolicy,
+                   log: Callable[[str], None] | None = None) -> RuleFit:
+    """The rule `iaseg calibrate` writes for `policy` on `data`: risk control's single offset on
+    the risk group (default: the most important) when max_miss_rate is given (`fit.no_offset`
+    says why there is none), else `fit_rule`. `fit.shown` lists the classes whose recall the
+    command reports (the risk group's, or the targeted classes)."""
+    if policy.max_miss_rate is not None:
+        group = policy.risk_group or description.group_names[-1]
+        fit, control = fit_risk_control(data, description, group, policy.max_miss_rate, policy.delta, objective)
+        fit.family = policy.family or "single"
+        fit.guarantee = control.to_dict(group)
+        fit.shown = list(description.group_indices()[description.group_names.index(group)])
+        if control.offset is None:
+            fit.no_offset = control.statement(group)
+        return fit
+    fit = fit_rule(data, description, policy.targets, objective, max_miou_drop=policy.max_miou_drop,
+                   max_class_drop=policy.max_class_drop, allow_class_drop=policy.allow_class_drop,
+                   family=policy.family or "class", shrinkage=policy.shrinkage, log=log)
+    fit.family = policy.family or "class"
+    fit.shown = list(targeted_classes(fit.targets))
+    return fit

@@ -85,3 +85,24 @@ def same_split(calibration: dict[str, Any], training: dict[str, Any] | None) -> 
     picked = lambda o: {k: (o or {}).get(k) or None for k in keys}  # noqa: E731
     return calibration.get("split") == training["split"] and picked(calibration.get("options")) == \
         picked(training["options"])
+
+
+def seen_by_model(ckpt: dict[str, Any], dataset: str, root: Any, split: str,
+                  options: dict[str, Any]) -> tuple[bool, str | None]:
+    """(checked, text): whether the checkpoint records its training data at all, and what the
+    calibration data (`dataset` `split` under `root` with `options`) shares with it, as
+    'DATASET SPLIT shares ...' or 'DATASET SPLIT is the model's training split' (None: unseen).
+    Images are compared where both splits can be listed, the split and sequence options
+    otherwise."""
+    training = training_record(ckpt)
+    if training is None:
+        return False, None
+    names = split_names(dataset, root, split, options)
+    trained = split_names(training["dataset"], root, training["split"], training["options"]) \
+        if training["dataset"] == dataset else []
+    text = None
+    if names is not None and trained is not None:
+        text = seen_data_text(seen_data(names, trained), len(names))
+    elif same_split({"dataset": dataset, "split": split, "options": options}, training):
+        text = "is the model's training split"
+    return True, None if text is None else f"{dataset} {split} {text}"

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from iaseg.io import atomic_write_bytes
+from iaseg.io import write_json
 
 FORMAT = "iaseg-decision-rule"
 VERSION = 1
@@ -68,9 +68,7 @@ class DecisionRule:
 
     def save(self, path: str | Path) -> Path:
         """Write the rule as JSON, atomically."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default)
-        atomic_write_bytes(path, (text + "\n").encode())
-        return Path(path)
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "<dict>") -> "DecisionRule":
@@ -155,11 +153,3 @@ def bake_decision_rule(model: nn.Module, rule: DecisionRule | str | Path,
     if not isinstance(rule, DecisionRule):
         rule = load_rule(rule, description)
     return WithDecisionRule(model, rule.offsets)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")

@@ -2,10 +2,10 @@
 before the first epoch, so a truncated validation image or a bad label stops the run at the
 start rather than after an epoch of training.
 
-Images are checked cheaply: the header (size, mode), then PNG chunk CRCs (`verify`, no
-decompression) or a JPEG decoded at 1/8 scale, which both read the whole file and so find
-truncation. Labels are decoded and mapped, as their values must be checked. The result is
-cached in the run folder (`preflight.json`), keyed on the file list, sizes, modification
+Images and labels are read by the data layer's one reader (`iaseg.data.io`): images checked
+cheaply there (`check_image`: header, PNG chunk CRCs or a JPEG at 1/8 scale, truncation found),
+labels decoded and mapped by the dataset's own `read_label`, as their values must be checked.
+The result is cached in the run folder (`preflight.json`), keyed on the file list, sizes, modification
 times and the dataset description, so a resumed run does not read everything again.
 """
 from __future__ import annotations
@@ -15,12 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from iaseg.data.errors import DatasetError
 from iaseg.data.base import check_label_size
-from iaseg.data.io import CONVERTIBLE_MODES
-from iaseg.io import atomic_write_text
+from iaseg.data.errors import DatasetError
+from iaseg.data.io import check_image
+from iaseg.io import write_json
 
 CACHE_NAME = "preflight.json"
 
@@ -41,31 +39,6 @@ def split_key(dataset: Any) -> str:
     for pair in dataset.pairs:
         h.update(json.dumps([_stat(pair.image), _stat(pair.label), pair.kind]).encode())
     return h.hexdigest()
-
-
-def check_image(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file whose header reads and whose data is complete; DatasetError
-    naming the file otherwise."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            mode, fmt = img.mode, img.format
-            if mode not in CONVERTIBLE_MODES:
-                raise DatasetError(f"{path}: image mode {mode!r} is not RGB and cannot be converted "
-                                   f"safely (16-bit/float?); save it as 8-bit RGB")
-            if fmt == "PNG":
-                img.verify()                      # chunk CRCs up to IEND, no decompression
-            else:
-                if fmt == "JPEG":
-                    img.draft("RGB", (max(1, w // 8), max(1, h // 8)))  # DCT at 1/8 scale, whole stream
-                img.load()
-    except DatasetError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"{path}: unreadable or truncated image ({e})") from None
-    return h, w
 
 
 def check_pair(dataset: Any, index: int) -> None:
@@ -116,5 +89,5 @@ def preflight(datasets: dict[str, Any], cache_dir: str | Path | None = None, pro
             raise DatasetError(f"{problems[0]} (pre-flight check of the {split}{more})")
         checked.append(key)
     if cache is not None and read:
-        atomic_write_text(cache, json.dumps({"checked": sorted(set(checked) | known)}, indent=1) + "\n")
+        write_json(cache, {"checked": sorted(set(checked) | known)}, indent=1)
     return read

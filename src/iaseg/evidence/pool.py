@@ -181,7 +181,7 @@ def write_pooled(pooled: Mapping[str, Any], out_dir: str | Path, sources: Mappin
     """pooled.json and pooled.md in out_dir."""
     from iaseg.io import atomic_write_bytes
 
-    from iaseg.metrics.report import _jsonable
+    from iaseg.io import json_safe as _jsonable
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from iaseg.metrics.report import _jsonable
+from iaseg.io import json_safe as _jsonable
 from iaseg.metrics.tables import LABELS
 
 from .stats import detectable_phrase, verdict

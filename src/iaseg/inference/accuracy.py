@@ -108,33 +108,20 @@ def parity_check(checkpoint: str | Path | dict[str, Any], exported: str | Path,
     return result
 
 
-def confusion_matrix(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
-                     ignore_index: int) -> torch.Tensor:
-    """num_classes x num_classes int64 counts (CPU), rows = ground truth, columns = prediction;
-    pixels labelled ignore_index are left out (`iaseg.metrics.ConfusionMatrix`: any other value
-    outside 0..C-1 is an error)."""
-    cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
-    cm.update(pred.cpu(), label.cpu())
-    return cm.matrix
-
-
-def iou_from_confusion(conf: torch.Tensor) -> torch.Tensor:
-    """Per-class IoU (float64; NaN where a class is absent from both prediction and labels)."""
-    return class_metrics(conf)["iou"]
-
-
 @torch.no_grad()
 def mean_iou(runner: Callable[..., torch.Tensor], samples: Iterable[tuple[Inputs, torch.Tensor]],
              num_classes: int, ignore_index: int) -> dict[str, object]:
-    """Mean IoU (in %) of a runner over (inputs, label N x H x W) pairs, classes absent from
-    both prediction and labels left out of the mean."""
+    """Mean IoU (in %) of a runner over (inputs, label N x H x W) pairs, with the per-class IoU
+    (%) and the confusion matrix, all from the metrics library (`ConfusionMatrix`,
+    `class_metrics`, the reports' NaN-aware mean): a class absent from both prediction and
+    labels is NaN and left out of the mean."""
+    from iaseg.metrics.report import nan_mean
+
     cm = ConfusionMatrix(num_classes, ignore_index, device="cpu")
     for inputs, label in samples:
         cm.update(runner(*inputs).argmax(1).cpu(), label.cpu())
-    iou = iou_from_confusion(cm.matrix)
-    valid = ~torch.isnan(iou)
-    miou = float(iou[valid].mean()) * 100 if valid.any() else float("nan")
-    return {"miou": miou, "iou": [float(v) * 100 for v in iou], "confusion": cm.matrix}
+    iou = class_metrics(cm.matrix)["iou"]
+    return {"miou": float(nan_mean(iou)) * 100, "iou": [float(v) * 100 for v in iou], "confusion": cm.matrix}
 
 
 # Largest drops (in points) a reduced-precision model may show against its fp32 reference on a

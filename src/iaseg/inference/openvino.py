@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from iaseg.io import replace_files
+
 from .cpu import native_bf16_cpu
 from .files import _Reader, complete_metadata, onnx_bytes
 from .metadata import (WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, expects_checksum,
@@ -189,11 +191,7 @@ def save_openvino(ov_model: Any, path: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=".iaseg-ov-", dir=path.parent) as tmp:
         xml = Path(tmp, "model.xml")
         _ov().save_model(ov_model, str(xml), compress_to_fp16=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        for part, target in ((xml.with_suffix(".bin"), path.with_suffix(".bin")), (xml, path)):
-            os.chmod(part, 0o666 & ~umask)  # exported models are meant to be shared
-            os.replace(part, target)
+        replace_files([(xml.with_suffix(".bin"), path.with_suffix(".bin")), (xml, path)])  # normal permissions
     return path
 
 

@@ -3,7 +3,6 @@ arrays, its frame rate and size, and an MP4 writer at the source's frame rate.""
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from iaseg.data.errors import DatasetError
+from iaseg.io import replace_files
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 # H.264 where PyAV's FFmpeg has it, else MPEG-4 part 2 (every FFmpeg build has that encoder)
@@ -120,7 +120,7 @@ class VideoWriter:
             self.container.close()
         finally:
             if exc_type is None and self.stream is not None:
-                shutil.move(self.tmp, self.path)
+                replace_files([(self.tmp, self.path)])
             else:
                 self.tmp.unlink(missing_ok=True)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import re
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from iaseg.io import json_safe
 
 from .confusion import METRICS
 
@@ -137,11 +138,6 @@ def figure_blocks(paths: Sequence[str | Path], captions: Mapping[str, str] | Non
     return out
 
 
-def _finite(v: Any) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def explorer_data(frontier: Mapping[str, Any], set_name: str, groups: Mapping[str, Sequence[str]],
                   command: str | None = None) -> dict[str, Any]:
     """What the page's operating-point explorer shows at each offset of `frontier` (the
@@ -158,9 +154,9 @@ def explorer_data(frontier: Mapping[str, Any], set_name: str, groups: Mapping[st
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # '-' in the page, as in the tables
         for m in confusions:
             r = build_report(m, classes, groups)
-            rows.append({"mean": {k: _finite(r["mean"][k]) for k in METRICS},
-                         "groups": {g: {k: _finite(v[k]) for k in METRICS} for g, v in r["groups"].items()},
-                         "classes": {c: {k: _finite(v[k]) for k in METRICS} for c, v in r["per_class"].items()}})
+            rows.append(json_safe({"mean": {k: r["mean"][k] for k in METRICS},
+                                   "groups": {g: {k: v[k] for k in METRICS} for g, v in r["groups"].items()},
+                                   "classes": {c: {k: v[k] for k in METRICS} for c, v in r["per_class"].items()}}))
     deltas = [float(d) for d in frontier["deltas"]]
     zero = int(np.argmin(np.abs(np.asarray(deltas))))
     return {"set": set_name, "set_classes": list(frontier["sets"][set_name]["classes"]),

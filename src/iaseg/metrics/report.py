@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from iaseg.io import atomic_write_bytes
+from iaseg.io import atomic_write_bytes, json_safe
 
 from .confusion import METRICS, class_metrics
 from .figures import plot_confusion_matrix
@@ -135,26 +135,9 @@ def build_report(matrix: Any, class_names: Sequence[str], groups: Mapping[str, S
 
 # -- JSON ---------------------------------------------------------------------------------------
 
-def _jsonable(obj: Any) -> Any:
-    """NaN/inf -> None, tensors/arrays/paths -> plain values, so the file is strict JSON."""
-    if isinstance(obj, (torch.Tensor, np.ndarray)):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def report_to_json(report: Mapping[str, Any]) -> str:
     """Strict JSON text (NaN -> null), indented, with one confusion-matrix row per line."""
-    data = _jsonable(report)
+    data = json_safe(report)
     rows = data.get("confusion_matrix")
     token = "\"@@confusion_matrix@@\""
     if rows is not None:
@@ -246,7 +229,7 @@ def report_markdown(report: Mapping[str, Any], title: str = "Evaluation report")
     lines = [f"# {title}", ""]
     shown = {k: v for k, v in meta.items() if k not in ("classes", "groups") and v not in (None, "", [], {})}
     for k, v in shown.items():
-        lines.append(f"- {k}: {v if not isinstance(v, (dict, list)) else json.dumps(_jsonable(v))}")
+        lines.append(f"- {k}: {v if not isinstance(v, (dict, list)) else json.dumps(json_safe(v))}")
     if groups:
         lines.append("- importance groups (least to most important): "
                      + "; ".join(f"{g} = {', '.join(m)}" for g, m in groups.items()))

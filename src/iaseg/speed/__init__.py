@@ -25,11 +25,11 @@ torch.no_grad, float32, default (NCHW) memory format, no folding or fusion. Spee
 that row. 'default' marks what `iaseg.inference.load_runner` does when given no options.
 The --json schema is documented in docs/speed.md.
 
-Modules: `timing` (the harness), `inference`, `train`, `pipeline`, `video` (one benchmark each).
+Modules: `settings` (what to measure), `timing` (the harness), `inference`, `train`, `pipeline`, `video`
+(one benchmark each).
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 from typing import Any
 
@@ -38,6 +38,7 @@ import torch
 from .inference import NaiveRunner, format_inference, run_inference
 from .peak import add_peak_fractions, format_peak, measure_peak
 from .pipeline import format_pipeline, run_pipeline
+from .settings import BenchmarkSettings
 from .timing import NOISE_FRACTION, RowCallback, noise_warning, summarize, sync, time_calls, timing_of
 from .train import LOSSES, format_train, run_train
 from .video import format_video, run_video
@@ -45,15 +46,15 @@ from .video import format_video, run_video
 SCHEMA = "iaseg.benchmark/1"
 MODES = ("inference", "train", "pipeline", "video")
 
-__all__ = ["LOSSES", "MODES", "NOISE_FRACTION", "SCHEMA", "NaiveRunner", "benchmark", "format_inference",
+__all__ = ["BenchmarkSettings", "LOSSES", "MODES", "NOISE_FRACTION", "SCHEMA", "NaiveRunner", "benchmark", "format_inference",
            "format_peak", "format_pipeline", "format_report", "format_train", "measure_peak", "noise_warning",
            "progress_line", "run_inference", "run_pipeline", "run_train", "run_video", "summarize", "sync", "time_calls"]
 
 
-def benchmark(args: argparse.Namespace, command: str | None = None,
+def benchmark(args: BenchmarkSettings, command: str | None = None,
               on_row: RowCallback | None = None) -> dict[str, Any]:
-    """Run the benchmark described by parsed `iaseg benchmark` options (any object with those
-    attributes); return the JSON-able report. `command` (the command line that reproduces it)
+    """Run the benchmark `args` describes (`iaseg benchmark` builds them from its options);
+    return the JSON-able report. `command` (the command line that reproduces it)
     is recorded in the report; `on_row(row, done, total)` is called as each row is measured."""
     from iaseg.inference import machine_info
 
@@ -68,7 +69,7 @@ def benchmark(args: argparse.Namespace, command: str | None = None,
               "command": command,
               "machine": machine_info(device)}
     if args.mode in ("inference", "train"):  # before the rows, once
-        report["peak"] = None if getattr(args, "no_peak", False) else measure_peak(device, torch.get_num_threads())
+        report["peak"] = None if args.no_peak else measure_peak(device, torch.get_num_threads())
     report.update(runners[args.mode](args, on_row))
     if "peak" in report:
         add_peak_fractions(report["results"], report["peak"])

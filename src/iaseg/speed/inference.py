@@ -3,7 +3,6 @@ PyTorch baseline (the 'naive' row), with their argmax agreement; with trained we
 labelled split, the int8 rows' accuracy against fp32 (`iaseg.inference.guarded_accuracy`)."""
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 import warnings
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from .peak import percent_of_peak
+from .settings import BenchmarkSettings
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 
@@ -33,7 +33,7 @@ class NaiveRunner:
             return self.model(*(t.to(self.device) for t in inputs))
 
 
-def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
+def _source(args: BenchmarkSettings) -> tuple[torch.nn.Module, Any]:
     """(float32 model, ModelMetadata) from --checkpoint or a seeded random init."""
     from iaseg.checkpoint import model_from_checkpoint
     from iaseg.data import load_description
@@ -60,7 +60,7 @@ def _source(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     return model, meta.with_(input_size=size, spatial_size=spatial)
 
 
-def _inference_configs(args: argparse.Namespace, device: torch.device) -> list[tuple[str, str, dict[str, Any]]]:
+def _inference_configs(args: BenchmarkSettings, device: torch.device) -> list[tuple[str, str, dict[str, Any]]]:
     """(backend, precision, extra options) rows to measure, the naive baseline first."""
     from iaseg.inference import default_precision, native_bf16_cpu, openvino_available
     from iaseg.inference.openvino import nncf_available
@@ -111,7 +111,7 @@ def _onnxruntime_available() -> bool:
     return True
 
 
-def _accuracy_setup(args: argparse.Namespace, meta: Any, configs: list[tuple[str, str, dict[str, Any]]]
+def _accuracy_setup(args: BenchmarkSettings, meta: Any, configs: list[tuple[str, str, dict[str, Any]]]
                     ) -> tuple[dict[str, Any] | None, list[Any], list[Any] | None]:
     """(the int8 accuracy check's report entry, its labelled samples, int8 calibration inputs).
     The entry is None without int8 rows; its status is 'not run' (with the reason) without
@@ -125,20 +125,20 @@ def _accuracy_setup(args: argparse.Namespace, meta: Any, configs: list[tuple[str
         return None, [], None
     check: dict[str, Any] = {"status": "not run", "reference": "naive fp32",
                              "limits": {"miou_drop": MAX_MIOU_DROP, "top_group_recall_drop": MAX_TOP_GROUP_RECALL_DROP}}
-    dataset = getattr(args, "dataset", None)
+    dataset = args.dataset
     missing = [what for what, given in (("trained weights (--checkpoint)", args.checkpoint),
                                         ("a labelled split (--dataset, --root)", dataset)) if not given]
     if missing:
         check["reason"] = "needs " + " and ".join(missing)
         return check, [], None
-    split = getattr(args, "split", None) or "val"
-    samples = dataset_samples(dataset, args.root, split, meta, getattr(args, "accuracy_images", None))
+    split = args.split or "val"
+    samples = dataset_samples(dataset, args.root, split, meta, args.accuracy_images)
     labelled = [(x, y) for x, y in samples if y is not None]
     check.update(dataset=dataset, split=split)
     if not labelled:
         check["reason"] = f"{dataset} {split} has no labels"
         return check, [], None
-    calib = [x for x, _ in dataset_samples(dataset, args.root, "train", meta, getattr(args, "calib_images", 32))]
+    calib = [x for x, _ in dataset_samples(dataset, args.root, "train", meta, args.calib_images)]
     check.update(status="run", images=len(labelled), calibration={"dataset": dataset, "split": "train",
                                                                   "images": len(calib)})
     return check, labelled, calib
@@ -156,7 +156,7 @@ def int8_accuracy(reference: torch.Tensor, runner: Any, samples: list[Any], desc
         return guarded_accuracy(reference, runner, samples, description, allow_drop=True, what=what)
 
 
-def run_inference(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+def run_inference(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dict[str, Any]:
     """Measure every configured row (the naive baseline first); `on_row` hears of each one as
     soon as it is measured."""
     from iaseg.inference import agreement, default_precision, mean_iou, runner_from_model

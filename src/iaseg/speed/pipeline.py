@@ -2,21 +2,21 @@
 training config's augmentation."""
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
 
+from .settings import BenchmarkSettings
 from .timing import RowCallback, finish_row, noisy_rows_note, summarize, time_calls
 
 
-def run_pipeline(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+def run_pipeline(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dict[str, Any]:
     """Batches per second out of a split's loader. With `args.config` (a training config), the
     loader a run of that config reads: its dataset, size and options, and with its augmentation
     drawn per (seed, epoch, index) as in training; one row without and one with augmentation."""
     from iaseg.data import build_dataset, build_loader  # looked up at call time (tests substitute them)
 
-    config = getattr(args, "config", None)
+    config = args.config
     datasets: list[tuple[str, Any]] = []
     if config is not None:
         from iaseg.data.loader import SeededItems
@@ -24,7 +24,7 @@ def run_pipeline(args: argparse.Namespace, on_row: RowCallback | None = None) ->
 
         d = load_config(config).data
         name, root = d.dataset, args.root if args.root is not None else d.root
-        split = getattr(args, "split", None) or d.train_split
+        split = args.split or d.train_split
         opts = dict(d.options)
         size = {"size": tuple(d.size)} if d.size else {}
         if d.spatial_size:
@@ -38,7 +38,7 @@ def run_pipeline(args: argparse.Namespace, on_row: RowCallback | None = None) ->
         if args.dataset is None or args.root is None:
             raise ValueError("pipeline mode needs --dataset NAME and --root DIR (or --config CONFIG)")
         name, root = args.dataset, args.root
-        split = getattr(args, "split", None) or "train"
+        split = args.split or "train"
         datasets.append((f"{name} {split}", build_dataset(name, root, split=split)))
 
     batch = args.batch or 8

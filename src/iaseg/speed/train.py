@@ -4,7 +4,6 @@ training crops (default 288x384 of 360x480 frames) side by side, each row with t
 CamVid epoch (367 train images) and the augmentation's cost per image (`iaseg.data.augment`)."""
 from __future__ import annotations
 
-import argparse
 from contextlib import nullcontext
 from typing import Any, Callable, Sequence
 
@@ -12,6 +11,7 @@ import torch
 
 from . import timing
 from .peak import percent_of_peak
+from .settings import BenchmarkSettings
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize, time_calls
 
 LOSSES = ("ce", "weighted_ce", "ial")
@@ -121,7 +121,7 @@ def step_gflops(model: torch.nn.Module, xs: Sequence[torch.Tensor]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+def run_train(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dict[str, Any]:
     """Time a training step for each (precision, loss); `on_row` hears of each row as soon as it
     is measured."""
     from iaseg.data import load_description
@@ -156,7 +156,7 @@ def run_train(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     groups = desc.group_indices()
     losses = list(LOSSES) if args.loss == "all" else [args.loss]
     precisions = train_precisions(args.train_precision)
-    crop = crop_size(getattr(args, "crop", None), size)
+    crop = crop_size(args.crop, size)
     frames = [("", size)] + ([(f" crop {crop[0]}x{crop[1]}", crop)] if crop else [])
     augment = {tag: augment_ms(batch, size, c if tag else None, classes, repeats) for tag, c in frames}
     results: list[dict[str, Any]] = []

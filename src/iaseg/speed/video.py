@@ -14,7 +14,6 @@ Rows (ms per frame over the rounds; fps of the median):
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .settings import BenchmarkSettings
 from .timing import RowCallback, finish_row, noisy_rows_note, results_table, summarize
 
 STAGES = ("decode", "colour conversion", "resize + to tensor", "model", "labels", "labels (before)",
@@ -151,7 +151,7 @@ def _head(clip: Path, out: Path, frames: int) -> Path:
     return out
 
 
-def run_video(args: argparse.Namespace, on_row: RowCallback | None = None) -> dict[str, Any]:
+def run_video(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dict[str, Any]:
     from iaseg.inference import load_runner
     from iaseg.inference.predictor import Predictor
     from iaseg.inference.stream import predict_stream
@@ -162,7 +162,7 @@ def run_video(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
         raise ValueError("video mode needs --checkpoint (a trained network's label maps are what the path draws)")
     batch = args.batch or 4
     rounds = 3 if args.repeats is None else args.repeats
-    frames = getattr(args, "frames", None) or 100
+    frames = args.frames or 100
     device = torch.device(args.device)
     runner = load_runner(args.checkpoint, device=device, threads=args.threads,
                          input_size=tuple(args.size) if args.size else None)
@@ -172,8 +172,8 @@ def run_video(args: argparse.Namespace, on_row: RowCallback | None = None) -> di
     table = blend_table(desc)
     with tempfile.TemporaryDirectory(prefix="iaseg-video-") as tmp:
         tmpdir = Path(tmp)
-        given = getattr(args, "input", None)
-        frame_size = tuple(getattr(args, "frame_size", None) or (360, 720))
+        given = args.input
+        frame_size = tuple(args.frame_size or (360, 720))
         clip = Path(given) if given else synthetic_clip(tmpdir / "clip.mp4", frames, frame_size)
         info = video_info(clip)
         first = next(iter(iter_video(clip)))[1]

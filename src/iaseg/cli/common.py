@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from iaseg.inference.metadata import ModelMetadata
+    from iaseg.metadata import ModelMetadata
 
 
 class CLIError(Exception):

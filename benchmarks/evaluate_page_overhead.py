@@ -33,7 +33,7 @@ for rep in range(2):
             ov = OverlayPicker(desc)
             obs = [lambda b, l, p, t: sw.update(l, t), ov.update]
         t0 = time.process_time()
-        evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+        evaluate_loader(model, loader, meta.input_names, desc.num_classes, desc.ignore_index, device,
                         progress=False, observers=obs)
         res[kind].append(time.process_time() - t0)
 print({k: [round(v, 1) for v in vs] for k, vs in res.items()})

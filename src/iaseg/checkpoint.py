@@ -22,8 +22,8 @@ from torch import nn
 
 from iaseg.data.description import DatasetDescription
 from iaseg.data.errors import DescriptionError
-from iaseg.inference.metadata import ModelMetadata
 from iaseg.io import atomic_write_bytes
+from iaseg.metadata import ModelMetadata
 from iaseg.models import build_model
 
 

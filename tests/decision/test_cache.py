@@ -76,7 +76,7 @@ def test_collect_logits_keeps_labelled_pixels_and_subsamples_deterministically()
     images = torch.rand(4, 3, 4, 4, generator=g)
     net = nn.Conv2d(3, 3, 1)  # logits at 4x4, labels at 8x8: upsampled like `iaseg evaluate`
     loader = _Loader([{"image": images[:2], "label": labels[:2]}, {"image": images[2:], "label": labels[2:]}], 4)
-    data = collect_logits(net, loader, "erfpspnet", 3, 255, "cpu", progress=False)
+    data = collect_logits(net, loader, ("image",), 3, 255, "cpu", progress=False)
     mask = labels != 255
     with torch.no_grad():
         up = nn.functional.interpolate(net(images), size=(8, 8), mode="bilinear", align_corners=False)
@@ -87,17 +87,17 @@ def test_collect_logits_keeps_labelled_pixels_and_subsamples_deterministically()
     # each pixel's image: the batches carry no paths here, so the names are numbered
     assert torch.equal(data.images.long(), torch.arange(4).view(4, 1, 1).expand(4, 8, 8)[mask])
     assert data.names == [f"image_{i:06d}" for i in range(4)]
-    small = collect_logits(net, loader, "erfpspnet", 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
-    again = collect_logits(net, loader, "erfpspnet", 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
+    small = collect_logits(net, loader, ("image",), 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
+    again = collect_logits(net, loader, ("image",), 3, 255, "cpu", max_pixels=50, seed=1, progress=False)
     assert 0 < small.num_pixels <= 50 and small.info["subsampled"]
     assert torch.equal(small.logits, again.logits) and torch.equal(small.labels, again.labels)
     assert torch.equal(small.images, again.images) and small.images.shape == small.labels.shape
     bad = _Loader([{"image": images[:1], "label": torch.full((1, 8, 8), 7)}], 1)
     with pytest.raises(ValueError, match=r"class ids \[7\] outside 0..2"):
-        collect_logits(net, bad, "erfpspnet", 3, 255, "cpu", progress=False)
+        collect_logits(net, bad, ("image",), 3, 255, "cpu", progress=False)
     empty = _Loader([{"image": images[:1], "label": torch.full((1, 8, 8), 255)}], 1)
     with pytest.raises(ValueError, match="no labelled pixels"):
-        collect_logits(net, empty, "erfpspnet", 3, 255, "cpu", progress=False)
+        collect_logits(net, empty, ("image",), 3, 255, "cpu", progress=False)
 
 
 def test_per_image_confusions_split_the_cache_matrix_by_image_and_pool_keeps_images_apart():

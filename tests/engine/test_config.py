@@ -55,6 +55,8 @@ MINIMAL = "model: {name: erfpspnet}\ndata: {dataset: synthetic}\n"
     ("model: {}\ndata:\n  size: [360, 100]\n", "data.size must be"),
     (MINIMAL + "loss:\n  name: dice\n", "loss.name must be one of"),
     ("model:\n  name: bierfpspnet\ndata: {dataset: synthetic}\n", "needs data.spatial_size"),
+    # the network's declared inputs decide, not its name's spelling
+    ("model:\n  name: BiERF-PSPNet\ndata: {dataset: synthetic}\n", "model BiERF-PSPNet needs data.spatial_size"),
     (MINIMAL + "train:\n  channels_last: 1\n", "expected true/false"),
     ("[1, 2]\n", "must be a mapping"),
     ("train: [\n", "not valid YAML"),

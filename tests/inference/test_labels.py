@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iaseg.inference.labels import argmax_classes, upsample_argmax
+from iaseg.inference.labels import argmax_classes, argmax_decision, resize_logits, upsample_argmax
 
 
 def reference(z, size, offsets=None):
@@ -14,6 +14,19 @@ def reference(z, size, offsets=None):
     if offsets is not None:
         r = r + torch.from_numpy(offsets).view(1, -1, 1, 1)
     return r.argmax(1)[0].numpy()
+
+
+def test_resize_logits_is_float32_bilinear_and_a_no_op_at_the_same_size():
+    x = torch.rand(1, 3, 4, 6, dtype=torch.float16)
+    assert resize_logits(x, (4, 6)).dtype == torch.float32
+    torch.testing.assert_close(resize_logits(x, (4, 6)), x.float(), rtol=0, atol=0)
+    torch.testing.assert_close(resize_logits(x, (8, 12)),
+                               F.interpolate(x.float(), size=(8, 12), mode="bilinear", align_corners=False))
+
+
+def test_argmax_decision_is_the_first_maximum_over_classes():
+    z = torch.tensor([[[[0.0, 2.0]], [[1.0, 2.0]], [[0.5, 1.0]]]])  # 1 x 3 x 1 x 2, a tie at the second pixel
+    assert argmax_decision(z).tolist() == [[[1, 0]]]
 
 
 def logits(rng, c, h, w, kind):

@@ -9,7 +9,7 @@ from iaseg.data.base import image_to_tensor
 from iaseg.data.io import resize_image
 from iaseg.inference.predictor import Predictor, aspect_padding
 
-from tests.helpers.speed import SPATIAL, random_model
+from tests.helpers.speed import SPATIAL, meta_for, random_model
 
 
 def pil_input(image, size):
@@ -31,12 +31,12 @@ def test_images_of_two_sizes_in_one_batch():
     images = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)]
     for name in ("erfpspnet", "bierfpspnet"):
         model = random_model(name)
-        predictor = Predictor(model, name, (64, 64), SPATIAL if name == "bierfpspnet" else None, torch.device("cpu"))
+        predictor = Predictor(model, meta_for(name), torch.device("cpu"))
         labels = predictor(images)
         assert [lab.shape for lab in labels] == [(48, 80), (30, 40)]
         for image, label in zip(images, labels):
             assert np.array_equal(label, by_hand(model, name, image, (64, 64)))
-    rule = Predictor(model, name, (64, 64), SPATIAL, torch.device("cpu"), decide=lambda z: z.argmin(1))
+    rule = Predictor(model, meta_for(name), torch.device("cpu"), decide=lambda z: z.argmin(1))
     assert not np.array_equal(rule(images[:1])[0], labels[0])
 
 
@@ -51,7 +51,7 @@ def test_the_network_sees_the_training_resize():
         seen.append(inputs)
         return torch.zeros(inputs[0].shape[0], 3, *inputs[0].shape[-2:])
 
-    Predictor(net, "bierfpspnet", (64, 64), (96, 96), torch.device("cpu"))([image])
+    Predictor(net, meta_for("bierfpspnet").with_(spatial_size=(96, 96)), torch.device("cpu"))([image])
     (context, spatial), = seen
     assert torch.equal(context, image_to_tensor(resize_image(image, (64, 64)))[None])
     assert torch.equal(spatial, image_to_tensor(resize_image(image, (96, 96)))[None])
@@ -77,14 +77,14 @@ def test_keep_aspect_pads_runs_and_crops_back():
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)  # 16:9 into a square network
     model = random_model("erfpspnet")
-    label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    label, = Predictor(model, meta_for("erfpspnet"), torch.device("cpu"), keep_aspect=True)([image])
     assert label.shape == (36, 64)
     padded = np.concatenate([image[13::-1], image, image[:-15:-1]])  # bands mirrored from the image edges
     with torch.no_grad():
         logits = model(pil_input(padded, (64, 64)))
     full = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False).argmax(1)[0].numpy()
     assert np.array_equal(label, full[14:50])
-    stretched, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"))([image])
+    stretched, = Predictor(model, meta_for("erfpspnet"), torch.device("cpu"))([image])
     assert not np.array_equal(label, stretched)
 
 
@@ -95,9 +95,9 @@ def test_very_small_and_very_thin_images_get_a_label_map_of_their_own_size(shape
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     model = random_model("erfpspnet")
-    stretched, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"))([image])
+    stretched, = Predictor(model, meta_for("erfpspnet"), torch.device("cpu"))([image])
     assert stretched.shape == shape and np.array_equal(stretched, by_hand(model, "erfpspnet", image, (64, 64)))
-    padded_label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    padded_label, = Predictor(model, meta_for("erfpspnet"), torch.device("cpu"), keep_aspect=True)([image])
     assert padded_label.shape == shape and padded_label.min() >= 0 and padded_label.max() < 11
 
 
@@ -110,7 +110,7 @@ def test_keep_aspect_bands_leave_no_class_in_the_image():
         return torch.cat([torch.full_like(dark, 0.5), dark], 1)
 
     image = np.full((36, 64, 3), 220, dtype=np.uint8)
-    label, = Predictor(net, "erfpspnet", (64, 64), None, torch.device("cpu"), keep_aspect=True)([image])
+    label, = Predictor(net, meta_for("erfpspnet"), torch.device("cpu"), keep_aspect=True)([image])
     assert label.shape == (36, 64) and (label == 0).all()
 
 
@@ -124,7 +124,7 @@ def test_a_rule_of_offsets_takes_the_fast_label_maps_and_equals_resize_then_deci
     model = random_model("erfpspnet")
     offsets = torch.from_numpy(rng.normal(0, 2, 11).astype(np.float32))
     rule = DecisionRule(offsets, [str(k) for k in range(11)])
-    label, = Predictor(model, "erfpspnet", (64, 64), None, torch.device("cpu"), decide=rule)([image])
+    label, = Predictor(model, meta_for("erfpspnet"), torch.device("cpu"), decide=rule)([image])
     with torch.no_grad():
         logits = model(pil_input(image, (64, 64)))
     resized = F.interpolate(logits, size=(48, 80), mode="bilinear", align_corners=False)

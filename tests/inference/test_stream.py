@@ -11,6 +11,8 @@ import torch
 from iaseg.inference.predictor import Predictor
 from iaseg.inference.stream import Consumer, model_fps, predict_stream, prefetch
 
+from tests.helpers.speed import meta_for
+
 
 
 def test_prefetch_keeps_order_and_stays_bounded():
@@ -91,7 +93,7 @@ def frames(n, h=24, w=40, seed=0):
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_same_labels_in_the_same_order_as_the_predictor(batch_size):
-    predictor = Predictor(small_net(), "erfpspnet", (32, 32), None, torch.device("cpu"))
+    predictor = Predictor(small_net(), meta_for("erfpspnet", (32, 32)), torch.device("cpu"))
     written = []
     stats = predict_stream(frames(7), predictor, lambda n, im, lab: written.append((n, lab)), batch_size)
     assert [n for n, _ in written] == [f"f{i:04d}" for i in range(7)]
@@ -102,7 +104,7 @@ def test_same_labels_in_the_same_order_as_the_predictor(batch_size):
 
 
 def test_a_writer_error_stops_the_run():
-    predictor = Predictor(small_net(), "erfpspnet", (32, 32), None, torch.device("cpu"))
+    predictor = Predictor(small_net(), meta_for("erfpspnet", (32, 32)), torch.device("cpu"))
 
     def write(name, image, label):
         if name == "f0005":
@@ -131,7 +133,7 @@ def test_memory_and_frames_in_flight_stay_flat_over_a_long_video(one_thread):
     """2,000 frames: at most (2 depth + 3) batches between reading and writing, and the resident
     memory after frame 2,000 within a few MB of that after frame 200 (an unbounded queue would
     hold every decoded frame and its input: 2,000 x 96 x 128 x 3 x (1 + 4 bytes) = 369 MB)."""
-    predictor = Predictor(small_net(), "erfpspnet", (16, 24), None, torch.device("cpu"))
+    predictor = Predictor(small_net(), meta_for("erfpspnet", (16, 24)), torch.device("cpu"))
     read = []
     written = []
     rss = {}

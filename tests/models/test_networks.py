@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from iaseg.models import (build_model, count_parameters, default_spatial_size, describe, example_inputs, image_inputs,
-                          input_names, takes_spatial)
+                          input_names, input_sizes, takes_spatial, zero_inputs)
 
 
 def _inputs(name, h, w, n=1):
@@ -181,3 +181,11 @@ def test_each_network_declares_its_inputs_and_image_inputs_builds_them():
     assert image_inputs("bierfpspnet", images, (360, 720))[1].shape[-2:] == (1024, 2048)  # the paper's pair
     with pytest.raises(ValueError, match="unknown model"):
         input_names("segnet")
+
+
+def test_input_sizes_fill_the_spatial_size_only_for_a_two_input_network():
+    assert input_sizes("erfpspnet", [360, 480], (64, 96)) == ((360, 480),)  # one input: no spatial size
+    assert input_sizes("bierfpspnet", (360, 720)) == ((360, 720), (1024, 2048))
+    assert input_sizes("bierfpspnet", (360, 720), [512, 1024]) == ((360, 720), (512, 1024))
+    assert input_sizes("pkg.mod:factory", (32, 48)) == ((32, 48),)  # an imported network takes one image
+    assert [tuple(t.shape) for t in zero_inputs([(8, 16), (16, 32)], batch=2)] == [(2, 3, 8, 16), (2, 3, 16, 32)]

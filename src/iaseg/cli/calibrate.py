@@ -311,7 +311,7 @@ def _collect(args: argparse.Namespace, checkpoint: str, model, meta, path: str, 
     dataset = labelled_dataset(args, settings, meta, input_size)
     loader = build_loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
     try:
-        data = collect_logits(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+        data = collect_logits(model, loader, meta.input_names, desc.num_classes, desc.ignore_index, device,
                               amp=args.amp, input_size=input_size if args.full_resolution else None,
                               max_pixels=args.max_pixels, seed=args.seed, progress=not args.no_progress)
     except ValueError as e:

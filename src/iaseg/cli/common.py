@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from iaseg.inference.metadata import ModelMetadata
+    from iaseg.metadata import ModelMetadata
 
 
 class CLIError(Exception):

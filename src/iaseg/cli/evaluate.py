@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     observers.append(lambda batch, logits, pred, target: sweep.update(logits, target))
     overlays = OverlayPicker(desc, count=4)
     observers.append(overlays.update)
-    cm = evaluate_loader(model, loader, meta.model_name, desc.num_classes, desc.ignore_index, device,
+    cm = evaluate_loader(model, loader, meta.input_names, desc.num_classes, desc.ignore_index, device,
                          amp=args.amp, progress=not args.no_progress,
                          input_size=input_size if args.full_resolution else None, decide=decide,
                          observers=observers)

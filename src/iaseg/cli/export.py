@@ -170,8 +170,6 @@ def _export(args: argparse.Namespace, out: Path) -> int:
                                  load_runner, onnx_bytes, parity_check, quantize_int8, runner_from_model)
     from iaseg.inference.accuracy import MAX_MIOU_DROP, MAX_TOP_GROUP_RECALL_DROP
     from iaseg.inference.checked_int8 import accuracy_record, checkpoint_weights_digest
-    from iaseg.inference.files import complete_metadata
-    from iaseg.models import default_spatial_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,16 +192,14 @@ def _export(args: argparse.Namespace, out: Path) -> int:
     model, meta = model_from_checkpoint(ckpt, source=args.checkpoint)
     source_digest = checkpoint_weights_digest(model)  # before a decision rule is baked in
     if args.size is not None and args.size != meta.input_size:
-        meta = meta.with_(input_size=args.size, spatial_size=None)  # spatial: --spatial-size or the default ratio
+        meta = meta.at_size(args.size)  # spatial: --spatial-size or the default ratio
     if args.spatial_size is not None:
         if meta.num_inputs == 1:
             raise CLIError(f"--spatial-size: {meta.model_name} has a single input")
         meta = meta.with_(spatial_size=args.spatial_size)
     if meta.input_size is None:
         raise CLIError(f"{args.checkpoint} states no input size: pass --size HxW")
-    if meta.num_inputs == 2 and meta.spatial_size is None:
-        meta = meta.with_(spatial_size=default_spatial_size(meta.input_size))
-    meta = complete_metadata(meta)
+    meta = meta.complete()
     rule = None
     if args.decision_rule:
         from iaseg.decision import bake_decision_rule, load_rule

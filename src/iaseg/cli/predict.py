@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     decide = applied.rule if applied.decide is not None else None
     if applied.line:  # images and video alike: never a silent rule
         print(applied.line)
-    predictor = Predictor(runner, runner.model_name, input_size, runner.spatial_size, device, decide,
+    predictor = Predictor(runner, runner.meta.with_(input_size=input_size), device, decide,
                           keep_aspect=args.keep_aspect)
     legend = (lambda a, classes=None: draw_legend(a, desc, classes)) if args.legend else (lambda a, classes=None: a)
     bar = None

@@ -92,7 +92,7 @@ class CalibrationData:
 
 
 @torch.no_grad()
-def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model_name: str,
+def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, input_names: Sequence[str],
                    num_classes: int, ignore_index: int, device: torch.device | str, amp: str = "off",
                    input_size: tuple[int, int] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                    seed: int = 0, progress: bool = True) -> CalibrationData:
@@ -109,7 +109,7 @@ def collect_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, mo
     labelled = kept = images = 0
     keep_prob = None
     label_dtype = torch.uint8 if num_classes <= 255 else torch.int16
-    for batch, logits, target in iter_logits(net, loader, model_name, device, amp=amp, input_size=input_size,
+    for batch, logits, target in iter_logits(net, loader, input_names, device, amp=amp, input_size=input_size,
                                          progress=progress, desc="calibration logits"):
         if logits.shape[1] != num_classes:
             raise ValueError(f"the network gives {logits.shape[1]} classes, the description {num_classes}")

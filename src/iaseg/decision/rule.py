@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from iaseg.io import write_json
+from iaseg.metadata import DECISION_RULE_KEY
 
 FORMAT = "iaseg-decision-rule"
 VERSION = 1
-ONNX_METADATA_KEY = "iaseg.decision_rule"  # where an exporter may store rule.to_dict() as JSON
+ONNX_METADATA_KEY = DECISION_RULE_KEY  # where an exporter stores rule.to_dict() as JSON (iaseg.metadata)
 _FIELDS = ("format", "version", "classes", "offsets", "targets", "info")
 # Offsets are added to log-probabilities, whose useful differences are tens of nats: 1e4 already
 # rules a class in or out everywhere, and bounding them keeps logits + b far from float32 overflow.

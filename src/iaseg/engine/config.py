@@ -326,8 +326,19 @@ def validate(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: loss.class_weights must be enet, median, none or a list, got {cw!r}")
     if isinstance(cw, list):
         cfg.loss.class_weights = [_coerce(w, float, f"{source}: loss.class_weights") for w in cw]
-    if cfg.model.name == "bierfpspnet" and cfg.data.spatial_size is None:
-        raise ConfigError(f"{source}: model bierfpspnet needs data.spatial_size (e.g. [1024, 2048])")
+    if cfg.data.spatial_size is None and len(_input_names(cfg.model.name)) > 1:
+        raise ConfigError(f"{source}: model {cfg.model.name} needs data.spatial_size (e.g. [1024, 2048])")
+
+
+def _input_names(model: str) -> tuple[str, ...]:
+    """The inputs the network declares (the registry's answer; empty for a name it does not know,
+    which building the network reports with the choices)."""
+    from iaseg.models import input_names
+
+    try:
+        return input_names(model)
+    except ValueError:
+        return ()
 
 
 def _validate_augment(augment: Any, source: str) -> None:

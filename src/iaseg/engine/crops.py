@@ -103,7 +103,7 @@ def boundary_crops(checkpoints: Sequence[str | Path], names: Sequence[str], out_
     for (model, meta), ds in zip(loaded, data):
         batches = [collate([ds[i]]) for i, *_ in found]
         preds.append([logits.argmax(1)[0].cpu().numpy() for _, logits, _ in
-                      iter_logits(model, batches, meta.model_name, device, input_size=tuple(meta.input_size),
+                      iter_logits(model, batches, meta.input_names, device, input_size=tuple(meta.input_size),
                                   progress=False)])
     rows, info = [], []
     for k, (i, top, left, count) in enumerate(found):

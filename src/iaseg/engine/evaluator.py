@@ -3,7 +3,8 @@
 
 `iaseg evaluate`, `iaseg calibrate` (its logits cache), the trainer's validation and the
 overlays of `iaseg compare` all run through `iter_logits`; `iaseg predict` (no labels, images
-of any size) shares `resize_logits`.
+of any size) shares `resize_logits` and `argmax_decision` (both in `iaseg.inference.labels`,
+below the engine, beside the predictor's fast equal of the two, `upsample_argmax`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iaseg.inference.labels import argmax_decision, resize_logits
 from iaseg.metrics.confusion import ConfusionMatrix
 
 from .step import autocast_context, model_inputs
@@ -23,24 +25,14 @@ Decide = Callable[[torch.Tensor], torch.Tensor]
 Observer = Callable[[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
-def argmax_decision(logits: torch.Tensor) -> torch.Tensor:
-    return logits.argmax(1)
-
-
-def resize_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """float32 logits, bilinearly resized to `size` (H, W) when they differ."""
-    logits = logits.float()
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return logits
-
-
-def iter_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model_name: str,
+def iter_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, input_names: Sequence[str],
                 device: torch.device | str, amp: str = "off", channels_last: bool = False,
                 input_size: tuple[int, int] | None = None, progress: bool = True,
                 desc: str = "evaluating") -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor]]:
     """Run the network over a loader (any iterable of collated batches; `len(loader.dataset)`
     sizes the progress bar): yields (batch, float32 logits at the label size, target).
+    `input_names` are the network's inputs (`ModelMetadata.input_names`): which of the batch's
+    images it takes.
 
     `input_size` resizes images before the network (labels stay as loaded); logits smaller
     than the labels (e.g. Cityscapes at full 1024x2048) are bilinearly upsampled to them."""
@@ -54,7 +46,7 @@ def iter_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model
         bar = tqdm(total=len(loader.dataset), desc=desc, unit="img", leave=False, file=sys.stderr)
     with torch.no_grad():
         for batch in loader:
-            inputs = list(model_inputs(batch, model_name, device, channels_last))
+            inputs = list(model_inputs(batch, input_names, device, channels_last))
             if input_size is not None and tuple(inputs[0].shape[-2:]) != tuple(input_size):
                 inputs[0] = F.interpolate(inputs[0], size=input_size, mode="bilinear", align_corners=False)
             target = batch["label"].to(device)
@@ -68,7 +60,7 @@ def iter_logits(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model
 
 
 @torch.no_grad()
-def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, model_name: str,
+def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, input_names: Sequence[str],
                     num_classes: int, ignore_index: int, device: torch.device | str, amp: str = "off",
                     channels_last: bool = False, progress: bool = True,
                     input_size: tuple[int, int] | None = None, decide: Decide | None = None,
@@ -87,7 +79,7 @@ def evaluate_loader(net: nn.Module | Callable[..., torch.Tensor], loader: Any, m
     """
     decide = decide or argmax_decision
     cm = ConfusionMatrix(num_classes, ignore_index, device=torch.device(device))
-    for batch, logits, target in iter_logits(net, loader, model_name, device, amp, channels_last,
+    for batch, logits, target in iter_logits(net, loader, input_names, device, amp, channels_last,
                                              input_size, progress):
         pred = decide(logits)
         cm.update(pred, target)

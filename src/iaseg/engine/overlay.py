@@ -10,7 +10,6 @@ import numpy as np
 from iaseg.checkpoint import dataset_settings, load_checkpoint, model_from_checkpoint
 from iaseg.data.loader import collate
 from iaseg.metrics.figures import importance_overlay, plot_overlays
-from iaseg.models import takes_spatial
 
 from .evaluator import iter_logits
 
@@ -44,7 +43,7 @@ def pair_datasets(metas: Sequence[Any], settings: dict[str, Any], split: str,
     from iaseg.data import build_dataset  # looked up at call time (tests substitute it)
 
     return [build_dataset(settings["name"], settings["root"], split, size=size,
-                          **({"spatial_size": m.spatial_size} if takes_spatial(m.model_name) else {}),
+                          **({"spatial_size": m.spatial_size} if m.num_inputs == 2 else {}),
                           **settings["options"]) for m in metas]
 
 
@@ -61,7 +60,7 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     settings = dataset_settings(ckpts[0], dataset, root, fallback=desc.name)
     name, root = settings["name"], settings["root"]
     metas = [meta for _, meta in loaded]
-    if not any(takes_spatial(m.model_name) for m in metas) and metas[0].input_size == metas[1].input_size:
+    if not any(m.num_inputs == 2 for m in metas) and metas[0].input_size == metas[1].input_size:
         data = pair_datasets(metas[:1], settings, split, tuple(metas[0].input_size)) * 2
     else:
         data = pair_datasets(metas, settings, split)
@@ -81,7 +80,7 @@ def overlay_from_checkpoints(checkpoints: Sequence[str | Path], names: Sequence[
     if not chosen:
         raise ValueError(f"dataset {name!r} split {split!r} at {root} has no images")
     preds = [[logits.argmax(1)[0].cpu().numpy()
-              for _, logits, _ in iter_logits(model, [collate([d[i]]) for i in chosen], meta.model_name, device,
+              for _, logits, _ in iter_logits(model, [collate([d[i]]) for i in chosen], meta.input_names, device,
                                               input_size=tuple(meta.input_size), progress=False)]
              for (model, meta), d in zip(loaded, data)]
     panels = []

@@ -49,7 +49,7 @@ from iaseg.engine.samplers import ShardSampler, SkipSampler
 from iaseg.engine.schedule import apply_schedule, build_scheduler
 from iaseg.engine.step import autocast_context, model_inputs
 from iaseg.hardware import native_bf16_cpu
-from iaseg.models import build_model
+from iaseg.models import build_model, input_names
 
 
 class _ValidationStopped(Exception):
@@ -112,6 +112,7 @@ class Trainer:
 
         self.model_name = cfg.model.name
         self.model = build_model(self.model_name, self.num_classes, **cfg.model.options).to(self.device)
+        self.input_names = input_names(self.model_name)  # which of a batch's images the network takes
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         with kept_rng_state():  # a cached class_stats.json skips the counting: same draws either way
@@ -453,7 +454,7 @@ class Trainer:
         n_images, t0 = 0, time.perf_counter()   # this session's images of the epoch, for the speed
         for batch in loader:
             t_step = time.perf_counter()
-            inputs = model_inputs(batch, self.model_name, self.device, cfg.channels_last)
+            inputs = model_inputs(batch, self.input_names, self.device, cfg.channels_last)
             target = batch["label"].to(self.device, non_blocking=True)
             with autocast_context(self.device, cfg.amp):
                 logits = self.net(*inputs)
@@ -511,7 +512,7 @@ class Trainer:
         loader = self._loader(self.val_set, False, 0)
         images: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         boundary = BoundaryMetrics(self.num_classes, self.ignore_index, device=self.device)
-        cm = evaluate_loader(self.net, loader, self.model_name, self.num_classes, self.ignore_index,
+        cm = evaluate_loader(self.net, loader, self.input_names, self.num_classes, self.ignore_index,
                              self.device, amp=self.cfg.train.amp, channels_last=self.cfg.train.channels_last,
                              progress=False, keep_images=images if self.writer is not None else None,
                              max_images=self.cfg.train.log_images,

@@ -5,6 +5,8 @@ int8, OpenVINO (fp32/bf16/int8), and one runner interface over all of them (see 
     >>> runner = load_runner("best.pt")             # fastest checked path on this machine
     >>> logits = runner(images)                     # float32 N x C x H x W
 """
+from iaseg.metadata import ModelMetadata  # the metadata every runner carries, part of this API
+
 from .accuracy import (PLAIN_FP32, AccuracyDropError, accuracy_guard, agreement, format_guard, guarded_accuracy,
                        mean_iou, parity_check, split_accuracy)
 from .cpu import cpu_name, default_precision, machine_info, native_bf16_cpu
@@ -13,7 +15,6 @@ from .files import (export_onnx, export_torchscript, int8_onnx_bytes, load_torch
 from .fold import count_batchnorms, fold_batchnorm, fold_conv_bn
 from .fuse import fuse_conv_relu
 from .graph import export_ready, specialise_pooling
-from .metadata import ModelMetadata
 from .openvino import (OpenVINORunner, export_openvino, openvino_available, openvino_model, quantize_openvino,
                        read_openvino_metadata, save_openvino)
 from .runners import (BACKENDS, PRECISIONS, OnnxRunner, Runner, TorchRunner, TorchScriptRunner,

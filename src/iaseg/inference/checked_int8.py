@@ -22,7 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .metadata import ModelMetadata, weights_digest
+from iaseg.metadata import ModelMetadata
+
+from .integrity import weights_digest
 
 
 def checkpoint_weights_digest(model: nn.Module) -> str:

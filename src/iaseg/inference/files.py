@@ -15,12 +15,11 @@ import torch
 from torch import nn
 
 from iaseg.io import atomic_write_bytes
-from iaseg.models import default_spatial_size, example_inputs
+from iaseg.metadata import DECISION_RULE_KEY, WEIGHTS_KEY, ModelMetadata
 
 from .cpu import cpu_flags
 from .graph import export_ready
-from .metadata import (WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, expects_checksum,
-                       weights_digest)
+from .integrity import check_output_classes, check_weights, expects_checksum, weights_digest
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # the highest the TorchScript-based exporter of torch 2.13 writes
@@ -45,10 +44,7 @@ def write_file(path: str | Path, data: bytes) -> Path:
 def _inputs_for(meta: ModelMetadata, batch: int) -> tuple[torch.Tensor, ...]:
     if meta.input_size is None:
         raise ValueError("export needs an input size (the checkpoint has none: pass --size HxW)")
-    spatial = meta.spatial_size
-    if meta.num_inputs == 2 and spatial is None:
-        spatial = default_spatial_size(meta.input_size)
-    return example_inputs(meta.model_name, meta.input_size, batch=batch, spatial_size=spatial)
+    return meta.example_inputs(batch)
 
 
 def check_classes_by_running(source: str, meta: ModelMetadata, run: Any) -> None:
@@ -56,19 +52,12 @@ def check_classes_by_running(source: str, meta: ModelMetadata, run: Any) -> None
     sizes; ValueError naming `source` when it fails or its output channels are not the
     metadata's class count."""
     try:
-        out = run(*_inputs_for(complete_metadata(meta), 1))
+        out = run(*_inputs_for(meta, 1))
     except Exception as e:  # noqa: BLE001 - each runtime raises its own types
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ValueError(f"{source}: the model does not run on the inputs its metadata describes "
                          f"({type(e).__name__}: {first})") from None
     check_output_classes(source, meta, int(out.shape[1]) if out.dim() == 4 else None)
-
-
-def complete_metadata(meta: ModelMetadata) -> ModelMetadata:
-    """Fill in BiERF-PSPNet's default spatial size so exported files state it."""
-    if meta.num_inputs == 2 and meta.spatial_size is None and meta.input_size is not None:
-        return meta.with_(spatial_size=default_spatial_size(meta.input_size))
-    return meta
 
 
 def onnx_bytes(model: nn.Module, meta: ModelMetadata, opset: int = MIN_OPSET, batch: int = 1,
@@ -81,7 +70,7 @@ def onnx_bytes(model: nn.Module, meta: ModelMetadata, opset: int = MIN_OPSET, ba
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported: iaseg exports opset {MIN_OPSET} to {MAX_OPSET}")
-    meta = complete_metadata(meta)
+    meta = meta.complete()  # exported files state every input's size
     inputs = _inputs_for(meta, batch)
     ready = export_ready(model, meta.input_size, fold_bn=fold_bn)
     names = list(meta.input_names)
@@ -116,7 +105,7 @@ def set_onnx_metadata(proto: Any, meta: ModelMetadata) -> None:
         "precision": meta.precision,
     }
     if meta.decision_rule is not None:
-        entries["iaseg.decision_rule"] = json.dumps(meta.decision_rule)  # = iaseg.decision.ONNX_METADATA_KEY
+        entries[DECISION_RULE_KEY] = json.dumps(meta.decision_rule)
     entries[WEIGHTS_KEY] = onnx_weights_digest(proto)
     del proto.metadata_props[:]
     for k, v in entries.items():
@@ -184,7 +173,7 @@ def torchscript_sidecar(path: str | Path) -> Path:
 def trace_torchscript(model: nn.Module, meta: ModelMetadata, fold_bn: bool = True) -> torch.jit.ScriptModule:
     """Trace `model` (float32, folded, pooling fixed for meta.input_size). The traced graph runs at
     any batch size; its H x W are those of meta.input_size/spatial_size."""
-    meta = complete_metadata(meta)
+    meta = meta.complete()  # exported files state every input's size
     inputs = _inputs_for(meta, 1)
     ready = export_ready(model, meta.input_size, fold_bn=fold_bn)
     with quiet_jit(), torch.no_grad():
@@ -195,7 +184,7 @@ def export_torchscript(model: nn.Module, meta: ModelMetadata, path: str | Path,
                        fold_bn: bool = True) -> Path:
     """Save trace_torchscript(model) with the metadata inside the archive (extra file
     'iaseg.json') and beside it (PATH.json, for tools that do not read TorchScript)."""
-    meta = complete_metadata(meta)
+    meta = meta.complete()  # exported files state every input's size
     traced = trace_torchscript(model, meta, fold_bn=fold_bn)
     buf = io.BytesIO()
     with quiet_jit():

@@ -17,9 +17,7 @@ import torch
 from iaseg.data.base import image_to_tensor
 from iaseg.data.io import IMAGE_EXTENSIONS, label_lut, map_label, read_image, resize_label
 from iaseg.data.io import read_label as read_raw_label
-from iaseg.models import image_inputs
-
-from .metadata import ModelMetadata
+from iaseg.metadata import ModelMetadata
 
 
 def image_files(root: str | Path) -> list[Path]:
@@ -50,7 +48,7 @@ def inputs_from_image(image: torch.Tensor, meta: ModelMetadata) -> tuple[torch.T
         raise ValueError("the model has no input size: give one (--size HxW)")
     if meta.num_inputs == 2 and meta.spatial_size is None:
         raise ValueError("BiERF-PSPNet needs a spatial size")
-    return image_inputs(meta.model_name, image[None].float(), meta.input_size, meta.spatial_size)
+    return meta.image_inputs(image[None].float())
 
 
 def folder_inputs(root: str | Path, meta: ModelMetadata, count: int | None = 32, seed: int = 0

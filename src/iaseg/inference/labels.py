@@ -1,6 +1,7 @@
-"""Label maps at the image's size from logits at the network's size, without upsampling every
-class: the same label map as `resize_logits` (PyTorch bilinear, align_corners=False) followed
-by argmax, at a fraction of the cost.
+"""Label maps at the image's size from logits at the network's size: `resize_logits` then
+`argmax_decision`, the reference path every caller shares (the engine's evaluator, the
+predictor, kept here below both), and `upsample_argmax`, the same label map without upsampling
+every class (PyTorch bilinear, align_corners=False, then argmax) at a fraction of the cost.
 
 Why it is the same: a bilinearly interpolated pixel is a convex combination of its (up to) four
 source pixels. Where those four have the same argmax c (first maximum on ties), c is still the
@@ -18,6 +19,22 @@ offsets, and boundary pixels add them after interpolating, as the resize-then-de
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def argmax_decision(logits: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W logits -> N x H x W class ids: the decision without a rule."""
+    return logits.argmax(1)
+
+
+def resize_logits(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """float32 logits, bilinearly resized to `size` (H, W) when they differ: the reference path
+    (the evaluator's, and the predictor's for a decision other than offsets)."""
+    logits = logits.float()
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
 
 
 def argmax_classes(logits: np.ndarray) -> np.ndarray:

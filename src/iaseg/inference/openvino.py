@@ -39,11 +39,11 @@ import torch
 from torch import nn
 
 from iaseg.io import replace_files
+from iaseg.metadata import WEIGHTS_KEY, ModelMetadata
 
 from .cpu import native_bf16_cpu
-from .files import _Reader, complete_metadata, onnx_bytes
-from .metadata import (WEIGHTS_KEY, ModelMetadata, check_output_classes, check_weights, expects_checksum,
-                       weights_digest)
+from .files import _Reader, onnx_bytes
+from .integrity import check_output_classes, check_weights, expects_checksum, weights_digest
 from .runner_base import OPENVINO_SUFFIXES, Runner, numpy_inputs
 
 RT_INFO_KEY = "iaseg"
@@ -139,7 +139,7 @@ def openvino_weights_digest(model: Any) -> str:
 def openvino_model(model: nn.Module, meta: ModelMetadata, fold_bn: bool = True, opset: int = 17) -> Any:
     """An fp32 openvino.Model of `model` (float32, eval) at meta's input size(s), with a dynamic
     batch axis and the iaseg metadata, converted from iaseg's ONNX export."""
-    meta = complete_metadata(meta)
+    meta = meta.complete()
     data = onnx_bytes(model, meta, opset=opset, fold_bn=fold_bn)
     with tempfile.TemporaryDirectory(prefix="iaseg-ov-") as tmp:
         src = Path(tmp, "model.onnx")

@@ -11,10 +11,9 @@ import torch
 
 from iaseg.data.base import image_to_tensor
 from iaseg.data.io import resize_image
-from iaseg.engine.evaluator import argmax_decision, resize_logits
-from iaseg.models import default_spatial_size, takes_spatial
+from iaseg.metadata import ModelMetadata
 
-from .labels import upsample_argmax
+from .labels import argmax_decision, resize_logits, upsample_argmax
 
 
 def aspect_padding(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -43,8 +42,9 @@ class Predictor:
     """Callable: list of H x W x 3 uint8 images (sizes may differ) -> list of H x W integer
     label maps at the images' own sizes (uint8 for argmax and offset rules).
 
-    Each image is resized to `input_size` (and a two-input network's `spatial_size`) exactly as
-    the datasets do in training (`iaseg.data.io.resize_image`: PIL bilinear, antialiased when
+    Each image is resized to the network's input sizes (`meta.sizes`: its input size and a
+    two-input network's spatial size, by default at the paper's ratio) exactly as the datasets
+    do in training (`iaseg.data.io.resize_image`: PIL bilinear, antialiased when
     shrinking), the batch goes through `net` (a runner, which owns the precision), and each
     image's logits are upsampled to its size before `decide` (default argmax; a decision rule
     plugs in here). With `keep_aspect`, an image of another aspect ratio than `input_size` is
@@ -52,21 +52,17 @@ class Predictor:
     instead of being stretched; the logits are brought back to the padded size and the bands cut
     off."""
 
-    def __init__(self, net: Callable[..., torch.Tensor], model_name: str, input_size: tuple[int, int],
-                 spatial_size: tuple[int, int] | None, device: torch.device,
+    def __init__(self, net: Callable[..., torch.Tensor], meta: ModelMetadata, device: torch.device,
                  decide: Callable[[torch.Tensor], torch.Tensor] | None = None, keep_aspect: bool = False) -> None:
-        self.net, self.model_name, self.device = net, model_name, device
-        self.input_size = tuple(input_size)
-        if spatial_size is None and takes_spatial(model_name):
-            spatial_size = default_spatial_size(self.input_size)
-        self.spatial_size = tuple(spatial_size) if takes_spatial(model_name) else None
+        self.net, self.meta, self.device = net, meta, device
+        self.sizes = meta.sizes
+        self.input_size = self.sizes[0]
         self.decide = decide or argmax_decision
         self.keep_aspect = keep_aspect
 
     def inputs(self, image: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The network inputs (1 x 3 x h x w each) of one uint8 image, resized like training."""
-        sizes = [self.input_size] + ([self.spatial_size] if self.spatial_size is not None else [])
-        return tuple(image_to_tensor(resize_image(image, s))[None] for s in sizes)
+        return tuple(image_to_tensor(resize_image(image, s))[None] for s in self.sizes)
 
     def prepare(self, images: list[np.ndarray]) -> Prepared:
         """The batch's network inputs and what `labels` needs to bring the logits back (work

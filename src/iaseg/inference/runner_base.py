@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from iaseg.data.description import DatasetDescription
-
-from .metadata import ModelMetadata
+from iaseg.metadata import ModelMetadata
 
 BACKENDS = ("eager", "compile", "onnxruntime", "torchscript", "openvino")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")

@@ -19,13 +19,14 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from iaseg.metadata import ModelMetadata
+
 from .checked_int8 import default_int8_ir, describe_record
 from .cpu import default_precision
-from .files import (check_classes_by_running, complete_metadata, int8_onnx_bytes, load_onnx, load_torchscript,
-                    onnx_bytes, quiet_jit, trace_torchscript)
+from .files import (check_classes_by_running, int8_onnx_bytes, load_onnx, load_torchscript, onnx_bytes, quiet_jit,
+                    trace_torchscript)
 from .fold import fold_batchnorm
 from .fuse import Float32Head, fuse_conv_relu
-from .metadata import ModelMetadata
 from .runner_base import (BACKENDS, DTYPES, FILE_BACKENDS, ONNX_SUFFIXES, OPENVINO_SUFFIXES, PRECISIONS,
                           TORCHSCRIPT_SUFFIXES, Runner, numpy_inputs)
 
@@ -284,7 +285,7 @@ def runner_from_model(model: nn.Module, meta: ModelMetadata, backend: str = "eag
         return OnnxRunner(data, device=device, threads=threads)
     if precision != "fp32":
         raise ValueError(f"backend torchscript runs fp32, not {precision}")
-    meta = complete_metadata(meta)
+    meta = meta.complete()
     return TorchScriptRunner(trace_torchscript(model, meta, fold_bn=fold_bn), meta, device=device)
 
 
@@ -326,10 +327,7 @@ def load_runner(source: str | Path | dict[str, Any], backend: str | None = None,
 
         model, meta = model_from_checkpoint(source, device="cpu")
         if input_size is not None and tuple(input_size) != meta.input_size:
-            from iaseg.models import default_spatial_size
-
-            size = (int(input_size[0]), int(input_size[1]))
-            meta = meta.with_(input_size=size, spatial_size=default_spatial_size(size) if meta.num_inputs == 2 else None)
+            meta = meta.at_size(input_size)  # a spatial size belongs to its context size: the default follows
         chosen = ""
         if backend is None:
             torch_options = (not fold_bn or not channels_last or fuse is not None or cuda_graphs

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -163,18 +163,36 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def input_sizes(name: str, size: tuple[int, int], spatial_size: tuple[int, int] | None = None
+                ) -> tuple[tuple[int, int], ...]:
+    """The H x W of each input of network `name` run at (context) `size`: (size,), or for a
+    network with a spatial input (size, spatial_size), the spatial size defaulting to
+    `default_spatial_size(size)`. The one place that default is filled in (`ModelMetadata.sizes`
+    asks here)."""
+    size = (int(size[0]), int(size[1]))
+    if not takes_spatial(name):
+        return (size,)
+    return size, (tuple(spatial_size) if spatial_size else default_spatial_size(size))
+
+
+def zero_inputs(sizes: Sequence[tuple[int, int]], batch: int = 1,
+                device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+    """batch x 3 x H x W zeros for each (H, W) of `sizes`."""
+    return tuple(torch.zeros(batch, 3, *s, device=device) for s in sizes)
+
+
+def resized_inputs(images: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+    """N x 3 x H x W images in [0, 1] resized (bilinear, clamped to [0, 1]) to each of `sizes`;
+    images already at a size are passed as they are."""
+    return tuple(_resized(images, tuple(s)) for s in sizes)
+
+
 def example_inputs(name: str, input_size: tuple[int, int], batch: int = 1,
                    spatial_size: tuple[int, int] | None = None,
                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
     """Zero inputs of the right shapes for `name` (the spatial image defaults to 1024x2048 if the
-    context is 360x720, else to the context size scaled by 2048/720)."""
-    h, w = input_size
-    x = torch.zeros(batch, 3, h, w, device=device)
-    if not takes_spatial(name):
-        return (x,)
-    if spatial_size is None:
-        spatial_size = default_spatial_size((h, w))
-    return x, torch.zeros(batch, 3, *spatial_size, device=device)
+    context is 360x720, else to the context size scaled by 2048/720: `input_sizes`)."""
+    return zero_inputs(input_sizes(name, input_size, spatial_size), batch, device)
 
 
 def image_inputs(name: str, images: torch.Tensor, size: tuple[int, int] | None = None,
@@ -183,10 +201,7 @@ def image_inputs(name: str, images: torch.Tensor, size: tuple[int, int] | None =
     (bilinear) to `size` (default: as they are) and, for a network with a spatial input, the
     same images resized to `spatial_size` (default: `default_spatial_size(size)`)."""
     size = tuple(size) if size is not None else tuple(images.shape[-2:])
-    out = [_resized(images, size)]
-    if takes_spatial(name):
-        out.append(_resized(images, tuple(spatial_size) if spatial_size else default_spatial_size(size)))
-    return tuple(out)
+    return resized_inputs(images, input_sizes(name, size, spatial_size))
 
 
 def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -242,4 +257,5 @@ def _fmt(v: Any) -> str:
 
 __all__ = ["CHECK_SIZE", "INPUT_KEYS", "MODELS", "BiERFPSPNet", "ERFPSPNet", "build_model", "check_network",
            "count_parameters", "default_spatial_size", "describe", "example_inputs", "format_table", "image_inputs",
-           "import_factory", "input_names", "is_import_path", "model_class", "takes_spatial"]
+           "import_factory", "input_names", "input_sizes", "is_import_path", "model_class", "resized_inputs",
+           "takes_spatial", "zero_inputs"]

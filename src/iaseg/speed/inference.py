@@ -38,7 +38,7 @@ def _source(args: BenchmarkSettings) -> tuple[torch.nn.Module, Any]:
     from iaseg.checkpoint import model_from_checkpoint
     from iaseg.data import load_description
     from iaseg.inference import ModelMetadata
-    from iaseg.models import build_model, default_spatial_size
+    from iaseg.models import build_model
 
     if args.checkpoint:
         model, meta = model_from_checkpoint(args.checkpoint)  # its network wins over --model
@@ -56,8 +56,7 @@ def _source(args: BenchmarkSettings) -> tuple[torch.nn.Module, Any]:
         torch.manual_seed(0)
         model = build_model(args.model, classes).eval()
         meta = ModelMetadata(args.model, desc)
-    spatial = args.spatial_size or (default_spatial_size(size) if meta.num_inputs == 2 else None)
-    return model, meta.with_(input_size=size, spatial_size=spatial)
+    return model, meta.with_(input_size=size, spatial_size=args.spatial_size).complete()
 
 
 def _inference_configs(args: BenchmarkSettings, device: torch.device) -> list[tuple[str, str, dict[str, Any]]]:

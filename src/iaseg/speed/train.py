@@ -125,7 +125,8 @@ def run_train(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dic
     """Time a training step for each (precision, loss); `on_row` hears of each row as soon as it
     is measured."""
     from iaseg.data import load_description
-    from iaseg.models import build_model, default_spatial_size, takes_spatial
+    from iaseg.metadata import ModelMetadata
+    from iaseg.models import build_model
     from iaseg.models.paths import previous_training_path
 
     device = torch.device(args.device)
@@ -138,7 +139,8 @@ def run_train(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dic
     if desc.num_classes != classes:
         raise ValueError(f"--num-classes {classes}: use 11 (CamVid) or 19 (Cityscapes)")
     g = torch.Generator().manual_seed(0)
-    sizes = [size] + ([args.spatial_size or default_spatial_size(size)] if takes_spatial(args.model) else [])
+    meta = ModelMetadata(args.model, desc, input_size=size, spatial_size=args.spatial_size)
+    sizes = list(meta.sizes)
     x32 = [torch.rand(batch, 3, *s, generator=g) for s in sizes]
 
     def inputs(frame: tuple[int, int]) -> list[torch.Tensor]:
@@ -147,7 +149,7 @@ def run_train(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dic
         if tuple(frame) == tuple(size):
             return x32
         return [x32[0][..., :frame[0], :frame[1]].contiguous()] + \
-            ([torch.rand(batch, 3, *default_spatial_size(frame), generator=g)] if len(sizes) == 2 else [])
+            [torch.rand(batch, 3, *s, generator=g) for s in meta.at_size(frame).sizes[1:]]
 
     y = torch.randint(0, classes, (batch, *size), generator=g)
     y[torch.rand(y.shape, generator=g) < 0.05] = desc.ignore_index  # some void pixels, as in real labels

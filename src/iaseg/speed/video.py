@@ -67,7 +67,7 @@ def float_overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, num
 def _before(clip: Path, predictor: Any, palette: np.ndarray, num_classes: int, out: Path, rate: Fraction,
             clock: Callable[[str], None] | None = None) -> int:
     """The path before the pipeline, one frame after another; `clock(stage)` after each stage."""
-    from iaseg.engine.evaluator import resize_logits
+    from iaseg.inference.labels import resize_logits
     from iaseg.inference.video import VideoWriter, _av
 
     tick = clock or (lambda stage: None)
@@ -167,7 +167,7 @@ def run_video(args: BenchmarkSettings, on_row: RowCallback | None = None) -> dic
     runner = load_runner(args.checkpoint, device=device, threads=args.threads,
                          input_size=tuple(args.size) if args.size else None)
     size = tuple(args.size) if args.size else runner.input_size
-    predictor = Predictor(runner, runner.model_name, size, runner.spatial_size, device)
+    predictor = Predictor(runner, runner.meta.with_(input_size=size), device)
     desc = runner.description
     table = blend_table(desc)
     with tempfile.TemporaryDirectory(prefix="iaseg-video-") as tmp:

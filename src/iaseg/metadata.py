@@ -1,17 +1,23 @@
-"""What a runner needs to know besides the weights: the network, its classes and input sizes.
+"""What a network needs besides its weights, decided once: `ModelMetadata` (the network, its
+classes, its inputs and their sizes, precision, a baked decision rule), and the keys under which
+exported files carry it (the wire constants).
 
-Stored inside exported files (ONNX `metadata_props`, TorchScript `_extra_files`) so that an
-exported file alone can be run, coloured and evaluated.
+Below `iaseg.checkpoint` (which builds one from a checkpoint) and `iaseg.inference` (which stores
+one inside exported files: ONNX `metadata_props`, TorchScript `_extra_files`, OpenVINO rt_info,
+so that an exported file alone can be run, coloured and evaluated). Everything that feeds a
+network takes its inputs and sizes from here (`input_names`, `sizes`, `complete`, `at_size`,
+`example_inputs`, `image_inputs`) rather than asking the model registry by name again.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
+
+import torch
 
 from iaseg.data.description import DatasetDescription
-from iaseg.models import input_names
+from iaseg.models import input_names, input_sizes, resized_inputs, zero_inputs
 
 # 2: every file records its weights' SHA-256 (WEIGHTS_KEY). Version 1 files from before
 # 2026-11-26 have none; those written since carry it and an "accuracy_check" entry (added to the
@@ -21,10 +27,17 @@ FORMAT_VERSION = 2
 # file, OpenVINO rt_info), checked when they are loaded: a damaged file that still parses would
 # otherwise run with wrong weights.
 WEIGHTS_KEY = "iaseg.weights_sha256"
+# Where an exported file with a baked-in decision rule keeps rule.to_dict() as JSON (ONNX
+# metadata_props; iaseg.decision.ONNX_METADATA_KEY is this key).
+DECISION_RULE_KEY = "iaseg.decision_rule"
 
 
 @dataclass(frozen=True)
 class ModelMetadata:
+    """A network as it is run: its name (the registry's, or an import path), options, classes and
+    sizes as stated by its checkpoint or file (`spatial_size` may be None: `sizes` and
+    `complete` fill a two-input network's in), plus what an exported graph carries."""
+
     model_name: str
     description: DatasetDescription
     input_size: tuple[int, int] | None = None          # (H, W) of the (context) input
@@ -43,6 +56,39 @@ class ModelMetadata:
     @property
     def num_inputs(self) -> int:
         return len(self.input_names)
+
+    @property
+    def sizes(self) -> tuple[tuple[int, int], ...]:
+        """The H x W of each input the network runs at: (input_size,), or for a two-input
+        network (input_size, spatial_size), the spatial size defaulting to the paper's ratio
+        (`iaseg.models.input_sizes`). ValueError when there is no input size."""
+        if self.input_size is None:
+            raise ValueError(f"{self.model_name} has no input size: give one (--size HxW)")
+        return input_sizes(self.model_name, self.input_size, self.spatial_size)
+
+    def complete(self) -> "ModelMetadata":
+        """This metadata with a two-input network's spatial size filled in (the default ratio to
+        the input size) when it states none, so that exported files and runners state it."""
+        if self.num_inputs == 2 and self.spatial_size is None and self.input_size is not None:
+            return self.with_(spatial_size=self.sizes[1])
+        return self
+
+    def at_size(self, input_size: tuple[int, int], spatial_size: tuple[int, int] | None = None
+                ) -> "ModelMetadata":
+        """The network run at another (context) `input_size`: a two-input network's spatial
+        size is `spatial_size`, else the default for the new size (the old one belongs to the
+        old size)."""
+        size = (int(input_size[0]), int(input_size[1]))
+        return self.with_(input_size=size, spatial_size=tuple(spatial_size) if spatial_size else None).complete()
+
+    def example_inputs(self, batch: int = 1, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+        """Zero inputs of the network's shapes (batch x 3 x H x W at each of `sizes`)."""
+        return zero_inputs(self.sizes, batch, device)
+
+    def image_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The network inputs for N x 3 x H x W images in [0, 1]: resized (bilinear) to each of
+        `sizes`."""
+        return resized_inputs(images, self.sizes)
 
     def with_(self, **changes: Any) -> "ModelMetadata":
         return replace(self, **changes)
@@ -87,51 +133,6 @@ class ModelMetadata:
         except json.JSONDecodeError as e:
             raise ValueError(f"{source}: iaseg metadata is not valid JSON ({e})") from None
         return cls.from_dict(d, source)
-
-
-def weights_digest(arrays: Iterable[tuple[str, Any]]) -> str:
-    """SHA-256 of a model's weights: (name, numpy array) pairs in graph order, each array's
-    dtype, shape and bytes."""
-    h = hashlib.sha256()
-    for name, a in arrays:
-        h.update(f"{name}|{a.dtype.str}|{tuple(a.shape)}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def expects_checksum(metadata_json: str | None) -> bool:
-    """Whether the iaseg metadata (JSON text) of a file says it was written by a version that
-    records the weights' checksum: format_version >= 2, or a version-1 file with the
-    "accuracy_check" entry, which came after the checksum."""
-    try:
-        d = json.loads(metadata_json) if metadata_json else {}
-    except ValueError:
-        return False
-    if not isinstance(d, dict):
-        return False
-    version = d.get("format_version")
-    return (isinstance(version, int) and version >= 2) or "accuracy_check" in d
-
-
-def check_weights(source: str, recorded: str | None, actual: str, required: bool = False) -> None:
-    """ValueError naming `source` when its weights do not have the SHA-256 recorded at export,
-    or when `required` (its metadata says its version records one: `expects_checksum`) and
-    none is recorded. Files exported before iaseg recorded one are not checked."""
-    if required and not recorded:
-        raise ValueError(f"{source}: its checksum entry {WEIGHTS_KEY} is missing, though its metadata says it was "
-                         "written by an iaseg that records one (the file was altered: export it again)")
-    if recorded and recorded != actual:
-        raise ValueError(f"{source}: its weights do not match the checksum recorded at export (the file is "
-                         "damaged: export it again)")
-
-
-def check_output_classes(source: str, meta: ModelMetadata, channels: Any) -> None:
-    """ValueError naming `source` when the graph's output channels (an int when the graph states
-    them) disagree with the class count of its metadata."""
-    n = meta.description.num_classes
-    if isinstance(channels, int) and channels > 0 and channels != n:
-        raise ValueError(f"{source}: its iaseg metadata lists {n} classes but the model outputs {channels} "
-                         "channels (the metadata does not belong to this model: export it again)")
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

@@ -150,9 +150,8 @@ def labelled_dataset(args: argparse.Namespace, settings: dict[str, Any], meta: "
     """The --split of the dataset of `settings` for `evaluate`/`calibrate`: images at
     `input_size` unless --full-resolution; it must have the model's classes."""
     from iaseg.data import build_dataset
-    from iaseg.models import takes_spatial
 
-    spatial = {"spatial_size": meta.spatial_size} if takes_spatial(meta.model_name) else {}
+    spatial = {"spatial_size": meta.spatial_size} if meta.num_inputs == 2 else {}
     dataset = build_dataset(settings["name"], settings["root"], args.split,
                             size=None if args.full_resolution else input_size, **spatial, **settings["options"])
     desc = meta.description

@@ -4,7 +4,6 @@ epoch in metrics.jsonl (strict JSON, timestamped), TensorBoard events, and run.j
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 
 from iaseg.engine.config import Config, one_line
 from iaseg.engine.run_folder import config_header, utc_now
-from iaseg.io import append_text, atomic_write_text, write_error
+from iaseg.io import append_text, atomic_write_text, json_safe, json_text, write_error
 from iaseg.metrics.tables import pct
 
 
@@ -73,14 +72,14 @@ class RunLog:
         if not self.is_main:
             return
         path = self.out / "metrics.jsonl"
-        text = json.dumps(_finite(record), allow_nan=False, default=_json_default) + "\n"
+        text = json_text(record, indent=None)
         lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
         kept = [line for line in lines if _epoch_of(line) < record["epoch"]]
         if len(kept) < len(lines):
             atomic_write_text(path, "".join(kept) + text)
         else:
             append_text(path, text)
-        record = _finite(record)
+        record = json_safe(record)
         line = f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  " \
                f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
         val = record.get("val")
@@ -163,22 +162,5 @@ def _epoch_of(line: str) -> float:
         return -1.0
 
 
-def _finite(obj: Any) -> Any:
-    """NaN/inf -> None so metrics.jsonl stays strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -168,8 +168,7 @@ def run_inference(args: BenchmarkSettings, on_row: RowCallback | None = None) ->
     warmup = 5 if args.warmup is None else args.warmup
     repeats = 30 if args.repeats is None else args.repeats
     g = torch.Generator().manual_seed(0)
-    sizes = [meta.input_size] + ([meta.spatial_size] if meta.num_inputs == 2 else [])
-    inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in sizes)
+    inputs = tuple(torch.rand(batch, 3, *s, generator=g) for s in meta.sizes)
     info = describe(model, tuple(t[:1] for t in inputs))
     inputs = tuple(t.to(device) for t in inputs)  # on the device before timing: no host copies timed
     from iaseg.inference.checked_int8 import default_int8_ir

@@ -9,7 +9,6 @@ from tests.helpers.speed import SIZE, inputs_for, meta_for, random_model
 
 def test_specialised_pooling_equals_dynamic_pooling_and_checks_size():
     from iaseg.inference import export_ready, specialise_pooling
-    from iaseg.inference.files import complete_metadata
 
     for name, size in (("erfpspnet", (64, 96)), ("bierfpspnet", (64, 64))):
         model = random_model(name)
@@ -22,4 +21,4 @@ def test_specialised_pooling_equals_dynamic_pooling_and_checks_size():
         with torch.no_grad():
             specialise_pooling(copy.deepcopy(random_model("erfpspnet")), (64, 96))(torch.rand(1, 3, 64, 64))
     meta = meta_for("bierfpspnet").with_(input_size=(360, 720), spatial_size=None)
-    assert complete_metadata(meta).spatial_size == (1024, 2048)
+    assert meta.complete().spatial_size == (1024, 2048)

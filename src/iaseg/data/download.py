@@ -233,9 +233,9 @@ def _download_into(f: BinaryIO, url: str, dest: Path, timeout: float) -> str:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    from iaseg.io import atomic_write_bytes
+    from iaseg.io import write_json
 
-    atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    write_json(path, data, indent=1, sort_keys=True)
 
 
 def download_camvid(root: str | Path, base_url: str = DEFAULT_BASE_URL, splits: Iterable[str] = SPLITS,

@@ -326,7 +326,7 @@ def run_sweep(jobs: Sequence[SweepJob], overrides: Sequence[str] = (), parallel:
 
 
 def _write_summary(out: Path, jobs: Sequence[SweepJob], evaluate: bool, result: SweepResult) -> None:
-    from iaseg.io import atomic_write_bytes, write_error
+    from iaseg.io import write_error, write_json
 
     failed = {(j.name, j.seed): why for j, why in result.failed}
     rows = []
@@ -341,8 +341,8 @@ def _write_summary(out: Path, jobs: Sequence[SweepJob], evaluate: bool, result: 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_error(out / "sweep.json", e) from None
-    atomic_write_bytes(out / "sweep.json", json.dumps(
-        {"format": "iaseg.sweep/1", "updated": _now(), "evaluate": evaluate, "jobs": rows}, indent=1).encode())
+    write_json(out / "sweep.json", {"format": "iaseg.sweep/1", "updated": _now(), "evaluate": evaluate, "jobs": rows},
+               indent=1)
 
 
 def _now() -> str:

@@ -167,8 +167,7 @@ def dataset_class_stats(dataset: Iterable[Any], num_classes: int, ignore_index: 
             warnings.warn(f"class-statistics cache {path} is unreadable ({e}); recomputing", stacklevel=2)
     stats = count_class_pixels(dataset, num_classes, ignore_index, progress=progress)
     if path is not None:
-        from iaseg.io import atomic_write_bytes
+        from iaseg.io import write_json
 
-        text = json.dumps({"version": CACHE_VERSION, "key": key, "stats": stats}, indent=1)
-        atomic_write_bytes(path, text.encode())
+        write_json(path, {"version": CACHE_VERSION, "key": key, "stats": stats}, indent=1)
     return stats

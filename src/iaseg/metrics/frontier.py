@@ -185,11 +185,9 @@ class OffsetSweep:
 
 def save_frontier(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write `OffsetSweep.to_dict(...)` as JSON, atomically."""
-    from iaseg.io import atomic_write_bytes
+    from iaseg.io import write_json
 
-    path = Path(path)
-    atomic_write_bytes(path, (json.dumps(data, separators=(",", ":")) + "\n").encode())
-    return path
+    return write_json(Path(path), data, indent=None, separators=(",", ":"))
 
 
 def load_frontier(path: str | Path) -> dict[str, Any]:
